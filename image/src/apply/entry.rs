@@ -1,0 +1,277 @@
+//! Creating one tar entry under its (already resolved) parent directory and
+//! giving it the entry's ownership, mode, xattrs and times.
+
+use super::fsops::{self, Root};
+use super::{clean, Applier, Mode};
+use crate::error::{Error, Result};
+use crate::whiteout;
+use nix::fcntl::{openat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fchmodat, futimens, makedev, mknodat, mkdirat, utimensat, FchmodatFlags, Mode as FileMode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use tar::EntryType;
+
+type Entry<'a, 'b> = tar::Entry<'a, &'b mut dyn Read>;
+
+/// Ownership, mode, times and xattrs of an entry.
+struct Meta {
+    uid: u32,
+    gid: u32,
+    mode: u32,
+    atime: TimeSpec,
+    mtime: TimeSpec,
+    xattrs: Vec<(String, Vec<u8>)>,
+}
+
+fn meta(e: &mut Entry) -> Result<Meta> {
+    let h = e.header();
+    let err = |what: &str| Error::Invalid(format!("bad {what} field"));
+    let uid = h.uid().map_err(|_| err("uid"))? as u32;
+    let gid = h.gid().map_err(|_| err("gid"))? as u32;
+    let mode = h.mode().map_err(|_| err("mode"))? & 0o7777;
+    let mut mtime = TimeSpec::new(h.mtime().map_err(|_| err("mtime"))? as i64, 0);
+    let mut atime = None;
+    let mut xattrs = Vec::new();
+    if let Some(pax) = e.pax_extensions().map_err(|e| Error::io("pax header", e))? {
+        for ext in pax {
+            let ext = ext.map_err(|e| Error::io("pax header", e))?;
+            let Ok(key) = ext.key() else { continue };
+            if let Some(name) = key.strip_prefix("SCHILY.xattr.") {
+                if !whiteout::is_reserved_xattr(name) {
+                    xattrs.push((name.to_string(), ext.value_bytes().to_vec()));
+                }
+            } else if key == "mtime" {
+                mtime = pax_time(ext.value_bytes()).unwrap_or(mtime);
+            } else if key == "atime" {
+                atime = pax_time(ext.value_bytes());
+            }
+        }
+    }
+    Ok(Meta { uid, gid, mode, atime: atime.unwrap_or(mtime), mtime, xattrs })
+}
+
+fn pax_time(v: &[u8]) -> Option<TimeSpec> {
+    let s = std::str::from_utf8(v).ok()?;
+    let (sec, frac) = s.split_once('.').unwrap_or((s, ""));
+    let sec: i64 = sec.parse().ok()?;
+    let mut nanos = 0i64;
+    if !frac.is_empty() {
+        let digits: String = frac.chars().take(9).collect();
+        nanos = digits.parse::<i64>().ok()? * 10i64.pow(9 - digits.len() as u32);
+    }
+    Some(TimeSpec::new(sec, if sec < 0 { -nanos } else { nanos }))
+}
+
+pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: &OsString, rel: &Path) -> Result<()> {
+    let kind = e.header().entry_type();
+    let m = meta(e)?;
+    let dir = a.parent_dir(parent, true)?.expect("created");
+    let dir = dir.as_fd();
+    let name = base.as_os_str();
+    let existing = fsops::lstat_at(dir, name).map_err(|e| Error::sys("stat", rel, e))?;
+    let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
+    match kind {
+        EntryType::Directory => {
+            match existing {
+                Some(st) if fsops::is_dir(&st) => {}
+                Some(_) => {
+                    fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
+                    mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?;
+                }
+                None => mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?,
+            }
+            let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty()).map_err(sys("open"))?;
+            set_fd_meta(fd.as_fd(), &m, rel, false)?;
+            a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
+        }
+        EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            if existing.is_some() {
+                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
+            }
+            let fd = openat(dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::from_bits_truncate(0o600))
+                .map_err(sys("create"))?;
+            let mut f = File::from(fd);
+            a.stats.bytes += std::io::copy(e, &mut f).map_err(|err| Error::io(rel, err))?;
+            set_fd_meta(f.as_fd(), &m, rel, true)?;
+        }
+        EntryType::Symlink => {
+            let target = e.link_name_bytes().ok_or_else(|| Error::Invalid("symlink without target".into()))?;
+            if existing.is_some() {
+                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
+            }
+            symlinkat(OsStr::from_bytes_compat(&target), dir, name).map_err(sys("symlink"))?;
+            set_at_meta(dir, name, &m, rel, true)?;
+        }
+        EntryType::Char | EntryType::Block | EntryType::Fifo => {
+            let h = e.header();
+            let major = h.device_major().ok().flatten().unwrap_or(0) as u64;
+            let minor = h.device_minor().ok().flatten().unwrap_or(0) as u64;
+            let (k, dev) = match kind {
+                EntryType::Char => (SFlag::S_IFCHR, makedev(major, minor)),
+                EntryType::Block => (SFlag::S_IFBLK, makedev(major, minor)),
+                _ => (SFlag::S_IFIFO, 0),
+            };
+            if existing.is_some() {
+                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
+            }
+            mknodat(dir, name, k, FileMode::empty(), dev).map_err(sys("mknod"))?;
+            set_at_meta(dir, name, &m, rel, false)?;
+        }
+        EntryType::Link => {
+            let target = e.link_name_bytes().ok_or_else(|| Error::Invalid("hardlink without target".into()))?;
+            hardlink(a, &clean(&target), dir, name, rel)?;
+        }
+        EntryType::XGlobalHeader | EntryType::XHeader | EntryType::GNULongName | EntryType::GNULongLink => {}
+        other => return Err(Error::Invalid(format!("unsupported tar entry type {other:?}"))),
+    }
+    Ok(())
+}
+
+/// Links `name` to the entry `target` names, resolved inside the root. The
+/// link is made from the target's parent fd and name, so neither a symlinked
+/// parent nor a `..` can point it at a file outside the root. In overlay mode
+/// a target from a lower layer is first copied up into this layer.
+fn hardlink(a: &mut Applier, target: &[OsString], dir: BorrowedFd, name: &OsStr, rel: &Path) -> Result<()> {
+    let Some((tbase, tparent)) = target.split_last() else {
+        return Err(Error::Invalid("hardlink to the root directory".into()));
+    };
+    let trel: PathBuf = target.iter().collect();
+    if trel == rel {
+        return Ok(());
+    }
+    let mut tdir = a.parent_dir(tparent, false)?;
+    let mut tst = match &tdir {
+        Some(d) => fsops::lstat_at(d.as_fd(), tbase).map_err(|e| Error::sys("stat", &trel, e))?,
+        None => None,
+    };
+    if tst.is_none() {
+        if let Mode::Overlay { lowers } = a.mode {
+            let lowers = lowers.clone();
+            let d = a.parent_dir(tparent, true)?.expect("created");
+            if copy_up(&lowers, &trel, d.as_fd(), tbase)? {
+                tst = fsops::lstat_at(d.as_fd(), tbase).map_err(|e| Error::sys("stat", &trel, e))?;
+                tdir = Some(d);
+            }
+        }
+    }
+    let (Some(tdir), Some(tst)) = (tdir, tst) else {
+        return Err(Error::Invalid(format!("hardlink target {} does not exist", trel.display())));
+    };
+    if fsops::is_dir(&tst) {
+        return Err(Error::Invalid(format!("hardlink target {} is a directory", trel.display())));
+    }
+    if let Some(st) = fsops::lstat_at(dir, name).map_err(|e| Error::sys("stat", rel, e))? {
+        if st.st_ino == tst.st_ino && st.st_dev == tst.st_dev {
+            return Ok(());
+        }
+        fsops::remove_all_at(dir, name).map_err(|e| Error::sys("remove", rel, e))?;
+    }
+    linkat(tdir.as_fd(), tbase.as_os_str(), dir, name, AtFlags::empty()).map_err(|e| Error::sys("link", rel, e))
+}
+
+/// Copies `rel` from the topmost lower layer that has it into `dir/name`.
+fn copy_up(lowers: &[PathBuf], rel: &Path, dir: BorrowedFd, name: &OsStr) -> Result<bool> {
+    for lower in lowers {
+        let root = Root::open(lower)?;
+        let Ok(src) = root.resolve(rel, OFlag::O_PATH | OFlag::O_NOFOLLOW) else { continue };
+        let st = nix::sys::stat::fstat(src.as_fd()).map_err(|e| Error::sys("stat", lower.join(rel), e))?;
+        let fmt = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        let m = Meta {
+            uid: st.st_uid,
+            gid: st.st_gid,
+            mode: st.st_mode & 0o7777,
+            atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
+            mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
+            xattrs: fsops::lxattrs(&lower.join(rel)).unwrap_or_default().into_iter().filter(|(k, _)| !whiteout::is_reserved_xattr(k)).collect(),
+        };
+        if fmt == SFlag::S_IFREG {
+            let mut from = File::from(root.resolve(rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW).map_err(|e| Error::sys("open", lower.join(rel), e))?);
+            let fd = openat(dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::from_bits_truncate(0o600))
+                .map_err(|e| Error::sys("create", rel, e))?;
+            let mut to = File::from(fd);
+            std::io::copy(&mut from, &mut to).map_err(|e| Error::io(rel, e))?;
+            set_fd_meta(to.as_fd(), &m, rel, true)?;
+        } else if fmt == SFlag::S_IFLNK {
+            let (pdir, pname) = (lower.join(rel).parent().map(Path::to_path_buf).unwrap_or_default(), rel.file_name().unwrap_or_default());
+            let t = std::fs::read_link(pdir.join(pname)).map_err(|e| Error::io(lower.join(rel), e))?;
+            symlinkat(t.as_os_str(), dir, name).map_err(|e| Error::sys("symlink", rel, e))?;
+            set_at_meta(dir, name, &m, rel, true)?;
+        } else {
+            return Err(Error::Invalid(format!("hardlink target {} in a lower layer is not a file", rel.display())));
+        }
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+fn set_fd_meta(fd: BorrowedFd, m: &Meta, rel: &Path, times: bool) -> Result<()> {
+    let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
+    // chown first: it clears setuid bits and security.capability.
+    fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))).map_err(sys("chown"))?;
+    fchmod(fd, FileMode::from_bits_truncate(m.mode)).map_err(sys("chmod"))?;
+    for (k, v) in &m.xattrs {
+        fsops::fsetxattr(fd, k, v).map_err(|e| Error::sys("setxattr", rel.join(k), e))?;
+    }
+    if times {
+        futimens(fd, &m.atime, &m.mtime).map_err(sys("set times"))?;
+    }
+    Ok(())
+}
+
+fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: bool) -> Result<()> {
+    let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
+    fchownat(dir, name, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys("chown"))?;
+    if !symlink {
+        // `name` was just created by mknod in a directory we hold: not a symlink.
+        fchmodat(dir, name, FileMode::from_bits_truncate(m.mode), FchmodatFlags::FollowSymlink).map_err(sys("chmod"))?;
+    }
+    for (k, v) in &m.xattrs {
+        match fsops::lsetxattr_at(dir, name, k, v) {
+            // user.* xattrs are not allowed on symlinks and devices.
+            Err(nix::errno::Errno::EPERM) if k.starts_with("user.") => {}
+            r => r.map_err(|e| Error::sys("setxattr", rel.join(k), e))?,
+        }
+    }
+    utimensat(dir, name, &m.atime, &m.mtime, UtimensatFlags::NoFollowSymlink).map_err(sys("set times"))?;
+    Ok(())
+}
+
+/// The `./` entry: metadata of the target directory itself.
+pub(super) fn root_metadata(a: &mut Applier, e: &mut Entry) -> Result<()> {
+    let m = meta(e)?;
+    let fd = a.root.resolve(Path::new(""), OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|err| Error::sys("open", &a.root.path, err))?;
+    set_fd_meta(fd.as_fd(), &m, Path::new("/"), false)?;
+    a.dir_times.push((PathBuf::new(), m.atime, m.mtime));
+    Ok(())
+}
+
+/// Gives a directory created implicitly in an overlay layer the owner and
+/// mode of the same directory in the layers below, if any has it.
+pub(super) fn inherit_dir_meta(lowers: &[PathBuf], rel: &Path, parent: BorrowedFd) -> Result<()> {
+    for lower in lowers {
+        let Ok(root) = Root::open(lower) else { continue };
+        let Ok(fd) = root.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY) else { continue };
+        let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| Error::sys("stat", lower.join(rel), e))?;
+        let name = rel.file_name().unwrap_or_default();
+        let made: OwnedFd = openat(parent, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty())
+            .map_err(|e| Error::sys("open", rel, e))?;
+        fchown(made.as_fd(), Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid))).map_err(|e| Error::sys("chown", rel, e))?;
+        fchmod(made.as_fd(), FileMode::from_bits_truncate(st.st_mode & 0o7777)).map_err(|e| Error::sys("chmod", rel, e))?;
+        break;
+    }
+    Ok(())
+}
+
+trait FromBytesCompat {
+    fn from_bytes_compat(b: &[u8]) -> &OsStr;
+}
+impl FromBytesCompat for OsStr {
+    fn from_bytes_compat(b: &[u8]) -> &OsStr {
+        std::os::unix::ffi::OsStrExt::from_bytes(b)
+    }
+}

@@ -1,0 +1,202 @@
+//! Applying one layer tar to a directory, per OCI image-spec layer.md.
+//!
+//! `Mode::Flatten` applies changesets onto a full tree (whiteouts delete);
+//! `Mode::Overlay` extracts a single layer into its own empty directory for
+//! an overlayfs lowerdir (whiteouts become overlay whiteouts). Either way no
+//! tar name can reach outside the target: see `fsops`.
+
+pub mod fsops;
+mod entry;
+mod path;
+
+use crate::error::{Error, Result};
+use crate::whiteout::{self, Whiteout};
+use fsops::Root;
+use nix::fcntl::OFlag;
+use nix::sys::stat::{utimensat, Mode as FileMode, SFlag, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+pub use path::clean;
+
+#[derive(Clone, Debug)]
+pub enum Mode {
+    Flatten,
+    /// `lowers`: the already extracted layers below this one, topmost first
+    /// (hardlinks to their files are copied up; implicit parents take their
+    /// directories' ownership and mode).
+    Overlay { lowers: Vec<PathBuf> },
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Stats {
+    pub entries: u64,
+    pub bytes: u64,
+}
+
+pub(crate) struct Applier<'a> {
+    root: Root,
+    mode: &'a Mode,
+    /// Every path this layer created, and every ancestor of one.
+    added: HashSet<PathBuf>,
+    ancestors: HashSet<PathBuf>,
+    dir_times: Vec<(PathBuf, TimeSpec, TimeSpec)>,
+    opaque: Vec<PathBuf>,
+    stats: Stats,
+}
+
+/// Applies the layer tar read from `tar` to `target`.
+pub fn apply_layer(target: &Path, tar: &mut dyn Read, mode: &Mode) -> Result<Stats> {
+    let mut a = Applier {
+        root: Root::open(target)?,
+        mode,
+        added: HashSet::new(),
+        ancestors: HashSet::new(),
+        dir_times: Vec::new(),
+        opaque: Vec::new(),
+        stats: Stats::default(),
+    };
+    let mut ar = tar::Archive::new(tar);
+    for e in ar.entries().map_err(|e| Error::io("layer", e))? {
+        let mut e = e.map_err(|e| Error::io("layer", e))?;
+        let raw = e.path_bytes().into_owned();
+        let shown = String::from_utf8_lossy(&raw).into_owned();
+        a.entry(&mut e, &raw).map_err(|err| match err {
+            Error::Entry { .. } | Error::Layer { .. } => err,
+            Error::Io { source, .. } if source.get_ref().is_some_and(|r| r.is::<Error>()) => Error::io("", source),
+            other => Error::entry(shown, other),
+        })?;
+        a.stats.entries += 1;
+    }
+    a.finish()?;
+    Ok(a.stats)
+}
+
+impl Applier<'_> {
+    fn entry(&mut self, e: &mut tar::Entry<'_, &mut dyn Read>, raw: &[u8]) -> Result<()> {
+        let comps = clean(raw);
+        let Some((base, parent)) = comps.split_last() else {
+            // The root itself (`./`): only its metadata can change.
+            if e.header().entry_type().is_dir() {
+                return entry::root_metadata(self, e);
+            }
+            return Err(Error::Invalid("names the root but is not a directory".into()));
+        };
+        let rel: PathBuf = comps.iter().collect();
+        if let Some(w) = whiteout::classify(base.as_bytes()) {
+            return self.whiteout(w, parent);
+        }
+        entry::create(self, e, parent, base, &rel)?;
+        self.mark_added(&rel);
+        Ok(())
+    }
+
+    fn mark_added(&mut self, rel: &Path) {
+        let mut p = rel.parent();
+        while let Some(a) = p {
+            if !self.ancestors.insert(a.to_path_buf()) {
+                break;
+            }
+            p = a.parent();
+        }
+        self.added.insert(rel.to_path_buf());
+    }
+
+    fn in_layer(&self, rel: &Path) -> bool {
+        self.added.contains(rel) || self.ancestors.contains(rel)
+    }
+
+    fn whiteout(&mut self, w: Whiteout<'_>, parent: &[OsString]) -> Result<()> {
+        let parent_rel: PathBuf = parent.iter().collect();
+        match (w, self.mode) {
+            (Whiteout::Meta, _) => Ok(()),
+            (Whiteout::Opaque, Mode::Flatten) => {
+                self.opaque.push(parent_rel);
+                Ok(())
+            }
+            (Whiteout::Opaque, Mode::Overlay { .. }) => {
+                let dir = self.parent_dir(parent, true)?.expect("created");
+                let fd = nix::fcntl::openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
+                    .map_err(|e| Error::sys("open", &parent_rel, e))?;
+                fsops::fsetxattr(fd.as_fd(), whiteout::OVERLAY_OPAQUE_XATTR, b"y")
+                    .map_err(|e| Error::sys("set trusted.overlay.opaque", &parent_rel, e))?;
+                self.mark_added(&parent_rel);
+                Ok(())
+            }
+            (Whiteout::File(name), mode) => {
+                let name = OsStr::from_bytes(name);
+                let rel = parent_rel.join(name);
+                if self.in_layer(&rel) {
+                    return Ok(()); // whiteouts only hide lower layers
+                }
+                let create = matches!(mode, Mode::Overlay { .. });
+                let Some(dir) = self.parent_dir(parent, create)? else { return Ok(()) };
+                fsops::remove_all_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
+                if create {
+                    nix::sys::stat::mknodat(dir.as_fd(), name, SFlag::S_IFCHR, FileMode::empty(), 0)
+                        .map_err(|e| Error::sys("mknod whiteout", &rel, e))?;
+                    self.mark_added(&rel);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The parent directory of an entry, creating missing ones when asked.
+    /// In overlay mode an implicitly created directory copies the owner and
+    /// mode of the same directory in the layers below, so the union view of
+    /// that directory does not change.
+    pub(crate) fn parent_dir(&mut self, parent: &[OsString], create: bool) -> Result<Option<std::os::fd::OwnedFd>> {
+        let lowers = match self.mode {
+            Mode::Overlay { lowers } => lowers.clone(),
+            Mode::Flatten => vec![],
+        };
+        let mut made = |rel: &Path, dirfd: std::os::fd::BorrowedFd| entry::inherit_dir_meta(&lowers, rel, dirfd);
+        self.root.dir(parent, create, &mut made)
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        for dir in std::mem::take(&mut self.opaque) {
+            let fd = match self.root.resolve(&dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
+                Ok(fd) => fd,
+                Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => continue,
+                Err(e) => return Err(Error::sys("open opaque directory", &dir, e)),
+            };
+            self.prune(&fd, &dir)?;
+        }
+        for (rel, atime, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
+            let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
+            let Some((base, parent)) = comps.split_last() else { continue };
+            if let Some(dir) = self.root.dir(parent, false, &mut |_, _| Ok(()))? {
+                match utimensat(dir.as_fd(), base.as_os_str(), &atime, &mtime, UtimensatFlags::NoFollowSymlink) {
+                    Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
+                    Err(e) => return Err(Error::sys("set times", &rel, e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes from `dir` everything this layer did not add (opaque directory).
+    fn prune(&self, dir: &std::os::fd::OwnedFd, rel: &Path) -> Result<()> {
+        for name in fsops::list_dir(dir).map_err(|e| Error::sys("read directory", rel, e))? {
+            let child = rel.join(&name);
+            if !self.in_layer(&child) {
+                fsops::remove_all_at(dir.as_fd(), &name).map_err(|e| Error::sys("remove", &child, e))?;
+                continue;
+            }
+            let st = fsops::lstat_at(dir.as_fd(), &name).map_err(|e| Error::sys("stat", &child, e))?;
+            if st.is_some_and(|st| fsops::is_dir(&st)) {
+                let sub = nix::fcntl::openat(dir.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty())
+                    .map_err(|e| Error::sys("open", &child, e))?;
+                self.prune(&sub, &child)?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,20 @@
+//! strata-image: layered OCI images to runtime bundles, and back.
+//!
+//! An image is a stack of read-only layers; a container is that stack plus
+//! one read-write layer. This crate reads images (layout directories, OCI
+//! archives, docker-save archives), verifies every blob while streaming it,
+//! applies layers exactly per the OCI image-spec without ever writing outside
+//! the target, and builds bundles either as a flat copy or as an overlay of
+//! a content-addressed layer store.
+
+pub mod apply;
+pub mod archive;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod layout;
+pub mod platform;
+pub mod reference;
+pub mod whiteout;
+
+pub use error::{Error, Result};
