@@ -18,3 +18,9 @@ pub mod reference;
 pub mod whiteout;
 
 pub use error::{Error, Result};
+pub mod bundle;
+pub mod overlay;
+pub mod passwd;
+pub mod runtime_config;
+pub mod store;
+pub mod history;

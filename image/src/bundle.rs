@@ -1,0 +1,173 @@
+//! Bundles: building one from an image (flatten or overlay), remounting,
+//! unmounting and removing it. A bundle is built in a temp dir beside its
+//! final path and renamed into place, so a failed unpack leaves nothing.
+
+use crate::apply::{self, Mode};
+use crate::error::{Error, Result};
+use crate::image::{self, ResolvedImage};
+use crate::layout::write_atomic;
+use crate::overlay;
+use crate::platform::PlatformSpec;
+use crate::reference::Reference;
+use crate::runtime_config;
+use crate::store::{self, Store};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+pub const META_FILE: &str = "strata-image.json";
+
+#[derive(Serialize, Deserialize, Debug, Clone)]
+pub struct BundleMeta {
+    /// "flatten" or "overlay"
+    pub mode: String,
+    pub image: String,
+    pub manifest_digest: Option<String>,
+    pub config_digest: String,
+    pub diff_ids: Vec<String>,
+    /// Overlay only: lower layer dirs, topmost first.
+    #[serde(default)]
+    pub lowers: Vec<PathBuf>,
+    #[serde(default)]
+    pub store: Option<PathBuf>,
+}
+
+impl BundleMeta {
+    pub fn load(bundle: &Path) -> Result<BundleMeta> {
+        let p = bundle.join(META_FILE);
+        let text = fs::read(&p).map_err(|e| Error::io(&p, e))?;
+        serde_json::from_slice(&text).map_err(|e| Error::json(p.display().to_string(), e))
+    }
+    pub fn is_overlay(&self) -> bool {
+        self.mode == "overlay"
+    }
+}
+
+pub fn upper_dir(bundle: &Path) -> PathBuf {
+    bundle.join("overlay/upper")
+}
+pub fn work_dir(bundle: &Path) -> PathBuf {
+    bundle.join("overlay/work")
+}
+
+pub struct UnpackOptions {
+    pub platform: PlatformSpec,
+    pub overlay: bool,
+    pub store: PathBuf,
+    pub args: Option<Vec<String>>,
+    /// Called once per layer: (index, count, diff_id, extracted-now).
+    pub progress: Option<Box<dyn Fn(usize, usize, &str, bool)>>,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        UnpackOptions { platform: PlatformSpec::host(), overlay: false, store: store::DEFAULT_STORE.into(), args: None, progress: None }
+    }
+}
+
+/// Unmounts what it mounted if the unpack fails before the bundle is in place.
+struct MountGuard(Option<PathBuf>);
+impl Drop for MountGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = overlay::unmount(&p);
+        }
+    }
+}
+
+pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<BundleMeta> {
+    if bundle.exists() {
+        return Err(Error::Invalid(format!("bundle {} already exists", bundle.display())));
+    }
+    let img = image::open(r, &opts.platform)?;
+    let parent = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new().prefix(".strata-image-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    let rootfs = tmp.path().join("rootfs");
+    fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+    store::set_mode(&rootfs, 0o755)?;
+    let mut guard = MountGuard(None);
+    let mut meta = BundleMeta {
+        mode: if opts.overlay { "overlay" } else { "flatten" }.into(),
+        image: r.to_string(),
+        manifest_digest: img.manifest_digest.clone(),
+        config_digest: img.config_digest.clone(),
+        diff_ids: img.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        lowers: vec![],
+        store: None,
+    };
+    if opts.overlay {
+        let store = Store::open(&opts.store)?;
+        meta.lowers = extract_to_store(&img, &store, opts)?;
+        meta.store = Some(store.root.clone());
+        let (upper, work) = (upper_dir(tmp.path()), work_dir(tmp.path()));
+        for d in [&upper, &work] {
+            fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
+        }
+        store::set_mode(&upper, 0o755)?;
+        overlay::mount_overlay(&meta.lowers, &upper, &work, &rootfs)?;
+        guard.0 = Some(rootfs.clone());
+    } else {
+        let n = img.layers.len();
+        for (i, l) in img.layers.iter().enumerate() {
+            image::with_layer(l, |rd| apply::apply_layer(&rootfs, rd, &Mode::Flatten))?;
+            if let Some(p) = &opts.progress {
+                p(i, n, &l.diff_id, true);
+            }
+        }
+    }
+    let spec = runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?;
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::json("config.json", e))?;
+    write_atomic(&tmp.path().join("config.json"), &text)?;
+    let text = serde_json::to_vec_pretty(&meta).map_err(|e| Error::json(META_FILE, e))?;
+    write_atomic(&tmp.path().join(META_FILE), &text)?;
+    store::set_mode(tmp.path(), 0o700)?;
+    fs::rename(tmp.path(), bundle).map_err(|e| Error::io(bundle, e))?;
+    let _ = tmp.keep();
+    guard.0 = None;
+    Ok(meta)
+}
+
+fn extract_to_store(img: &ResolvedImage, store: &Store, opts: &UnpackOptions) -> Result<Vec<PathBuf>> {
+    let mut below: Vec<PathBuf> = Vec::new(); // topmost first
+    let n = img.layers.len();
+    for (i, l) in img.layers.iter().enumerate() {
+        let (dir, fresh) = store.ensure(l, &below)?;
+        if let Some(p) = &opts.progress {
+            p(i, n, &l.diff_id, fresh);
+        }
+        below.insert(0, dir);
+    }
+    if below.is_empty() {
+        below.push(store.empty_layer()?);
+    }
+    Ok(below)
+}
+
+/// Mounts an overlay bundle's rootfs again (after `umount` or a reboot).
+pub fn mount(bundle: &Path) -> Result<()> {
+    let meta = BundleMeta::load(bundle)?;
+    let rootfs = bundle.join("rootfs");
+    if !meta.is_overlay() || overlay::is_mounted(&rootfs) {
+        return Ok(());
+    }
+    overlay::mount_overlay(&meta.lowers, &upper_dir(bundle), &work_dir(bundle), &rootfs)
+}
+
+/// Unmounts an overlay bundle's rootfs (a no-op for flatten bundles).
+pub fn umount(bundle: &Path) -> Result<()> {
+    BundleMeta::load(bundle)?;
+    overlay::unmount(&bundle.join("rootfs"))
+}
+
+/// Unmounts and deletes a bundle. Refuses to recurse into a rootfs that is
+/// still a mount point (it would delete the layers' union view).
+pub fn remove(bundle: &Path) -> Result<()> {
+    BundleMeta::load(bundle)?;
+    let rootfs = bundle.join("rootfs");
+    overlay::unmount(&rootfs)?;
+    if overlay::is_mounted(&rootfs) {
+        return Err(Error::Invalid(format!("{}: still mounted", rootfs.display())));
+    }
+    fs::remove_dir_all(bundle).map_err(|e| Error::io(bundle, e))
+}

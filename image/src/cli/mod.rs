@@ -1,0 +1,57 @@
+//! Command line: one file per subcommand. Errors are rendered once, here,
+//! as a single line.
+
+mod history;
+mod ls;
+mod mount;
+mod unpack;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "strata-image", version, about = "Layered OCI images to runtime bundles, and back")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build a runtime bundle (rootfs + config.json) from an image.
+    Unpack(unpack::Args),
+    /// Mount an overlay bundle's rootfs again.
+    Mount(mount::Args),
+    /// Unmount an overlay bundle's rootfs.
+    Umount(mount::Args),
+    /// Unmount and delete a bundle.
+    Remove(mount::Args),
+    /// Show an image's history: one row per history entry and layer.
+    History(history::Args),
+    /// List the tags of an image layout.
+    Ls(ls::Args),
+}
+
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Unpack(a) => unpack::run(a),
+        Cmd::Mount(a) => strata_image::bundle::mount(&a.bundle),
+        Cmd::Umount(a) => strata_image::bundle::umount(&a.bundle),
+        Cmd::Remove(a) => strata_image::bundle::remove(&a.bundle),
+        Cmd::History(a) => history::run(a),
+        Cmd::Ls(a) => ls::run(a),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("strata-image: {e}");
+            1
+        }
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) -> strata_image::Result<()> {
+    let s = serde_json::to_string_pretty(v).map_err(|e| strata_image::Error::json("output", e))?;
+    println!("{s}");
+    Ok(())
+}

@@ -1,0 +1,6 @@
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    pub bundle: PathBuf,
+}

@@ -1,0 +1,118 @@
+//! config.json from an image config, on top of runc's default spec (the same
+//! defaults `strata spec` prints), following image-spec conversion.md.
+
+use crate::error::{Error, Result};
+use crate::passwd;
+use oci_spec::image::ImageConfiguration;
+use serde_json::{json, Value};
+use std::path::Path;
+
+const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn base_spec() -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": false,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": [DEFAULT_PATH, "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": false},
+        "hostname": "strata",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": {
+            "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+            "namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "cgroup"}],
+            "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                            "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+            "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+        }
+    })
+}
+
+/// Builds config.json for an image whose rootfs is at `rootfs` (users are
+/// resolved there). `args` overrides Entrypoint+Cmd when given.
+pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String]>) -> Result<Value> {
+    let mut spec = base_spec();
+    let empty = Default::default();
+    let c = image.config().as_ref().unwrap_or(&empty);
+    let p = &mut spec["process"];
+
+    let argv: Vec<String> = match args {
+        Some(a) if !a.is_empty() => a.to_vec(),
+        _ => c.entrypoint().clone().unwrap_or_default().into_iter().chain(c.cmd().clone().unwrap_or_default()).collect(),
+    };
+    if argv.is_empty() {
+        return Err(Error::Invalid("the image has no Entrypoint or Cmd; give the command after --".into()));
+    }
+    p["args"] = json!(argv);
+
+    let mut env: Vec<String> = vec![DEFAULT_PATH.into(), "TERM=xterm".into()];
+    for e in c.env().clone().unwrap_or_default() {
+        let key = e.split('=').next().unwrap_or("").to_string();
+        env.retain(|x| x.split('=').next() != Some(&key));
+        env.push(e);
+    }
+    if let Some(cwd) = c.working_dir().as_ref().filter(|w| !w.is_empty()) {
+        p["cwd"] = json!(cwd);
+    }
+
+    let user = passwd::resolve(rootfs, c.user().as_deref().unwrap_or(""))?;
+    p["user"] = json!({"uid": user.uid, "gid": user.gid});
+    if !user.additional_gids.is_empty() {
+        p["user"]["additionalGids"] = json!(user.additional_gids);
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={}", user.home.clone().filter(|h| !h.is_empty()).unwrap_or_else(|| "/".into())));
+    }
+    p["env"] = json!(env);
+
+    let mut ann = serde_json::Map::new();
+    for (k, v) in c.labels().clone().unwrap_or_default() {
+        ann.insert(k, json!(v));
+    }
+    ann.insert("org.opencontainers.image.os".into(), json!(image.os().to_string()));
+    ann.insert("org.opencontainers.image.architecture".into(), json!(image.architecture().to_string()));
+    if let Some(a) = image.author() {
+        ann.insert("org.opencontainers.image.author".into(), json!(a));
+    }
+    if let Some(t) = image.created() {
+        ann.insert("org.opencontainers.image.created".into(), json!(t));
+    }
+    if let Some(s) = c.stop_signal() {
+        ann.insert("org.opencontainers.image.stopSignal".into(), json!(s));
+    }
+    let mut ports: Vec<String> = c.exposed_ports().clone().unwrap_or_default();
+    ports.sort();
+    if !ports.is_empty() {
+        ann.insert("org.opencontainers.image.exposedPorts".into(), json!(ports.join(",")));
+    }
+    let mut volumes: Vec<String> = c.volumes().clone().unwrap_or_default();
+    volumes.sort();
+    if !volumes.is_empty() {
+        ann.insert("org.opencontainers.image.volumes".into(), json!(volumes.join(",")));
+    }
+    // Volumes get a fresh tmpfs so application data never lands in the rootfs.
+    for v in &volumes {
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": v, "type": "tmpfs", "source": "none",
+            "options": ["rw", "nosuid", "nodev", "noexec", "relatime"]
+        }));
+    }
+    spec["annotations"] = Value::Object(ann);
+    Ok(spec)
+}
