@@ -24,3 +24,4 @@ pub mod passwd;
 pub mod runtime_config;
 pub mod store;
 pub mod history;
+pub mod writer;

@@ -267,6 +267,25 @@ pub(super) fn inherit_dir_meta(lowers: &[PathBuf], rel: &Path, parent: BorrowedF
     Ok(())
 }
 
+/// The symlink target `rel` has in the topmost lower layer that has `rel`
+/// (None if that layer has something else there, or none has it).
+pub(super) fn lower_symlink(lowers: &[PathBuf], rel: &Path) -> Option<OsString> {
+    for lower in lowers {
+        let root = Root::open(lower).ok()?;
+        let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
+        let (base, parent) = comps.split_last()?;
+        let Ok(Some(dir)) = root.dir(parent, false, &mut |_, _| Ok(()), &|_| None) else { continue };
+        match fsops::lstat_at(dir.as_fd(), base) {
+            Ok(Some(st)) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+                return nix::fcntl::readlinkat(dir.as_fd(), base.as_os_str()).ok();
+            }
+            Ok(Some(_)) => return None,
+            _ => continue,
+        }
+    }
+    None
+}
+
 trait FromBytesCompat {
     fn from_bytes_compat(b: &[u8]) -> &OsStr;
 }

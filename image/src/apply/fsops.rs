@@ -43,7 +43,16 @@ impl Root {
 
     /// The directory `comps` names, as an O_PATH fd. With `create`, missing
     /// directories are made (0755, root-owned), and `made` is told about each.
-    pub fn dir(&self, comps: &[OsString], create: bool, made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>) -> Result<Option<OwnedFd>> {
+    /// A dangling symlink on the way is followed inside the root (as the
+    /// kernel would with RESOLVE_IN_ROOT) and its target directory created.
+    /// `lower_link` answers, for a path missing here, the symlink target it
+    /// has in the layers below (overlay mode), so that a later layer writing
+    /// under `/lib -> usr/lib` lands in `usr/lib` as it would on the union.
+    pub fn dir(&self, comps: &[OsString], create: bool, made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>, lower_link: &dyn Fn(&Path) -> Option<OsString>) -> Result<Option<OwnedFd>> {
+        self.dir_depth(comps, create, made, lower_link, 0)
+    }
+
+    fn dir_depth(&self, comps: &[OsString], create: bool, made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>, lower_link: &dyn Fn(&Path) -> Option<OsString>, depth: u32) -> Result<Option<OwnedFd>> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let full: PathBuf = comps.iter().collect();
         match self.resolve(&full, flags) {
@@ -52,16 +61,41 @@ impl Root {
             Err(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(Error::sys("resolve directory", self.path.join(&full), e)),
         }
+        if depth > 40 {
+            return Err(Error::sys("resolve directory", self.path.join(&full), Errno::ELOOP));
+        }
         let mut fd = self.resolve(Path::new(""), flags).map_err(|e| Error::sys("open", &self.path, e))?;
         let mut prefix = PathBuf::new();
-        for c in comps {
+        for (i, c) in comps.iter().enumerate() {
             prefix.push(c);
             fd = match self.resolve(&prefix, flags) {
                 Ok(next) => next,
                 Err(Errno::ENOENT) => {
-                    mkdirat(fd.as_fd(), c.as_os_str(), Mode::from_bits_truncate(0o755)).map_err(|e| {
-                        Error::sys("mkdir (is a parent a dangling symlink?)", self.path.join(&prefix), e)
-                    })?;
+                    let is_link = lstat_at(fd.as_fd(), c).ok().flatten().is_some_and(|st| {
+                        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
+                    });
+                    let target = if is_link {
+                        Some(nix::fcntl::readlinkat(fd.as_fd(), c.as_os_str()).map_err(|e| Error::sys("readlink", self.path.join(&prefix), e))?)
+                    } else if lstat_at(fd.as_fd(), c).ok().flatten().is_none() {
+                        lower_link(&prefix)
+                    } else {
+                        None
+                    };
+                    if let Some(target) = target {
+                        let mut joined = Vec::new();
+                        if !target.as_bytes().starts_with(b"/") {
+                            for p in &comps[..i] {
+                                joined.extend_from_slice(p.as_bytes());
+                                joined.push(b'/');
+                            }
+                        }
+                        joined.extend_from_slice(target.as_bytes());
+                        let mut next = super::clean(&joined);
+                        next.extend(comps[i + 1..].iter().cloned());
+                        return self.dir_depth(&next, create, made, lower_link, depth + 1);
+                    }
+                    mkdirat(fd.as_fd(), c.as_os_str(), Mode::from_bits_truncate(0o755))
+                        .map_err(|e| Error::sys("mkdir", self.path.join(&prefix), e))?;
                     made(&prefix, fd.as_fd())?;
                     self.resolve(&prefix, flags).map_err(|e| Error::sys("resolve directory", self.path.join(&prefix), e))?
                 }

@@ -157,7 +157,8 @@ impl Applier<'_> {
             Mode::Flatten => vec![],
         };
         let mut made = |rel: &Path, dirfd: std::os::fd::BorrowedFd| entry::inherit_dir_meta(&lowers, rel, dirfd);
-        self.root.dir(parent, create, &mut made)
+        let lower_link = |rel: &Path| entry::lower_symlink(&lowers, rel);
+        self.root.dir(parent, create, &mut made, &lower_link)
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -172,7 +173,7 @@ impl Applier<'_> {
         for (rel, atime, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
             let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
             let Some((base, parent)) = comps.split_last() else { continue };
-            if let Some(dir) = self.root.dir(parent, false, &mut |_, _| Ok(()))? {
+            if let Some(dir) = self.root.dir(parent, false, &mut |_, _| Ok(()), &|_| None)? {
                 match utimensat(dir.as_fd(), base.as_os_str(), &atime, &mtime, UtimensatFlags::NoFollowSymlink) {
                     Ok(()) | Err(nix::errno::Errno::ENOENT) => {}
                     Err(e) => return Err(Error::sys("set times", &rel, e)),
