@@ -1,0 +1,12 @@
+//! Stamps the git commit into `strata --version`.
+fn main() {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=STRATA_COMMIT={commit}");
+    println!("cargo:rerun-if-changed=../.git/HEAD");
+}

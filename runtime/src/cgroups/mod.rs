@@ -1,0 +1,217 @@
+//! Cgroups on v1, v2 and hybrid hosts behind one interface.
+//!
+//! [`layout`] finds the hierarchies this host mounts. A container's cgroup is one
+//! directory per hierarchy ([`Cgroup`]); it is made when the container is created,
+//! the init is placed in it before it runs any container code, and it is removed on
+//! delete, only where strata made it.
+//!
+//! Path rules (runc's): an absolute `linux.cgroupsPath` is taken from each hierarchy's
+//! root; a relative one from the runtime's own cgroup; an absent one means
+//! `strata/<id>` relative to it.
+
+pub mod layout;
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Context, Error, Result};
+pub use layout::{Hierarchy, Layout, Version};
+
+/// A container's cgroup: its directory in every hierarchy, and which of those
+/// directories strata created (and so may remove).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Cgroup {
+    /// (hierarchy mountpoint, cgroup path inside it, e.g. "/strata/abc")
+    pub dirs: Vec<CgroupDir>,
+    /// Directories strata made, parents before children.
+    pub created: Vec<PathBuf>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CgroupDir {
+    pub mountpoint: PathBuf,
+    /// Controllers of the hierarchy ("cpu", "name=systemd"; empty for cgroup2).
+    pub controllers: Vec<String>,
+    pub version: Version,
+    /// The cgroup's path as /proc/PID/cgroup shows it.
+    pub path: PathBuf,
+    /// The runtime's own cgroup in this hierarchy at creation time (for safety guards).
+    pub runtime_path: PathBuf,
+}
+
+impl CgroupDir {
+    pub fn full(&self) -> PathBuf {
+        self.mountpoint.join(self.path.strip_prefix("/").unwrap_or(&self.path))
+    }
+
+    /// True when this directory is the hierarchy's root or the cgroup the runtime itself
+    /// runs in: such a cgroup belongs to the host, never to a container.
+    pub fn is_host_owned(&self) -> bool {
+        self.path == Path::new("/") || self.path == self.runtime_path
+    }
+}
+
+/// Resolves `cgroups_path` (None: the default) for container `id` on this host.
+pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result<Cgroup> {
+    let default = PathBuf::from("strata").join(id);
+    let wanted = cgroups_path.unwrap_or(&default);
+    if wanted.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(Error::field("linux.cgroupsPath", format!("{} must not contain \"..\"", wanted.display())));
+    }
+    if wanted.to_str().is_some_and(|s| s.contains(':')) {
+        return Err(Error::field(
+            "linux.cgroupsPath",
+            "\"slice:prefix:name\" is a systemd cgroup path: the systemd cgroup driver is not available here",
+        ));
+    }
+    let dirs = layout
+        .hierarchies
+        .iter()
+        .map(|h| {
+            let path = if wanted.is_absolute() { wanted.to_path_buf() } else { h.own_cgroup.join(wanted) };
+            CgroupDir {
+                mountpoint: h.mountpoint.clone(),
+                controllers: h.controllers.clone(),
+                version: h.version,
+                path,
+                runtime_path: h.own_cgroup.clone(),
+            }
+        })
+        .collect();
+    Ok(Cgroup { dirs, created: Vec::new() })
+}
+
+impl Cgroup {
+    /// Makes every missing directory, recording what it made so `remove` undoes only that.
+    pub fn create(&mut self) -> Result<()> {
+        for dir in self.dirs.clone() {
+            let full = dir.full();
+            let mut missing = Vec::new();
+            let mut p = full.as_path();
+            while !p.exists() && p != dir.mountpoint {
+                missing.push(p.to_path_buf());
+                p = p.parent().unwrap_or(&dir.mountpoint);
+            }
+            for m in missing.into_iter().rev() {
+                match std::fs::create_dir(&m) {
+                    Ok(()) => self.created.push(m.clone()),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
+                }
+                if dir.controllers.iter().any(|c| c == "cpuset") {
+                    inherit_cpuset(&m)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `pid` into the cgroup in every hierarchy.
+    pub fn add_pid(&self, pid: i32) -> Result<()> {
+        for dir in &self.dirs {
+            let procs = dir.full().join("cgroup.procs");
+            std::fs::write(&procs, pid.to_string()).ctx(|| format!("write {}", procs.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The cgroup v2 directory when the host is unified-only (for CLONE_INTO_CGROUP).
+    pub fn unified_only_dir(&self) -> Option<PathBuf> {
+        match self.dirs.as_slice() {
+            [d] if d.version == Version::V2 => Some(d.full()),
+            _ => None,
+        }
+    }
+
+    /// The directory used to list processes and freeze: v1 freezer if mounted, else v2.
+    fn primary(&self) -> Option<&CgroupDir> {
+        self.dirs
+            .iter()
+            .find(|d| d.controllers.iter().any(|c| c == "freezer"))
+            .or_else(|| self.dirs.iter().find(|d| d.version == Version::V2))
+            .or_else(|| self.dirs.first())
+    }
+
+    /// Refuses operations that would reach processes outside the container.
+    pub fn ensure_container_owned(&self, op: &str) -> Result<()> {
+        match self.primary() {
+            Some(d) if d.is_host_owned() => Err(Error::Refused(format!(
+                "refusing to {op}: cgroup {} is the host's root cgroup or the runtime's own",
+                d.path.display()
+            ))),
+            Some(_) => Ok(()),
+            None => Err(Error::Refused(format!("refusing to {op}: the container has no cgroup"))),
+        }
+    }
+
+    /// Every pid in the container's cgroup and its descendants.
+    pub fn pids(&self) -> Result<Vec<i32>> {
+        let Some(dir) = self.primary() else { return Ok(Vec::new()) };
+        let mut pids = Vec::new();
+        collect_pids(&dir.full(), &mut pids)?;
+        Ok(pids)
+    }
+
+    /// True when the freezer holds the cgroup frozen.
+    pub fn is_frozen(&self) -> bool {
+        let Some(dir) = self.primary() else { return false };
+        let full = dir.full();
+        match dir.version {
+            Version::V1 => std::fs::read_to_string(full.join("freezer.state")).is_ok_and(|s| s.trim() == "FROZEN"),
+            Version::V2 => std::fs::read_to_string(full.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1"),
+        }
+    }
+
+    /// Removes the directories strata created, children first, retrying briefly while
+    /// exiting tasks still hold them.
+    pub fn remove(&self) -> Result<()> {
+        for dir in self.created.iter().rev() {
+            let mut tries = 0;
+            loop {
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == ErrorKind::NotFound => break,
+                    // A parent shared with other containers: not ours to remove yet.
+                    Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(10));
+                    }
+                    Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
+    let procs = match std::fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(s) => s,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::os(format!("read {}/cgroup.procs", dir.display()), e)),
+    };
+    out.extend(procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            collect_pids(&entry.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with empty cpus/mems and accepts no task until they are
+/// set: copy the parent's.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let parent = dir.parent().unwrap_or(dir);
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
+        if own.trim().is_empty() {
+            let value = std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}/{file}", parent.display()))?;
+            std::fs::write(dir.join(file), value.trim()).ctx(|| format!("write {}/{file}", dir.display()))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,52 @@
+use std::io::Write;
+
+use crate::container::Store;
+use crate::error::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Output format.
+    #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
+    pub format: String,
+    /// Print only the ids.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+pub fn run(store: &Store, a: &Args) -> Result<()> {
+    let ids = store.ids()?;
+    if a.quiet {
+        for id in ids {
+            println!("{id}");
+        }
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for id in &ids {
+        // A container deleted or half-created meanwhile is simply not listed.
+        let Ok(locked) = store.open(id) else { continue };
+        let Ok(state) = locked.load() else { continue };
+        let status = state.status(&locked.dir);
+        let owner = locked.owner();
+        rows.push(serde_json::to_value(state.oci(status, owner)).unwrap_or_default());
+    }
+    if a.format == "json" {
+        return super::print_json(&rows);
+    }
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<32} {}", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+    for r in rows {
+        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
+        let _ = writeln!(
+            out,
+            "{:<12} {:<8} {:<10} {:<40} {:<32} {}",
+            s("id"),
+            r["pid"].as_i64().unwrap_or(0),
+            s("status"),
+            s("bundle"),
+            s("created"),
+            s("owner")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! `kill`: signal the init (through a pidfd, so a recycled pid is never hit) or, with
+//! --all, every process of the container's cgroup.
+
+use nix::sys::signal::{kill as sys_kill, Signal};
+use nix::unistd::Pid;
+
+use super::{load, ContainerState, Status, Store};
+use crate::error::{Error, Result};
+use crate::sys::{pidfd_open, pidfd_send_signal, proc_stat};
+
+pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
+    let (_locked, state, status) = load(store, id)?;
+    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
+        return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "kill (not running)" });
+    }
+    if all {
+        kill_all(&state, sig)
+    } else {
+        signal_init(&state, sig)
+    }
+}
+
+/// Signals the init if it is still the process we started.
+pub fn signal_init(state: &ContainerState, sig: i32) -> Result<()> {
+    let pidfd = match pidfd_open(state.pid) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ESRCH) => return Ok(()),
+        Err(e) => return Err(Error::os(format!("pidfd_open {}", state.pid), e)),
+    };
+    // The pidfd now pins the pid: check it still is our init.
+    if proc_stat(state.pid).is_none_or(|s| s.start_time != state.pid_start_time) {
+        return Ok(());
+    }
+    pidfd_send_signal(&pidfd, sig).map_err(|e| Error::os(format!("signal {sig} to pid {}", state.pid), e))
+}
+
+/// Signals every process in the container's cgroup; refused for a cgroup that is the
+/// host's (root or the runtime's own).
+pub fn kill_all(state: &ContainerState, sig: i32) -> Result<()> {
+    state.cgroup.ensure_container_owned("kill --all")?;
+    let signal = Signal::try_from(sig).ok();
+    for pid in state.cgroup.pids()? {
+        match sys_kill(Pid::from_raw(pid), signal) {
+            Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+            Err(e) => return Err(Error::os(format!("signal {sig} to pid {pid}"), e)),
+        }
+    }
+    Ok(())
+}

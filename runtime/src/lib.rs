@@ -1,0 +1,31 @@
+//! strata: an OCI runtime library. The `strata` binary (src/main.rs + cli/) is a thin
+//! layer over this API so that tests and the image crate can drive containers directly.
+//!
+//! Module map, one concern each:
+//! - [`config`]: load and validate a bundle's config.json before touching the system
+//! - [`container`]: ids, the state store under `--root`, and the lifecycle operations
+//! - [`process`]: cloning the container init and the in-container setup sequence
+//! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
+//! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
+//! - [`spec`], [`features`]: the default config.json and the features document
+
+pub mod capabilities;
+pub mod cli;
+pub mod cgroups;
+pub mod config;
+pub mod container;
+pub mod error;
+pub mod features;
+pub mod logging;
+pub mod namespaces;
+pub mod process;
+pub mod rootfs;
+pub mod signal;
+pub mod spec;
+pub mod sys;
+pub mod user;
+
+pub use error::{Error, Result};
+
+/// The runtime-spec version this runtime implements.
+pub const OCI_VERSION: &str = "1.2.1";

@@ -1,0 +1,158 @@
+//! The init's last steps: take on the process's identity and limits, resolve the
+//! program, block on the exec fifo until `start`, then exec with nothing but stdio
+//! (and --preserve-fds) open.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use nix::unistd::AccessFlags;
+use oci_spec::runtime::{PosixRlimitType, Process};
+
+use crate::capabilities;
+use crate::error::{Context, Error, Result};
+use crate::sys::cstring;
+use crate::user;
+
+/// The exec fifo's mode: writable by any container user (the init may no longer be
+/// root when it opens it), readable only by the runtime.
+pub const EXEC_FIFO_MODE: u32 = 0o622;
+
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+pub struct Prepared {
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+/// Applies everything about the process except the exec itself, and resolves the
+/// program so a missing one fails `create`, not `start`.
+pub fn prepare(process: &Process) -> Result<Prepared> {
+    apply_rlimits(process)?;
+    if let Some(adj) = process.oom_score_adj() {
+        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
+            .map_err(|e| Error::field("process.oomScoreAdj", e.to_string()))?;
+    }
+    let caps = process.capabilities().as_ref();
+    if let Some(c) = caps {
+        capabilities::drop_bounding(c)?;
+    }
+    // SAFETY: plain prctl calls with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
+    user::switch_to(process.user())?;
+    unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
+    user::apply_umask(process.user());
+
+    let cwd = process.cwd();
+    nix::unistd::chdir(cwd).map_err(|e| Error::field("process.cwd", format!("{}: {}", cwd.display(), e.desc())))?;
+    // A cwd reached through a leaked fd would read "(unreachable)" (CVE-2024-21626).
+    match nix::unistd::getcwd() {
+        Ok(p) if p.is_absolute() => {}
+        _ => return Err(Error::field("process.cwd", format!("{} is outside the container", cwd.display()))),
+    }
+
+    if let Some(c) = caps {
+        capabilities::apply(c)?;
+    }
+    if process.no_new_privileges().unwrap_or(false) {
+        // SAFETY: plain prctl with integer arguments.
+        let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
+        nix::errno::Errno::result(r).map_err(|e| Error::field("process.noNewPrivileges", e.desc()))?;
+    }
+
+    let args = process.args().as_deref().unwrap_or(&[]);
+    let env = process.env().as_deref().unwrap_or(&[]);
+    let path = resolve_program(&args[0], env)?;
+    let argv = args.iter().enumerate().map(|(i, a)| cstring(&format!("process.args[{i}]"), a)).collect::<Result<_>>()?;
+    let envp = env.iter().enumerate().map(|(i, e)| cstring(&format!("process.env[{i}]"), e)).collect::<Result<_>>()?;
+    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::field("process.args[0]", "contains a NUL byte"))?;
+    Ok(Prepared { path, argv, envp })
+}
+
+fn apply_rlimits(process: &Process) -> Result<()> {
+    for (i, r) in process.rlimits().iter().flatten().enumerate() {
+        let resource = rlimit_resource(r.typ());
+        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
+        // SAFETY: valid resource number and struct.
+        let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+        nix::errno::Errno::result(ret).map_err(|e| {
+            Error::field(format!("process.rlimits[{i}]"), format!("{:?} soft {} hard {}: {}", r.typ(), r.soft(), r.hard(), e.desc()))
+        })?;
+    }
+    Ok(())
+}
+
+fn rlimit_resource(t: PosixRlimitType) -> u32 {
+    use PosixRlimitType::*;
+    (match t {
+        RlimitCpu => libc::RLIMIT_CPU,
+        RlimitFsize => libc::RLIMIT_FSIZE,
+        RlimitData => libc::RLIMIT_DATA,
+        RlimitStack => libc::RLIMIT_STACK,
+        RlimitCore => libc::RLIMIT_CORE,
+        RlimitRss => libc::RLIMIT_RSS,
+        RlimitNproc => libc::RLIMIT_NPROC,
+        RlimitNofile => libc::RLIMIT_NOFILE,
+        RlimitMemlock => libc::RLIMIT_MEMLOCK,
+        RlimitAs => libc::RLIMIT_AS,
+        RlimitLocks => libc::RLIMIT_LOCKS,
+        RlimitSigpending => libc::RLIMIT_SIGPENDING,
+        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
+        RlimitNice => libc::RLIMIT_NICE,
+        RlimitRtprio => libc::RLIMIT_RTPRIO,
+        RlimitRttime => libc::RLIMIT_RTTIME,
+    }) as u32
+}
+
+/// Finds args[0] the way execvp would, with the container's PATH, inside the container.
+fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    let executable = |p: &Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file()) && nix::unistd::access(p, AccessFlags::X_OK).is_ok()
+    };
+    if arg0.contains('/') {
+        let p = PathBuf::from(arg0);
+        return match std::fs::metadata(&p) {
+            Err(_) => Err(Error::field("process.args[0]", format!("{arg0:?}: no such file in the container"))),
+            Ok(_) if !executable(&p) => Err(Error::field("process.args[0]", format!("{arg0:?}: not an executable file"))),
+            Ok(_) => Ok(p),
+        };
+    }
+    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
+    path_var
+        .split(':')
+        .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
+        .find(|p| executable(p))
+        .ok_or_else(|| Error::field("process.args[0]", format!("{arg0:?}: executable file not found in $PATH")))
+}
+
+/// Blocks until `start` opens the fifo, then tells it we are going.
+pub fn wait_for_start(host_proc: &OwnedFd, fifo: &OwnedFd) -> Result<()> {
+    let path = format!("self/fd/{}", fifo.as_raw_fd());
+    let w = nix::fcntl::openat(host_proc.as_fd(), path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| "open exec fifo")?;
+    nix::unistd::write(&w, b"0").ctx(|| "write exec fifo")?;
+    Ok(())
+}
+
+/// The runtime's side of the fifo: opened without blocking so a dead init can't hang
+/// `start`.
+pub fn open_exec_fifo_reader(path: &Path) -> Result<OwnedFd> {
+    nix::fcntl::open(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", path.display()))
+}
+
+/// Execs the workload. Only stdio and the preserved fds survive.
+pub fn exec(p: Prepared, preserve_fds: u32) -> Result<Infallible> {
+    for fd in 3..3 + preserve_fds as i32 {
+        // A preserved fd must not be close-on-exec.
+        let _ = nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+    }
+    crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")?;
+    let err = nix::unistd::execve(&p.path, &p.argv, &p.envp).unwrap_err();
+    Err(Error::os(format!("exec {:?}", p.path), err))
+}

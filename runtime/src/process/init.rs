@@ -1,0 +1,181 @@
+//! The container init, from the clone to the exec. Each step is one function call in
+//! the order config-linux.md and runc's behaviour imply; any error is sent back to the
+//! runtime whole and the init exits.
+
+use std::convert::Infallible;
+use std::os::fd::OwnedFd;
+
+use nix::fcntl::OFlag;
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use nix::sys::stat::Mode;
+use nix::unistd::{setresgid, setresuid, Gid, Uid};
+
+use super::exec;
+use super::sync::{Channel, Message};
+use super::InitOptions;
+use crate::error::{Context, Error, Result};
+use crate::namespaces;
+use crate::rootfs::{self, RootfsContext};
+use crate::sys::{clone_fork, Forked};
+
+/// Runs in the cloned child and never returns.
+pub fn run(opts: &InitOptions, ch: Channel) -> ! {
+    let err = match setup_and_exec(opts, &ch) {
+        Ok(never) => match never {},
+        Err(e) => e,
+    };
+    let _ = ch.send(&Message::Failed(err.to_string()));
+    // SAFETY: leave without running the runtime's destructors or atexit handlers.
+    unsafe { libc::_exit(1) }
+}
+
+fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
+    reset_signals();
+    // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
+    // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    // Die with `create` while setting up; cleared just before reporting ready.
+    // SAFETY: plain prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    let plan = &opts.namespaces;
+
+    namespaces::enter(&plan.joins_in_init)?;
+    let unshare_now = plan.unshare_flags - CloneFlags::CLONE_NEWCGROUP - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
+    if !unshare_now.is_empty() {
+        unshare(unshare_now).ctx(|| "unshare namespaces")?;
+    }
+    if plan.fork_for_pid {
+        unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
+        match clone_fork(0, None).ctx(|| "fork init into new pid namespace")? {
+            Forked::Parent(pid) => {
+                let _ = ch.send(&Message::Pid(pid));
+                // SAFETY: the intermediate process is done.
+                unsafe { libc::_exit(0) }
+            }
+            Forked::Child => {}
+        }
+    }
+
+    // The runtime maps our ids and places us in the cgroup, then says go.
+    match ch.recv()? {
+        Some(Message::Go) => {}
+        _ => return Err(Error::Init("runtime went away before the init could start".into())),
+    }
+    if plan.new_user || plan.joins_in_init.iter().any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User) {
+        become_namespace_root()?;
+    }
+    if plan.new_cgroup {
+        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
+    }
+    if plan.new_time {
+        enter_new_time_namespace(opts)?;
+    }
+    if plan.new_uts {
+        set_names(opts)?;
+    }
+    if !opts.no_new_keyring {
+        join_session_keyring()?;
+    }
+
+    // Reopening the fifo after pivot_root goes through this fd on the host's /proc.
+    let host_proc: OwnedFd = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| "open /proc")?;
+    let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
+
+    let rootfs_ctx = RootfsContext {
+        spec: opts.spec,
+        bundle: opts.bundle,
+        rootfs: opts.rootfs,
+        cgroup: opts.cgroup,
+        new_cgroup_ns: plan.new_cgroup,
+        in_user_ns: plan.new_user || plan.joins_in_init.iter().any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User),
+        no_pivot: opts.no_pivot,
+    };
+    rootfs::setup(&rootfs_ctx)?;
+
+    let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
+    let prepared = exec::prepare(process)?;
+
+    // SAFETY: plain prctl; from here on the init must outlive `create`.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    ch.send(&Message::Ready)?;
+
+    // Nobody listens on the channel any more: failures from here go to stderr.
+    let err = match exec::wait_for_start(&host_proc, &fifo) {
+        Ok(()) => {
+            drop(fifo);
+            drop(host_proc);
+            match exec::exec(prepared, opts.preserve_fds) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            }
+        }
+        Err(e) => e,
+    };
+    eprintln!("strata: container init: {err}");
+    // SAFETY: leave without running the runtime's destructors.
+    unsafe { libc::_exit(127) }
+}
+
+/// A fresh session keyring, so containers don't share the runtime's keys (runc's
+/// default; --no-new-keyring skips it). Kernels or sandboxes without keyrings are fine.
+fn join_session_keyring() -> Result<()> {
+    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers we own.
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0usize) };
+    match nix::errno::Errno::result(r) {
+        Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => Ok(()),
+        Err(e) => Err(Error::os("join session keyring", e)),
+    }
+}
+
+/// Empty signal mask, default dispositions: nothing the runtime did (Rust ignores
+/// SIGPIPE; `run` blocks the signals it forwards) may leak into the container.
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition is always sound.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
+
+/// In a new (or joined) user namespace, become its root before setting things up.
+fn become_namespace_root() -> Result<()> {
+    let root = Gid::from_raw(0);
+    setresgid(root, root, root).ctx(|| "setgid 0 in user namespace (is gid 0 mapped?)")?;
+    let root = Uid::from_raw(0);
+    setresuid(root, root, root).ctx(|| "setuid 0 in user namespace (is uid 0 mapped?)")
+}
+
+fn set_names(opts: &InitOptions) -> Result<()> {
+    if let Some(h) = opts.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
+        nix::unistd::sethostname(h).map_err(|e| Error::field("hostname", format!("{h:?}: {}", e.desc())))?;
+    }
+    if let Some(d) = opts.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
+        // SAFETY: pointer and length of a live string.
+        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
+        nix::errno::Errno::result(r).map_err(|e| Error::field("domainname", format!("{d:?}: {}", e.desc())))?;
+    }
+    Ok(())
+}
+
+/// Unshares a time namespace and writes linux.timeOffsets; the exec moves us into it.
+fn enter_new_time_namespace(opts: &InitOptions) -> Result<()> {
+    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).ctx(|| "unshare time namespace")?;
+    let offsets = opts.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
+    let mut text = String::new();
+    for (clock, off) in offsets.into_iter().flatten() {
+        if !matches!(clock.as_str(), "monotonic" | "boottime") {
+            return Err(Error::field(format!("linux.timeOffsets.{clock}"), "only monotonic and boottime can be offset"));
+        }
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    if !text.is_empty() {
+        std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::field("linux.timeOffsets", e.to_string()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,114 @@
+//! Starting the container's init without re-executing the runtime: one fork-style
+//! clone3 into the new namespaces, after which the child runs [`init::run`] on data the
+//! parent prepared before the clone. The parent writes the id maps, places the child in
+//! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
+
+mod exec;
+mod init;
+pub mod sync;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+use oci_spec::runtime::{LinuxIdMapping, Spec};
+
+use crate::cgroups::Cgroup;
+use crate::error::{Context, Error, Result};
+use crate::namespaces::{self, NamespacePlan};
+use crate::sys::{clone_fork, Forked};
+use sync::Message;
+
+pub use exec::{open_exec_fifo_reader, EXEC_FIFO_MODE};
+
+/// Everything the init needs, prepared before the clone.
+pub struct InitOptions<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    /// The exec fifo on the host; the init blocks on it until `start`.
+    pub exec_fifo: PathBuf,
+    pub cgroup: &'a Cgroup,
+    pub namespaces: NamespacePlan,
+    pub no_pivot: bool,
+    /// fds 3 .. 3+N pass to the container.
+    pub preserve_fds: u32,
+    pub no_new_keyring: bool,
+}
+
+/// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
+/// and cleans up; the error is the init's own message where it sent one.
+pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, Error)> {
+    let (mut parent, mut child) = sync::pair().map_err(|e| (None, e))?;
+    let first_free = 3 + opts.preserve_fds as i32;
+    parent.move_above(first_free).and_then(|_| child.move_above(first_free)).map_err(|e| (None, e))?;
+
+    namespaces::enter(&opts.namespaces.joins_before_clone).map_err(|e| (None, e))?;
+    let cgroup_fd: Option<OwnedFd> = match opts.cgroup.unified_only_dir() {
+        Some(dir) => Some(
+            nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .ctx(|| format!("open cgroup {}", dir.display()))
+                .map_err(|e| (None, e))?,
+        ),
+        None => None,
+    };
+    let flags = opts.namespaces.clone_flags.bits() as u64;
+    let forked = clone_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
+    let pid = match forked {
+        Ok(Forked::Child) => {
+            drop(parent);
+            init::run(opts, child)
+        }
+        Ok(Forked::Parent(pid)) => pid,
+        Err(e) => return Err((None, Error::os("clone container init", e))),
+    };
+    drop(child);
+    let mut pid = pid;
+    let fail = |pid: i32, e: Error| (Some(pid), e);
+
+    if opts.namespaces.fork_for_pid {
+        // The first child only forks the real init into the new pid namespace.
+        match parent.recv().map_err(|e| fail(pid, e))? {
+            Some(Message::Pid(p)) => {
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                pid = p;
+            }
+            other => return Err(fail(pid, unexpected(other))),
+        }
+    }
+    if opts.namespaces.new_user {
+        write_id_maps(pid, opts.spec).map_err(|e| fail(pid, e))?;
+    }
+    if cgroup_fd.is_none() {
+        opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
+    }
+    parent.send(&Message::Go).map_err(|e| fail(pid, e))?;
+    match parent.recv().map_err(|e| fail(pid, e))? {
+        Some(Message::Ready) => Ok(pid),
+        other => Err(fail(pid, unexpected(other))),
+    }
+}
+
+fn unexpected(m: Option<Message>) -> Error {
+    match m {
+        Some(Message::Failed(msg)) => Error::Init(msg),
+        None => Error::Init("container init exited during setup".into()),
+        Some(m) => Error::Init(format!("unexpected message from container init: {m:?}")),
+    }
+}
+
+fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let render = |maps: Option<&Vec<LinuxIdMapping>>| -> String {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect()
+    };
+    let uid = render(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = render(linux.and_then(|l| l.gid_mappings().as_ref()));
+    std::fs::write(format!("/proc/{pid}/uid_map"), uid).map_err(|e| Error::field("linux.uidMappings", e.to_string()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), gid).map_err(|e| Error::field("linux.gidMappings", e.to_string()))?;
+    Ok(())
+}

@@ -1,0 +1,91 @@
+//! The container's filesystem view, set up by the init inside its new mount namespace:
+//!
+//! 1. make the host's mounts stop propagating in (rslave, or linux.rootfsPropagation)
+//! 2. bind the rootfs onto itself so it is a mount point pivot_root accepts
+//! 3. config.json mounts, in order, each destination resolved inside the rootfs
+//! 4. /dev devices and symlinks, linux.devices
+//! 5. masked and read-only paths, root.readonly
+//! 6. pivot_root (or MS_MOVE + chroot with --no-pivot)
+//!
+//! Steps 3-5 happen before the pivot, through fds opened inside the rootfs, so they
+//! work whether or not the container mounts /proc.
+
+mod cgroupfs;
+mod devices;
+mod mounts;
+pub mod options;
+mod paths;
+mod pivot;
+pub mod resolve;
+
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::sys::stat::Mode;
+use oci_spec::runtime::Spec;
+
+use crate::cgroups::Cgroup;
+use crate::error::{Context, Error, Result};
+
+/// What rootfs setup needs to know beyond config.json.
+pub struct RootfsContext<'a> {
+    pub spec: &'a Spec,
+    pub bundle: &'a Path,
+    pub rootfs: &'a Path,
+    pub cgroup: &'a Cgroup,
+    /// The container has its own cgroup namespace (mount cgroupfs, not binds).
+    pub new_cgroup_ns: bool,
+    /// The init runs in a new user namespace (devices are bind-mounted, not made).
+    pub in_user_ns: bool,
+    pub no_pivot: bool,
+}
+
+pub fn setup(ctx: &RootfsContext) -> Result<()> {
+    let linux = ctx.spec.linux().as_ref();
+    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+        Some(p) => options::propagation_option(p)
+            .ok_or_else(|| Error::field("linux.rootfsPropagation", format!("{p:?} is not a propagation mode")))?,
+    };
+    // Never let anything we mount reach back into the host: at most slave first.
+    let first = if propagation.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { propagation };
+    mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).ctx(|| "set / propagation")?;
+    mount(Some(ctx.rootfs), ctx.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+        .ctx(|| format!("bind rootfs {}", ctx.rootfs.display()))?;
+    let root: OwnedFd =
+        nix::fcntl::open(ctx.rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open rootfs {}", ctx.rootfs.display()))?;
+
+    let spec_mounts = ctx.spec.mounts().as_deref().unwrap_or(&[]);
+    for (i, m) in spec_mounts.iter().enumerate() {
+        mounts::mount_one(&root, i, m, ctx)?;
+    }
+    if devices::wants_default_devices(spec_mounts) {
+        devices::create_defaults(&root, ctx.in_user_ns)?;
+    }
+    if let Some(devs) = linux.and_then(|l| l.devices().as_ref()) {
+        devices::create_configured(&root, devs, ctx.in_user_ns)?;
+    }
+    if let Some(masked) = linux.and_then(|l| l.masked_paths().as_ref()) {
+        paths::mask(&root, masked)?;
+    }
+    if let Some(ro) = linux.and_then(|l| l.readonly_paths().as_ref()) {
+        paths::make_readonly(&root, ro)?;
+    }
+    drop(root);
+
+    if ctx.no_pivot {
+        pivot::move_root(ctx.rootfs)?;
+    } else {
+        pivot::pivot_root(ctx.rootfs)?;
+    }
+    if propagation != first {
+        mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>).ctx(|| "set / propagation")?;
+    }
+    if ctx.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        mounts::remount_bind("/", MsFlags::MS_RDONLY).ctx(|| "remount / read-only (root.readonly)")?;
+    }
+    Ok(())
+}

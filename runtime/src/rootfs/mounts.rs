@@ -1,0 +1,157 @@
+//! One config.json mount: make its destination inside the rootfs, mount through an fd
+//! on it, then apply the read-only remount, propagation and recursive attributes.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
+use oci_spec::runtime::Mount;
+
+use super::options::{self, MountOptions};
+use super::resolve::{create_file, fd_path, mkdir_all, open_path};
+use super::{cgroupfs, RootfsContext};
+use crate::error::{Context, Error, Result};
+
+/// Flags a bind remount keeps; the rest are per-superblock and can't change here.
+const BIND_FLAGS: MsFlags = MsFlags::MS_RDONLY
+    .union(MsFlags::MS_NOSUID)
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC)
+    .union(MsFlags::MS_NOATIME)
+    .union(MsFlags::MS_NODIRATIME)
+    .union(MsFlags::MS_RELATIME)
+    .union(MsFlags::MS_STRICTATIME);
+
+pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -> Result<()> {
+    let field = || format!("mounts[{index}] ({})", m.destination().display());
+    let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+    let typ = m.typ().as_deref().unwrap_or("");
+    let is_bind = opts.bind || typ == "bind";
+    let dest = m.destination();
+
+    let source: Option<PathBuf> = m.source().as_ref().map(|s| {
+        if is_bind && s.is_relative() { ctx.bundle.join(s) } else { s.clone() }
+    });
+
+    let target = if is_bind {
+        let src = source.as_deref().ok_or_else(|| Error::field(format!("{}.source", field()), "a bind mount needs a source"))?;
+        let meta = std::fs::metadata(src).map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?;
+        if meta.is_dir() { mkdir_all(root, dest, 0o755)? } else { create_file(root, dest, 0o644)? }
+    } else {
+        mkdir_all(root, dest, 0o755)?
+    };
+
+    if typ == "cgroup" {
+        return cgroupfs::mount_cgroups(root, dest, &opts, ctx).map_err(|e| prefix(field(), e));
+    }
+
+    if is_bind {
+        let mut flags = MsFlags::MS_BIND;
+        if opts.recursive_bind {
+            flags |= MsFlags::MS_REC;
+        }
+        mount(source.as_deref(), &fd_path(&target), None::<&str>, flags, None::<&str>).map_err(|e| os(field(), e))?;
+        let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
+        let wanted = opts.flags & BIND_FLAGS;
+        if !wanted.is_empty() {
+            remount_bind(fd_path(&mounted), wanted).map_err(|e| os(field(), e))?;
+        }
+        return finish(&mounted, &opts).map_err(|e| prefix(field(), e));
+    }
+
+    let data = opts.data.join(",");
+    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    match mount_fs(source.as_deref(), &target, typ, flags, &data) {
+        Ok(()) => {}
+        // Without a private network/ipc namespace (or in a user namespace) the kernel
+        // refuses a new sysfs/mqueue: runc binds the host's, and so do we.
+        Err(Errno::EPERM) if matches!(typ, "sysfs" | "mqueue") => {
+            let host = if typ == "sysfs" { "/sys" } else { "/dev/mqueue" };
+            mount(Some(host), &fd_path(&target), None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .map_err(|e| os(field(), e))?;
+            let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
+            remount_bind(fd_path(&mounted), flags & BIND_FLAGS).map_err(|e| os(field(), e))?;
+        }
+        // A devpts gid= that isn't mapped in the user namespace: drop it, as runc does.
+        Err(Errno::EINVAL) if typ == "devpts" && data.contains("gid=") => {
+            let data: Vec<&str> = opts.data.iter().map(String::as_str).filter(|o| !o.starts_with("gid=")).collect();
+            mount_fs(source.as_deref(), &target, typ, flags, &data.join(",")).map_err(|e| os(field(), e))?;
+        }
+        Err(e) => return Err(os(field(), e)),
+    }
+    let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
+    finish(&mounted, &opts).map_err(|e| prefix(field(), e))
+}
+
+fn mount_fs(source: Option<&Path>, target: &OwnedFd, typ: &str, flags: MsFlags, data: &str) -> nix::Result<()> {
+    let source = source.unwrap_or(Path::new(typ));
+    let data = if data.is_empty() { None } else { Some(data) };
+    mount(Some(source), &fd_path(target), Some(typ), flags, data)
+}
+
+/// Propagation and recursive attributes, applied to the mount now at `mounted`.
+fn finish(mounted: &OwnedFd, opts: &MountOptions) -> Result<()> {
+    if !opts.propagation.is_empty() {
+        mount(None::<&str>, &fd_path(mounted), None::<&str>, opts.propagation, None::<&str>).ctx(|| "set propagation")?;
+    }
+    if opts.rec_set != 0 || opts.rec_clear != 0 {
+        set_recursive_attrs(mounted, opts.rec_set, opts.rec_clear).ctx(|| "mount_setattr")?;
+    }
+    Ok(())
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the mount already has that the
+/// kernel would refuse to drop (nosuid/nodev/noexec locked by a user namespace).
+pub fn remount_bind(target: impl AsRef<Path>, flags: MsFlags) -> nix::Result<()> {
+    let target = target.as_ref();
+    let current = nix::sys::statvfs::statvfs(target)?.flags();
+    let mut keep = MsFlags::empty();
+    use nix::sys::statvfs::FsFlags;
+    for (st, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(st) {
+            keep |= ms;
+        }
+    }
+    let all = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | keep;
+    mount(None::<&str>, target, None::<&str>, all, None::<&str>)
+}
+
+fn set_recursive_attrs(fd: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
+    attr.attr_set = set;
+    attr.attr_clr = clear;
+    // Changing the atime mode needs the whole atime field cleared first.
+    if set & libc::MOUNT_ATTR__ATIME != 0 {
+        attr.attr_clr |= libc::MOUNT_ATTR__ATIME;
+    }
+    let empty = CString::default();
+    // SAFETY: valid fd, empty path with AT_EMPTY_PATH, attr outlives the call.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+fn os(field: String, e: Errno) -> Error {
+    Error::field(field, e.desc())
+}
+
+fn prefix(field: String, e: Error) -> Error {
+    Error::field(field, e.to_string())
+}

@@ -1,0 +1,70 @@
+//! Making and opening paths *inside* the container's rootfs, where the rootfs may hold
+//! hostile symlinks: every lookup is confined with RESOLVE_IN_ROOT, and the result is
+//! an fd that mounts then target through /proc/self/fd (CVE-2021-30465 class).
+
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::path::{Component, Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
+
+use crate::error::{Error, Result};
+use crate::sys::open_in_root;
+
+/// The path that mount(2) and friends can use to reach what `fd` refers to.
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
+/// Opens `path` inside `root` with O_PATH.
+pub fn open_path(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {
+    open_in_root(root, path, OFlag::O_PATH)
+}
+
+/// Makes every missing directory of `path` inside `root` and returns an O_PATH fd on
+/// the last one.
+pub fn mkdir_all(root: &OwnedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
+    let mut done = PathBuf::from("/");
+    let mut dir = open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e))?;
+    for comp in path.components() {
+        let Component::Normal(name) = comp else { continue };
+        done.push(name);
+        dir = match open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => {
+                match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(err(&done, e)),
+                }
+                open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&done, e))?
+            }
+            Err(e) => return Err(err(&done, e)),
+        };
+    }
+    Ok(dir)
+}
+
+/// Makes an empty file at `path` inside `root` (parents included) unless something is
+/// already there, and returns an O_PATH fd on it.
+pub fn create_file(root: &OwnedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
+    if let Ok(fd) = open_path(root, path) {
+        return Ok(fd);
+    }
+    let parent = mkdir_all(root, path.parent().unwrap_or(Path::new("/")), 0o755)?;
+    let name = path.file_name().ok_or_else(|| Error::os(format!("create {}", path.display()), Errno::EINVAL))?;
+    match nix::fcntl::openat(
+        parent.as_fd(),
+        name,
+        OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(mode),
+    ) {
+        Ok(_) | Err(Errno::EEXIST) => {}
+        Err(e) => return Err(err(path, e)),
+    }
+    open_path(root, path).map_err(|e| err(path, e))
+}
+
+fn err(path: &Path, e: Errno) -> Error {
+    Error::os(format!("{} (inside rootfs)", path.display()), e)
+}
