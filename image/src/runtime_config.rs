@@ -1,7 +1,7 @@
 //! config.json from an image config, on top of runc's default spec (the same
 //! defaults `strata spec` prints), following image-spec conversion.md.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::passwd;
 use oci_spec::image::ImageConfiguration;
 use serde_json::{json, Value};
@@ -56,10 +56,10 @@ pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String
         Some(a) if !a.is_empty() => a.to_vec(),
         _ => c.entrypoint().clone().unwrap_or_default().into_iter().chain(c.cmd().clone().unwrap_or_default()).collect(),
     };
-    if argv.is_empty() {
-        return Err(Error::Invalid("the image has no Entrypoint or Cmd; give the command after --".into()));
+    // Without Entrypoint and Cmd the default `sh` stays, as umoci does.
+    if !argv.is_empty() {
+        p["args"] = json!(argv);
     }
-    p["args"] = json!(argv);
 
     let mut env: Vec<String> = vec![DEFAULT_PATH.into(), "TERM=xterm".into()];
     for e in c.env().clone().unwrap_or_default() {

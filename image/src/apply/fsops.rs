@@ -58,7 +58,7 @@ impl Root {
         match self.resolve(&full, flags) {
             Ok(fd) => return Ok(Some(fd)),
             Err(Errno::ENOENT) if create => {}
-            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) if !create => return Ok(None),
             Err(e) => return Err(Error::sys("resolve directory", self.path.join(&full), e)),
         }
         if depth > 40 {

@@ -135,7 +135,13 @@ impl Applier<'_> {
                     return Ok(()); // whiteouts only hide lower layers
                 }
                 let create = matches!(mode, Mode::Overlay { .. });
-                let Some(dir) = self.parent_dir(parent, create)? else { return Ok(()) };
+                // A parent that is not a directory (replaced in this layer)
+                // already hides everything below it.
+                let dir = match self.parent_dir(parent, create) {
+                    Ok(Some(dir)) => dir,
+                    Ok(None) | Err(Error::Sys { errno: nix::errno::Errno::ENOTDIR, .. }) => return Ok(()),
+                    Err(e) => return Err(e),
+                };
                 fsops::remove_all_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
                 if create {
                     nix::sys::stat::mknodat(dir.as_fd(), name, SFlag::S_IFCHR, FileMode::empty(), 0)
