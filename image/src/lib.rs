@@ -25,3 +25,6 @@ pub mod runtime_config;
 pub mod store;
 pub mod history;
 pub mod writer;
+pub mod treetar;
+pub mod commit;
+pub mod transfer;

@@ -34,6 +34,12 @@ pub struct NewLayer {
 
 /// Streams `tar` into a new layer blob of `layout`.
 pub fn write_layer(layout: &Layout, tar: &mut dyn Read, c: Compression) -> Result<NewLayer> {
+    write_layer_with(layout, c, &mut |w| io::copy(tar, w).map(drop).map_err(|e| Error::io("layer", e)))
+}
+
+/// Makes a layer blob of what `produce` writes (the uncompressed tar),
+/// hashing it for the diff_id and the stored bytes for the digest in one pass.
+pub fn write_layer_with(layout: &Layout, c: Compression, produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<NewLayer> {
     let tmp = layout.temp_blob()?;
     let path = tmp.path().to_path_buf();
     let e = |err: io::Error| Error::io(&path, err);
@@ -41,19 +47,19 @@ pub fn write_layer(layout: &Layout, tar: &mut dyn Read, c: Compression) -> Resul
     let (stored, diff_id) = match c {
         Compression::None => {
             let mut w = HashWriter::new(stored);
-            io::copy(tar, &mut w).map_err(e)?;
+            produce(&mut w)?;
             let d = w.sum().0;
             (w.inner, d)
         }
         Compression::Gzip => {
             let mut w = HashWriter::new(flate2::write::GzEncoder::new(stored, flate2::Compression::default()));
-            io::copy(tar, &mut w).map_err(e)?;
+            produce(&mut w)?;
             let d = w.sum().0;
             (w.inner.finish().map_err(e)?, d)
         }
         Compression::Zstd => {
             let mut w = HashWriter::new(zstd::stream::write::Encoder::new(stored, 3).map_err(e)?);
-            io::copy(tar, &mut w).map_err(e)?;
+            produce(&mut w)?;
             let d = w.sum().0;
             (w.inner.finish().map_err(e)?, d)
         }

@@ -1,7 +1,11 @@
 //! Command line: one file per subcommand. Errors are rendered once, here,
 //! as a single line.
 
+mod commit;
+mod export;
 mod history;
+mod import;
+mod save;
 mod ls;
 mod mount;
 mod unpack;
@@ -29,6 +33,14 @@ enum Cmd {
     History(history::Args),
     /// List the tags of an image layout.
     Ls(ls::Args),
+    /// Turn an overlay bundle's read-write layer into a new image layer.
+    Commit(commit::Args),
+    /// Write a bundle's rootfs (the union view) as a tar.
+    Export(export::Args),
+    /// Make a one-layer image of a plain rootfs tar.
+    Import(import::Args),
+    /// Copy an image into an OCI layout or archive.
+    Save(save::Args),
 }
 
 pub fn run() -> i32 {
@@ -40,6 +52,10 @@ pub fn run() -> i32 {
         Cmd::Remove(a) => strata_image::bundle::remove(&a.bundle),
         Cmd::History(a) => history::run(a),
         Cmd::Ls(a) => ls::run(a),
+        Cmd::Commit(a) => commit::run(a),
+        Cmd::Export(a) => export::run(a),
+        Cmd::Import(a) => import::run(a),
+        Cmd::Save(a) => save::run(a),
     };
     match r {
         Ok(()) => 0,
