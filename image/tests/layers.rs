@@ -162,3 +162,21 @@ fn overlay_view_equals_flat_tree() {
     bundle::remove(&ovl2).unwrap();
     assert!(!ovl2.exists());
 }
+
+#[test]
+fn more_layers_than_one_mount_option_string_can_name() {
+    let t = scratch("many");
+    let layout = t.path().join("img");
+    let ls: Vec<Vec<u8>> = (0..40).map(|i| tar(&[file(&format!("f{i}"), &i.to_string()), file("top", &i.to_string())])).collect();
+    image(&layout, "many", &ls, Compression::None, |_| {});
+    let store = t.path().join(format!("store-{}", "x".repeat(80)));
+    let b = t.path().join("b");
+    let _g = BundleGuard(b.clone());
+    let opts = UnpackOptions { overlay: true, store, ..Default::default() };
+    let meta = bundle::unpack(&Reference::parse(&format!("{}:many", layout.display())).unwrap(), &b, &opts).unwrap();
+    let joined: usize = meta.lowers.iter().map(|p| p.as_os_str().len() + 1).sum();
+    assert!(joined > 4096, "the lowerdir string must exceed a page for this test");
+    assert_eq!(fs::read_to_string(b.join("rootfs/top")).unwrap(), "39");
+    assert_eq!(fs::read_to_string(b.join("rootfs/f0")).unwrap(), "0");
+    bundle::remove(&b).unwrap();
+}
