@@ -50,13 +50,16 @@ pub fn work_dir(bundle: &Path) -> PathBuf {
     bundle.join("overlay/work")
 }
 
+/// Told about each layer: (index, count, diff_id, extracted now).
+pub type Progress = Box<dyn Fn(usize, usize, &str, bool)>;
+
 pub struct UnpackOptions {
     pub platform: PlatformSpec,
     pub overlay: bool,
     pub store: PathBuf,
     pub args: Option<Vec<String>>,
     /// Called once per layer: (index, count, diff_id, extracted-now).
-    pub progress: Option<Box<dyn Fn(usize, usize, &str, bool)>>,
+    pub progress: Option<Progress>,
 }
 
 impl Default for UnpackOptions {

@@ -90,7 +90,7 @@ pub fn copy_layers(img: &ResolvedImage, layout: &Layout) -> Result<Vec<Descripto
                     "zstd" => MediaType::ImageLayerZstd,
                     _ => MediaType::ImageLayer,
                 };
-                out.push(Descriptor::new(mt, nl.descriptor.size(), parse_digest(&nl.descriptor.digest().to_string())?));
+                out.push(Descriptor::new(mt, nl.descriptor.size(), parse_digest(nl.descriptor.digest().as_ref())?));
             }
         }
     }

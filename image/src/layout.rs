@@ -154,7 +154,7 @@ impl Layout {
         }
         let manifest: ImageManifest = serde_json::from_value(v).map_err(|e| Error::json(format!("manifest {d}"), e))?;
         let config_raw = self.read_blob(manifest.config())?;
-        let config = image::parse_config(&config_raw, &manifest.config().digest().to_string())?;
+        let config = image::parse_config(&config_raw, manifest.config().digest().as_ref())?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid(format!(
