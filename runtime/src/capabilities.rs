@@ -50,7 +50,13 @@ pub fn apply(caps: &LinuxCapabilities) -> Result<()> {
     set(CapSet::Permitted, "permitted", &permitted)?;
     caps::clear(None, CapSet::Ambient).map_err(|e| Error::Init(format!("clear ambient set: {e}")))?;
     for cap in &ambient {
-        // Raising ambient needs the cap in permitted and inheritable; the kernel says no otherwise.
+        // The kernel only raises an ambient cap that is also permitted and inheritable.
+        // Configs often list ambient alone (docker-style); like runc and crun, skip
+        // those rather than fail: the result is narrower than asked, never wider.
+        if !(permitted.contains(cap) && inheritable.contains(cap)) {
+            crate::logging::debug(&format!("ambient {cap} skipped: not in permitted and inheritable"));
+            continue;
+        }
         caps::raise(None, CapSet::Ambient, *cap)
             .map_err(|e| Error::field("process.capabilities.ambient", format!("{cap}: {e}")))?;
     }

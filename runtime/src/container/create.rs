@@ -27,6 +27,7 @@ pub struct CreateOptions {
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
     super::id::validate(id)?;
+    check_preserved_fds(opts.preserve_fds)?;
     let bundle = config::load_bundle(&opts.bundle)?;
     let process = bundle.spec.process().as_ref().expect("validated");
     if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
@@ -89,6 +90,18 @@ fn undo(pid: Option<i32>, cgroup: &Cgroup) {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     }
     let _ = cgroup.remove();
+}
+
+/// The fds to pass on must be open now: otherwise the runtime's own files (the lock,
+/// the sync socket) would take those numbers and leak into the container.
+fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
+        }
+    }
+    Ok(())
 }
 
 fn make_exec_fifo(path: &Path) -> Result<()> {
