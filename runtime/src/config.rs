@@ -121,6 +121,8 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
         return Err(Error::field("domainname", "setting a domainname needs a new uts namespace"));
     }
+    crate::hooks::validate(spec)?;
+    crate::sysctl::validate(spec)?;
     if !has(LinuxNamespaceType::Mount) {
         return Err(Error::field("linux.namespaces", "a mount namespace is required"));
     }

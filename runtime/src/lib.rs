@@ -13,15 +13,18 @@ pub mod capabilities;
 pub mod cli;
 pub mod cgroups;
 pub mod config;
+pub mod console;
 pub mod container;
 pub mod error;
 pub mod features;
+pub mod hooks;
 pub mod logging;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
 pub mod signal;
 pub mod spec;
+pub mod sysctl;
 pub mod sys;
 pub mod user;
 

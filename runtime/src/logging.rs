@@ -34,6 +34,11 @@ pub fn debug(msg: &str) {
     }
 }
 
+/// A warning: to the --log file, and to stderr when there is none.
+pub fn warn(msg: &str) {
+    write("warning", msg);
+}
+
 pub fn error(msg: &str) {
     write("error", msg);
 }
@@ -54,8 +59,9 @@ fn write(level: &str, msg: &str) {
                 let _ = f.write_all(line.as_bytes());
             }
         }
-        // Without --log, debug lines go to stderr (errors are printed by the CLI itself).
-        None if level == "debug" => {
+        // Without --log, debug lines and warnings go to stderr (errors are printed by
+        // the CLI itself).
+        None if level != "error" => {
             let _ = std::io::stderr().write_all(line.as_bytes());
         }
         None => {}

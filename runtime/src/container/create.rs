@@ -38,12 +38,18 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
     let mut cgroup = cgroups::resolve(&layout, cgroups_path, id)?;
 
+    let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
+        (Some(path), true) => Some(crate::console::connect(path)?),
+        _ => None,
+    };
+
     let locked = store.reserve(id)?;
     let mut pid = None;
     let result = (|| {
         make_exec_fifo(&locked.dir.join(EXEC_FIFO))?;
         cgroup.create()?;
         let init = InitOptions {
+            id,
             spec: &bundle.spec,
             bundle: &bundle.dir,
             rootfs: &bundle.rootfs,
@@ -53,6 +59,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             no_pivot: opts.no_pivot,
             preserve_fds: opts.preserve_fds,
             no_new_keyring: opts.no_new_keyring,
+            console_socket,
         };
         let p = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;

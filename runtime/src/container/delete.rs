@@ -4,6 +4,7 @@
 use super::kill::kill_all;
 use super::{signal_init, ContainerState, Status, Store};
 use crate::error::{Error, Result};
+use crate::hooks;
 use crate::sys::{pidfd_open, pidfd_wait_exit};
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
@@ -24,7 +25,13 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         _ => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "delete (use --force)" }),
     }
     state.cgroup.remove()?;
-    locked.remove()
+    locked.remove()?;
+    let spec = &state.config;
+    if !hooks::Kind::Poststop.of(spec).is_empty() {
+        let json = hooks::state_json(spec, id, "stopped", 0, &state.bundle);
+        hooks::run_warn(hooks::Kind::Poststop, spec, &json);
+    }
+    Ok(())
 }
 
 /// SIGKILLs the container and waits until its init is gone.

@@ -15,6 +15,7 @@ use super::exec;
 use super::sync::{Channel, Message};
 use super::InitOptions;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::namespaces;
 use crate::rootfs::{self, RootfsContext};
 use crate::sys::{clone_fork, Forked};
@@ -79,9 +80,11 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         join_session_keyring()?;
     }
 
-    // Reopening the fifo after pivot_root goes through this fd on the host's /proc.
+    // The host's /proc: sysctls are written through it (they follow the writer's
+    // namespaces) and the fifo is reopened through it after pivot_root.
     let host_proc: OwnedFd = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| "open /proc")?;
+    crate::sysctl::apply(opts.spec, &host_proc)?;
     let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
 
@@ -94,7 +97,26 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         in_user_ns: plan.new_user || plan.joins_in_init.iter().any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User),
         no_pivot: opts.no_pivot,
     };
-    rootfs::setup(&rootfs_ctx)?;
+    rootfs::prepare(&rootfs_ctx)?;
+    if super::has_runtime_hooks(opts.spec) {
+        ch.send(&Message::Hooks)?;
+        match ch.recv()? {
+            Some(Message::Go) => {}
+            _ => return Err(Error::Init("runtime went away while running hooks".into())),
+        }
+    }
+    // SAFETY: getpid has no preconditions; our pid as the runtime's namespace sees it
+    // isn't known here, so hooks get the pid the init sees (runc does the same).
+    let own_pid = unsafe { libc::getpid() };
+    let hook_state = || hooks::state_json(opts.spec, opts.id, "creating", own_pid, opts.bundle);
+    if !hooks::Kind::CreateContainer.of(opts.spec).is_empty() {
+        hooks::run(hooks::Kind::CreateContainer, opts.spec, &hook_state())?;
+    }
+    rootfs::enter(&rootfs_ctx)?;
+    if let Some(socket) = &opts.console_socket {
+        let size = opts.spec.process().as_ref().and_then(|p| p.console_size());
+        crate::console::setup(socket, size)?;
+    }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
     let prepared = exec::prepare(process)?;
@@ -108,6 +130,14 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         Ok(()) => {
             drop(fifo);
             drop(host_proc);
+            if !hooks::Kind::StartContainer.of(opts.spec).is_empty() {
+                let state = hooks::state_json(opts.spec, opts.id, "created", own_pid, opts.bundle);
+                if let Err(e) = hooks::run(hooks::Kind::StartContainer, opts.spec, &state) {
+                    eprintln!("strata: {e}");
+                    // SAFETY: leave without running the runtime's destructors.
+                    unsafe { libc::_exit(126) }
+                }
+            }
             match exec::exec(prepared, opts.preserve_fds) {
                 Ok(never) => match never {},
                 Err(e) => e,

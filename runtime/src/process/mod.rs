@@ -16,6 +16,7 @@ use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::namespaces::{self, NamespacePlan};
 use crate::sys::{clone_fork, Forked};
 use sync::Message;
@@ -24,6 +25,7 @@ pub use exec::{open_exec_fifo_reader, EXEC_FIFO_MODE};
 
 /// Everything the init needs, prepared before the clone.
 pub struct InitOptions<'a> {
+    pub id: &'a str,
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
@@ -35,6 +37,8 @@ pub struct InitOptions<'a> {
     /// fds 3 .. 3+N pass to the container.
     pub preserve_fds: u32,
     pub no_new_keyring: bool,
+    /// Connected --console-socket when process.terminal is set.
+    pub console_socket: Option<OwnedFd>,
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
@@ -84,10 +88,27 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
     }
     parent.send(&Message::Go).map_err(|e| fail(pid, e))?;
-    match parent.recv().map_err(|e| fail(pid, e))? {
+    let mut msg = parent.recv().map_err(|e| fail(pid, e))?;
+    if msg == Some(Message::Hooks) {
+        run_runtime_hooks(opts, pid).map_err(|e| fail(pid, e))?;
+        parent.send(&Message::Go).map_err(|e| fail(pid, e))?;
+        msg = parent.recv().map_err(|e| fail(pid, e))?;
+    }
+    match msg {
         Some(Message::Ready) => Ok(pid),
         other => Err(fail(pid, unexpected(other))),
     }
+}
+
+/// Whether the init must stop for prestart/createRuntime hooks (skipped when none).
+pub(crate) fn has_runtime_hooks(spec: &Spec) -> bool {
+    !hooks::Kind::Prestart.of(spec).is_empty() || !hooks::Kind::CreateRuntime.of(spec).is_empty()
+}
+
+fn run_runtime_hooks(opts: &InitOptions, pid: i32) -> Result<()> {
+    let state = hooks::state_json(opts.spec, opts.id, "creating", pid, opts.bundle);
+    hooks::run(hooks::Kind::Prestart, opts.spec, &state)?;
+    hooks::run(hooks::Kind::CreateRuntime, opts.spec, &state)
 }
 
 fn unexpected(m: Option<Message>) -> Error {

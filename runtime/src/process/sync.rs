@@ -13,6 +13,9 @@ pub enum Message {
     Go,
     /// init -> runtime (extra-fork path only): the pid of the real init.
     Pid(i32),
+    /// init -> runtime: namespaces and mounts are made: run prestart/createRuntime
+    /// hooks, then say Go.
+    Hooks,
     /// init -> runtime: set up and waiting for `start`.
     Ready,
     /// init -> runtime: setup failed with this message.
@@ -25,6 +28,7 @@ impl Message {
             Message::Go => vec![b'G'],
             Message::Pid(p) => [&[b'P'][..], &p.to_le_bytes()].concat(),
             Message::Ready => vec![b'R'],
+            Message::Hooks => vec![b'H'],
             Message::Failed(m) => [&[b'F'][..], m.as_bytes()].concat(),
         }
     }
@@ -33,6 +37,7 @@ impl Message {
         match b.split_first()? {
             (b'G', []) => Some(Message::Go),
             (b'R', []) => Some(Message::Ready),
+            (b'H', []) => Some(Message::Hooks),
             (b'P', rest) => Some(Message::Pid(i32::from_le_bytes(rest.try_into().ok()?))),
             (b'F', rest) => Some(Message::Failed(String::from_utf8_lossy(rest).into_owned())),
             _ => None,
@@ -97,7 +102,7 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        for m in [Message::Go, Message::Ready, Message::Pid(4242), Message::Failed("mount /proc: EPERM".into())] {
+        for m in [Message::Go, Message::Ready, Message::Hooks, Message::Pid(4242), Message::Failed("mount /proc: EPERM".into())] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
         let (a, b) = pair().unwrap();

@@ -42,16 +42,13 @@ pub struct RootfsContext<'a> {
     pub no_pivot: bool,
 }
 
-pub fn setup(ctx: &RootfsContext) -> Result<()> {
+/// Steps 1-5: everything inside the rootfs, before the root changes (hooks of kind
+/// createRuntime and createContainer run between this and [`enter`]).
+pub fn prepare(ctx: &RootfsContext) -> Result<()> {
     let linux = ctx.spec.linux().as_ref();
-    let propagation = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
-        None | Some("") => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        Some(p) => options::propagation_option(p)
-            .ok_or_else(|| Error::field("linux.rootfsPropagation", format!("{p:?} is not a propagation mode")))?,
-    };
-    // Never let anything we mount reach back into the host: at most slave first.
-    let first = if propagation.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { propagation };
-    mount(None::<&str>, "/", None::<&str>, first | MsFlags::MS_REC, None::<&str>).ctx(|| "set / propagation")?;
+    let propagation = propagation(ctx)?;
+    mount(None::<&str>, "/", None::<&str>, first_propagation(propagation) | MsFlags::MS_REC, None::<&str>)
+        .ctx(|| "set / propagation")?;
     mount(Some(ctx.rootfs), ctx.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .ctx(|| format!("bind rootfs {}", ctx.rootfs.display()))?;
     let root: OwnedFd =
@@ -74,18 +71,41 @@ pub fn setup(ctx: &RootfsContext) -> Result<()> {
     if let Some(ro) = linux.and_then(|l| l.readonly_paths().as_ref()) {
         paths::make_readonly(&root, ro)?;
     }
-    drop(root);
+    Ok(())
+}
 
+/// Step 6 and after: switch the root, restore the configured propagation, make the
+/// root read-only if asked.
+pub fn enter(ctx: &RootfsContext) -> Result<()> {
     if ctx.no_pivot {
         pivot::move_root(ctx.rootfs)?;
     } else {
         pivot::pivot_root(ctx.rootfs)?;
     }
-    if propagation != first {
+    let propagation = propagation(ctx)?;
+    if propagation != first_propagation(propagation) {
         mount(None::<&str>, "/", None::<&str>, propagation, None::<&str>).ctx(|| "set / propagation")?;
     }
     if ctx.spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
         mounts::remount_bind("/", MsFlags::MS_RDONLY).ctx(|| "remount / read-only (root.readonly)")?;
     }
     Ok(())
+}
+
+/// linux.rootfsPropagation, rslave by default (runc's).
+fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
+    match ctx.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
+        None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        Some(p) => options::propagation_option(p)
+            .ok_or_else(|| Error::field("linux.rootfsPropagation", format!("{p:?} is not a propagation mode"))),
+    }
+}
+
+/// Never let what we mount reach back into the host: at most slave while setting up.
+fn first_propagation(p: MsFlags) -> MsFlags {
+    if p.contains(MsFlags::MS_SHARED) {
+        MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else {
+        p
+    }
 }

@@ -38,16 +38,21 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
     let target = if is_bind {
         let src = source.as_deref().ok_or_else(|| Error::field(format!("{}.source", field()), "a bind mount needs a source"))?;
         let meta = std::fs::metadata(src).map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?;
-        if meta.is_dir() { mkdir_all(root, dest, 0o755)? } else { create_file(root, dest, 0o644)? }
+        if meta.is_dir() { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o644) }
     } else {
-        mkdir_all(root, dest, 0o755)?
-    };
+        mkdir_all(root, dest, 0o755)
+    }
+    .map_err(|e| prefix(field(), e))?;
 
     if typ == "cgroup" {
         return cgroupfs::mount_cgroups(root, dest, &opts, ctx).map_err(|e| prefix(field(), e));
     }
 
     if is_bind {
+        // Bind mounts take no filesystem data: a leftover option is a typo, not a no-op.
+        if let Some(unknown) = opts.data.first() {
+            return Err(Error::field(format!("{}.options", field()), format!("unknown option {unknown:?}")));
+        }
         let mut flags = MsFlags::MS_BIND;
         if opts.recursive_bind {
             flags |= MsFlags::MS_REC;

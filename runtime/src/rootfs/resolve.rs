@@ -23,18 +23,33 @@ pub fn open_path(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {
 }
 
 /// Makes every missing directory of `path` inside `root` and returns an O_PATH fd on
-/// the last one.
+/// the last one. A dangling symlink on the way is followed the way the kernel would
+/// resolve it inside the root, and its target made.
 pub fn mkdir_all(root: &OwnedFd, path: &Path, mode: u32) -> Result<OwnedFd> {
+    mkdir_all_depth(root, path, mode, 0)
+}
+
+fn mkdir_all_depth(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
+    if depth > 40 {
+        return Err(err(path, Errno::ELOOP));
+    }
     let mut done = PathBuf::from("/");
     let mut dir = open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e))?;
     for comp in path.components() {
         let Component::Normal(name) = comp else { continue };
+        let parent = done.clone();
         done.push(name);
         dir = match open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
                 match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Ok(()) => {}
+                    // Something is there yet doesn't resolve: a dangling symlink.
+                    Err(Errno::EEXIST) => {
+                        let target = nix::fcntl::readlinkat(dir.as_fd(), name).map_err(|e| err(&done, e))?;
+                        let target = parent.join(PathBuf::from(target));
+                        mkdir_all_depth(root, &target, mode, depth + 1)?;
+                    }
                     Err(e) => return Err(err(&done, e)),
                 }
                 open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&done, e))?

@@ -1,0 +1,65 @@
+//! process.terminal with --console-socket: the init makes a pty on the container's own
+//! devpts, sends the master to the socket with SCM_RIGHTS (what conmon and containerd's
+//! shim wait for), and makes the slave its controlling terminal, stdio and /dev/console.
+
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, MsFlags};
+use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
+use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+use oci_spec::runtime::Box as ConsoleSize;
+
+use crate::error::{Context, Error, Result};
+
+/// Connects to the engine's console socket (before the clone: the path is on the host).
+pub fn connect(path: &Path) -> Result<OwnedFd> {
+    let stream = UnixStream::connect(path).map_err(|e| Error::os(format!("--console-socket {}", path.display()), e))?;
+    Ok(OwnedFd::from(stream))
+}
+
+/// In the init, after pivot_root: make the pty, hand over the master, adopt the slave.
+pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
+    let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx")?;
+    grantpt(&master).ctx(|| "grantpt")?;
+    unlockpt(&master).ctx(|| "unlockpt")?;
+    let slave_path = ptsname_r(&master).ctx(|| "ptsname")?;
+    if let Some(size) = size {
+        let ws = libc::winsize { ws_row: size.height() as u16, ws_col: size.width() as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: valid fd and winsize struct.
+        let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        nix::errno::Errno::result(r).map_err(|e| Error::field("process.consoleSize", e.desc()))?;
+    }
+    let fds = [master.as_raw_fd()];
+    let name = slave_path.as_bytes();
+    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(name)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
+        .ctx(|| "send pty master to --console-socket")?;
+    drop(master);
+
+    let slave = nix::fcntl::open(slave_path.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
+        .ctx(|| format!("open {slave_path}"))?;
+    bind_dev_console(&slave_path);
+    nix::unistd::setsid().ctx(|| "setsid")?;
+    // SAFETY: TIOCSCTTY on an open tty fd.
+    let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };
+    nix::errno::Errno::result(r).ctx(|| "make the pty the controlling terminal")?;
+    for target in 0..3 {
+        // SAFETY: dup2 onto the stdio numbers.
+        let r = unsafe { libc::dup2(slave.as_raw_fd(), target) };
+        nix::errno::Errno::result(r).ctx(|| "dup pty onto stdio")?;
+    }
+    Ok(())
+}
+
+/// /dev/console becomes the pty (best effort: a /dev the config bind-mounted from
+/// elsewhere may not allow it).
+fn bind_dev_console(slave_path: &str) {
+    let console = Path::new("/dev/console");
+    if !console.exists() {
+        let _ = std::fs::File::create(console);
+    }
+    let _ = mount(Some(slave_path), console, None::<&str>, MsFlags::MS_BIND, None::<&str>);
+}
