@@ -9,7 +9,13 @@
 //! root; a relative one from the runtime's own cgroup; an absent one means
 //! `strata/<id>` relative to it.
 
+pub mod bpf;
+pub mod freezer;
+pub mod fs;
 pub mod layout;
+pub mod resources;
+pub mod stats;
+pub mod v2;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -17,6 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Context, Error, Result};
+pub use fs::ControllerDir;
 pub use layout::{Hierarchy, Layout, Version};
 
 /// A container's cgroup: its directory in every hierarchy, and which of those
@@ -125,8 +132,37 @@ impl Cgroup {
         }
     }
 
+    /// Where `controller` lives for this container: its v1 hierarchy, or the v2 directory
+    /// when the unified hierarchy offers it. None when the host has no such controller.
+    pub fn find_controller(&self, controller: &str) -> Option<(ControllerDir, &CgroupDir)> {
+        if let Some(d) = self.dirs.iter().find(|d| d.version == Version::V1 && d.controllers.iter().any(|c| c == controller)) {
+            return Some((ControllerDir { dir: d.full(), v2: false }, d));
+        }
+        self.dirs
+            .iter()
+            .find(|d| d.version == Version::V2 && v2::offers(&d.mountpoint, controller))
+            .map(|d| (ControllerDir { dir: d.full(), v2: true }, d))
+    }
+
+    /// Like [`find_controller`](Self::find_controller), for applying `field`: a missing
+    /// controller is an error naming the field, and on v2 the controller is enabled.
+    pub fn controller(&self, field: &str, controller: &str) -> Result<ControllerDir> {
+        let Some((cd, d)) = self.find_controller(controller) else {
+            return Err(Error::field(field, format!("this host has no {controller} cgroup controller")));
+        };
+        if cd.v2 {
+            v2::enable(field, &d.mountpoint, &cd.dir, controller, &self.created)?;
+        }
+        Ok(cd)
+    }
+
+    /// The cgroup v2 directory of the container, on a unified or hybrid host.
+    pub fn v2_dir(&self) -> Option<&CgroupDir> {
+        self.dirs.iter().find(|d| d.version == Version::V2)
+    }
+
     /// The directory used to list processes and freeze: v1 freezer if mounted, else v2.
-    fn primary(&self) -> Option<&CgroupDir> {
+    pub(crate) fn primary(&self) -> Option<&CgroupDir> {
         self.dirs
             .iter()
             .find(|d| d.controllers.iter().any(|c| c == "freezer"))

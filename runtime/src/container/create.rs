@@ -34,9 +34,16 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         return Err(Error::field("process.terminal", "a terminal needs --console-socket (or set terminal to false)"));
     }
     let plan = namespaces::plan(&bundle.spec)?;
+    let seccomp = crate::seccomp::compile(&bundle.spec, process.no_new_privileges().unwrap_or(false))?;
     let layout = Layout::detect()?;
     let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
     let mut cgroup = cgroups::resolve(&layout, cgroups_path, id)?;
+    let linux = bundle.spec.linux().as_ref();
+    let resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
+    let device_rules = cgroups::resources::devices::rules(
+        resources.devices().as_deref().unwrap_or_default(),
+        linux.and_then(|l| l.devices().as_deref()).unwrap_or_default(),
+    )?;
 
     let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
         (Some(path), true) => Some(crate::console::connect(path)?),
@@ -48,6 +55,8 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let result = (|| {
         make_exec_fifo(&locked.dir.join(EXEC_FIFO))?;
         cgroup.create()?;
+        // Limits before the init is placed in the cgroup: it never runs unlimited.
+        cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
         let init = InitOptions {
             id,
             spec: &bundle.spec,
@@ -60,6 +69,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             preserve_fds: opts.preserve_fds,
             no_new_keyring: opts.no_new_keyring,
             console_socket,
+            seccomp,
         };
         let p = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;

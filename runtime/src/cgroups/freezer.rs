@@ -1,0 +1,54 @@
+//! Freezing a container's cgroup (`pause`) and thawing it (`resume`): v1
+//! freezer.state, v2 cgroup.freeze. Freezing is asynchronous in the kernel, so both
+//! wait until the cgroup reports FROZEN / "frozen 1". Never done to a host cgroup.
+
+use std::time::{Duration, Instant};
+
+use super::{fs, Cgroup, CgroupDir, Version};
+use crate::error::{Error, Result};
+
+const FIELD: &str = "freezer";
+
+pub fn freeze(cg: &Cgroup) -> Result<()> {
+    cg.ensure_container_owned("freeze")?;
+    let d = freezer_dir(cg)?;
+    let dir = d.full();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let frozen = match d.version {
+            // Writing FROZEN again nudges tasks that were mid-fork when we started.
+            Version::V1 => {
+                fs::write(FIELD, &dir, "freezer.state", "FROZEN")?;
+                fs::read(&dir, "freezer.state")? == "FROZEN"
+            }
+            Version::V2 => {
+                fs::write(FIELD, &dir, "cgroup.freeze", "1")?;
+                fs::keyed(&dir, "cgroup.events", "frozen") == Some(1)
+            }
+        };
+        if frozen {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let _ = thaw(cg);
+            return Err(Error::Refused(format!("freezing {} did not complete in 10 s", dir.display())));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn thaw(cg: &Cgroup) -> Result<()> {
+    cg.ensure_container_owned("thaw")?;
+    let d = freezer_dir(cg)?;
+    let dir = d.full();
+    match d.version {
+        Version::V1 => fs::write(FIELD, &dir, "freezer.state", "THAWED"),
+        Version::V2 => fs::write(FIELD, &dir, "cgroup.freeze", "0"),
+    }
+}
+
+fn freezer_dir(cg: &Cgroup) -> Result<&CgroupDir> {
+    cg.primary()
+        .filter(|d| d.version == Version::V2 || d.controllers.iter().any(|c| c == "freezer"))
+        .ok_or_else(|| Error::Refused("this host has no freezer (neither a v1 freezer hierarchy nor cgroup v2)".into()))
+}
