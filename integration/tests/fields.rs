@@ -194,3 +194,60 @@ fn receive_fd(conn: &std::os::unix::net::UnixStream) -> i32 {
     assert!(!hdr.is_null(), "no fd received");
     unsafe { *(libc::CMSG_DATA(hdr) as *const i32) }
 }
+
+#[test]
+fn tmpcopyup_starts_the_tmpfs_with_the_directorys_contents() {
+    let mut b = Bundle::new("copyup");
+    let etc = b.dir.join("rootfs/etc/app");
+    std::fs::create_dir_all(etc.join("sub")).unwrap();
+    std::fs::write(etc.join("conf"), "key=value\n").unwrap();
+    std::os::unix::fs::symlink("conf", etc.join("link")).unwrap();
+    std::os::unix::fs::chown(etc.join("sub"), Some(1000), Some(1000)).unwrap();
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/etc/app", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "mode=755"]
+    }));
+    b.sh("awk '$2==\"/etc/app\" {print $3}' /proc/self/mounts; cat /etc/app/link; stat -c %u /etc/app/sub; echo new > /etc/app/new && echo writable");
+    assert_eq!(run_ok(&b, "cu"), "tmpfs\nkey=value\n1000\nwritable\n");
+    assert!(!etc.join("new").exists(), "the write went to the image, not the tmpfs");
+}
+
+#[test]
+fn io_priority_scheduler_and_personality_apply() {
+    let mut b = Bundle::new("attrs");
+    b.config["process"]["ioPriority"] = json!({ "class": "IOPRIO_CLASS_IDLE", "priority": 0 });
+    b.config["process"]["scheduler"] = json!({ "policy": "SCHED_BATCH", "nice": 7 });
+    b.config["linux"]["personality"] = json!({ "domain": "LINUX32" });
+    b.sh("uname -m; awk '{print $19}' /proc/self/stat; cat /proc/self/sched | awk '$1==\"policy\" {print $3}'");
+    b.config["process"]["user"] = json!({ "uid": 0, "gid": 0 });
+    let out = run_ok(&b, "attrs");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "i686", "personality LINUX32 makes uname report a 32-bit machine");
+    assert_eq!(lines[1], "7", "nice");
+    if let Some(policy) = lines.get(2) {
+        assert_eq!(*policy, "3", "SCHED_BATCH");
+    }
+}
+
+#[test]
+fn socket_activation_fds_and_env_pass_through() {
+    use std::os::unix::process::CommandExt;
+    let mut b = Bundle::new("listenfds");
+    b.sh("echo $LISTEN_FDS $LISTEN_PID; readlink /proc/self/fd/3");
+    b.write_config();
+    let id = b.id("lfd");
+    let file = std::fs::File::open("/etc/hostname").unwrap();
+    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
+    let mut cmd = b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    cmd.env("LISTEN_FDS", "1");
+    unsafe {
+        cmd.pre_exec(move || {
+            if (raw != 3 && libc::dup2(raw, 3) < 0) || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = output_of(cmd);
+    assert_ok(&out, "run with LISTEN_FDS=1");
+    assert_eq!(stdout(&out), "1 1\n/etc/hostname\n");
+}

@@ -11,6 +11,7 @@
 //! work whether or not the container mounts /proc.
 
 mod cgroupfs;
+mod copyup;
 mod devices;
 mod mounts;
 pub mod options;

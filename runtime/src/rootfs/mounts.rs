@@ -11,7 +11,7 @@ use oci_spec::runtime::Mount;
 
 use super::options::{self, MountOptions};
 use super::resolve::{create_file, fd_path, mkdir_all, open_path};
-use super::{cgroupfs, RootfsContext};
+use super::{cgroupfs, copyup, RootfsContext};
 use crate::error::{Context, Error, Result};
 
 /// Flags a bind remount keeps; the rest are per-superblock and can't change here.
@@ -68,6 +68,15 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
 
     let data = opts.data.join(",");
     let flags = opts.flags - MsFlags::MS_REMOUNT;
+    // tmpcopyup needs the directory's contents from before the mount hides them.
+    let original = if opts.tmpcopyup {
+        if typ != "tmpfs" {
+            return Err(Error::field(format!("{}.options", field()), "tmpcopyup only applies to tmpfs"));
+        }
+        Some(open_dir(root, dest).map_err(|e| os(field(), e))?)
+    } else {
+        None
+    };
     match mount_fs(source.as_deref(), &target, typ, flags, &data) {
         Ok(()) => {}
         // Without a private network/ipc namespace (or in a user namespace) the kernel
@@ -86,8 +95,16 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         }
         Err(e) => return Err(os(field(), e)),
     }
+    if let Some(original) = original {
+        let fresh = open_dir(root, dest).map_err(|e| os(field(), e))?;
+        copyup::copy_tree(&original, &fresh).map_err(|e| prefix(field(), e))?;
+    }
     let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
     finish(&mounted, &opts).map_err(|e| prefix(field(), e))
+}
+
+fn open_dir(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {
+    crate::sys::open_in_root(root, path, nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_RDONLY)
 }
 
 fn mount_fs(source: Option<&Path>, target: &OwnedFd, typ: &str, flags: MsFlags, data: &str) -> nix::Result<()> {
