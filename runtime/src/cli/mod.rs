@@ -3,13 +3,18 @@
 
 mod create;
 mod delete;
+mod events;
 mod features;
 mod kill;
 mod list;
+mod pause;
+mod ps;
+mod resume;
 mod run;
 mod spec;
 mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
@@ -66,6 +71,16 @@ enum Command {
     Kill(kill::Args),
     /// Delete a container and everything it holds.
     Delete(delete::Args),
+    /// Freeze every process of a container.
+    Pause(pause::Args),
+    /// Thaw a paused container.
+    Resume(resume::Args),
+    /// List a container's processes.
+    Ps(ps::Args),
+    /// Report a container's resource usage and OOM kills as JSON lines.
+    Events(events::Args),
+    /// Change a running container's resource limits.
+    Update(update::Args),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print what this runtime supports (runtime-spec features.md).
@@ -114,6 +129,11 @@ fn dispatch(cli: &Cli) -> Result<i32> {
         Command::List(a) => list::run(&store, a).map(|_| 0),
         Command::Kill(a) => kill::run(&store, a).map(|_| 0),
         Command::Delete(a) => delete::run(&store, a).map(|_| 0),
+        Command::Pause(a) => pause::run(&store, a).map(|_| 0),
+        Command::Resume(a) => resume::run(&store, a).map(|_| 0),
+        Command::Ps(a) => ps::run(&store, a).map(|_| 0),
+        Command::Events(a) => events::run(&store, a).map(|_| 0),
+        Command::Update(a) => update::run(&store, a).map(|_| 0),
         Command::Spec(a) => spec::run(a).map(|_| 0),
         Command::Features => features::run().map(|_| 0),
     }

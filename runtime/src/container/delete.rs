@@ -52,12 +52,5 @@ fn stop(state: &ContainerState) -> Result<()> {
 
 /// A frozen task can't die: thaw after signalling so SIGKILL lands.
 fn thaw(state: &ContainerState) {
-    for dir in &state.cgroup.dirs {
-        let full = dir.full();
-        if dir.controllers.iter().any(|c| c == "freezer") {
-            let _ = std::fs::write(full.join("freezer.state"), "THAWED");
-        } else if dir.version == crate::cgroups::Version::V2 {
-            let _ = std::fs::write(full.join("cgroup.freeze"), "0");
-        }
-    }
+    let _ = crate::cgroups::freezer::thaw(&state.cgroup);
 }

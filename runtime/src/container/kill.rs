@@ -14,10 +14,15 @@ pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
         return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "kill (not running)" });
     }
     if all {
-        kill_all(&state, sig)
+        kill_all(&state, sig)?;
     } else {
-        signal_init(&state, sig)
+        signal_init(&state, sig)?;
     }
+    // A frozen task only dies once thawed: a SIGKILL to a paused container thaws it.
+    if status == Status::Paused && sig == libc::SIGKILL {
+        crate::cgroups::freezer::thaw(&state.cgroup)?;
+    }
+    Ok(())
 }
 
 /// Signals the init if it is still the process we started.

@@ -3,15 +3,22 @@
 
 mod create;
 mod delete;
+pub mod events;
 pub mod id;
 mod kill;
+mod pause;
+mod ps;
 mod start;
 pub mod state;
 pub mod store;
+mod update;
 
 pub use create::{create, CreateOptions};
 pub use delete::delete;
 pub use kill::{kill, signal_init};
+pub use pause::{pause, resume};
+pub use ps::pids;
+pub use update::update;
 pub use start::start;
 pub use state::{ContainerState, OciState, Status};
 pub use store::{Locked, Store};

@@ -1,0 +1,11 @@
+use crate::container::{self, Store};
+use crate::error::Result;
+
+#[derive(clap::Args)]
+pub struct Args {
+    pub id: String,
+}
+
+pub fn run(store: &Store, a: &Args) -> Result<()> {
+    container::resume(store, &a.id)
+}
