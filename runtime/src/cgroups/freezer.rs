@@ -52,3 +52,31 @@ fn freezer_dir(cg: &Cgroup) -> Result<&CgroupDir> {
         .filter(|d| d.version == Version::V2 || d.controllers.iter().any(|c| c == "freezer"))
         .ok_or_else(|| Error::Refused("this host has no freezer (neither a v1 freezer hierarchy nor cgroup v2)".into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::{Cgroup, CgroupDir, Version};
+
+    fn host_cgroup(path: &str, runtime: &str) -> Cgroup {
+        let dir = CgroupDir {
+            // Nothing under here is touched: the guard refuses first.
+            mountpoint: PathBuf::from("/nonexistent-cgroup-mount"),
+            controllers: vec!["freezer".into()],
+            version: Version::V1,
+            path: PathBuf::from(path),
+            runtime_path: PathBuf::from(runtime),
+        };
+        Cgroup { dirs: vec![dir], created: Vec::new() }
+    }
+
+    #[test]
+    fn freezing_the_root_or_the_runtimes_own_cgroup_is_refused() {
+        for cg in [host_cgroup("/", "/x"), host_cgroup("/user/session", "/user/session")] {
+            let e = super::freeze(&cg).unwrap_err().to_string();
+            assert!(e.contains("refusing to freeze"), "{e}");
+            assert!(super::thaw(&cg).is_err());
+        }
+    }
+}

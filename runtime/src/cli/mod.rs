@@ -80,7 +80,7 @@ enum Command {
     /// Report a container's resource usage and OOM kills as JSON lines.
     Events(events::Args),
     /// Change a running container's resource limits.
-    Update(update::Args),
+    Update(Box<update::Args>),
     /// Write a default config.json.
     Spec(spec::Args),
     /// Print what this runtime supports (runtime-spec features.md).

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::path::PathBuf;
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxPids, LinuxResources};
+use oci_spec::runtime::{LinuxPids, LinuxResources};
 
 use crate::container::{self, Store};
 use crate::error::{Context, Error, Result};
@@ -87,7 +87,7 @@ fn flags_into(a: &Args, r: &mut LinuxResources) -> Result<()> {
     let (limit, swap, reservation) = (bytes("--memory", &a.memory)?, bytes("--memory-swap", &a.memory_swap)?, bytes("--memory-reservation", &a.memory_reservation)?);
     let (kernel, kernel_tcp) = (bytes("--kernel-memory", &a.kernel_memory)?, bytes("--kernel-memory-tcp", &a.kernel_memory_tcp)?);
     if [limit, swap, reservation, kernel, kernel_tcp].iter().any(Option::is_some) {
-        let mut m = r.memory().clone().unwrap_or_else(LinuxMemory::default);
+        let mut m = r.memory().unwrap_or_default();
         limit.map(|v| m.set_limit(Some(v)));
         swap.map(|v| m.set_swap(Some(v)));
         reservation.map(|v| m.set_reservation(Some(v)));
@@ -103,7 +103,7 @@ fn flags_into(a: &Args, r: &mut LinuxResources) -> Result<()> {
         || a.cpuset_cpus.is_some()
         || a.cpuset_mems.is_some();
     if cpu_set {
-        let mut c = r.cpu().clone().unwrap_or_else(LinuxCpu::default);
+        let mut c = r.cpu().clone().unwrap_or_default();
         a.cpu_period.map(|v| c.set_period(Some(v)));
         a.cpu_quota.map(|v| c.set_quota(Some(v)));
         a.cpu_rt_period.map(|v| c.set_realtime_period(Some(v)));
@@ -119,7 +119,7 @@ fn flags_into(a: &Args, r: &mut LinuxResources) -> Result<()> {
         r.set_pids(Some(p));
     }
     if let Some(w) = a.blkio_weight {
-        let mut b = r.block_io().clone().unwrap_or_else(LinuxBlockIo::default);
+        let mut b = r.block_io().clone().unwrap_or_default();
         b.set_weight(Some(w));
         r.set_block_io(Some(b));
     }

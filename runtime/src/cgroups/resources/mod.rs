@@ -26,7 +26,22 @@ pub use memory::swap_to_v2;
 /// Writes every field of `r` that is set. `devices` are the rules to install (the
 /// config's plus the defaults every container gets); None leaves the device cgroup
 /// alone (`update` never changes it, as runc's doesn't).
+///
+/// A container configured into the host's own cgroup (the root, or the runtime's) gets
+/// no limits: they would bind the host. Device rules are skipped there and any other
+/// field is an error.
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[DeviceRule]>) -> Result<()> {
+    if cg.ensure_container_owned("set limits").is_err() {
+        let mut rest = r.clone();
+        rest.set_devices(None);
+        if rest != LinuxResources::default() {
+            return Err(crate::Error::field(
+                "linux.resources",
+                "the container's cgroup (linux.cgroupsPath) is the host's root cgroup or the runtime's own: refusing to set limits on it",
+            ));
+        }
+        return Ok(());
+    }
     if let Some(m) = r.memory() {
         memory::apply(cg, m)?;
     }
