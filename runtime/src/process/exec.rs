@@ -148,11 +148,21 @@ pub fn open_exec_fifo_reader(path: &Path) -> Result<OwnedFd> {
 
 /// Execs the workload. Only stdio and the preserved fds survive.
 pub fn exec(p: Prepared, preserve_fds: u32) -> Result<Infallible> {
+    close_fds(preserve_fds)?;
+    execve(p)
+}
+
+/// Marks every fd but stdio and the preserved ones close-on-exec.
+pub fn close_fds(preserve_fds: u32) -> Result<()> {
     for fd in 3..3 + preserve_fds as i32 {
         // A preserved fd must not be close-on-exec.
         let _ = nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
     }
-    crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")?;
+    crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")
+}
+
+/// The execve itself (after [`close_fds`]).
+pub fn execve(p: Prepared) -> Result<Infallible> {
     let err = nix::unistd::execve(&p.path, &p.argv, &p.envp).unwrap_err();
     Err(Error::os(format!("exec {:?}", p.path), err))
 }

@@ -119,6 +119,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
+    super::finish::install_early(opts.seccomp.as_ref())?;
     let prepared = exec::prepare(process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
@@ -138,7 +139,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
                     unsafe { libc::_exit(126) }
                 }
             }
-            match exec::exec(prepared, opts.preserve_fds) {
+            match super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             }

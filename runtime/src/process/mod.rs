@@ -4,6 +4,7 @@
 //! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
 
 mod exec;
+mod finish;
 mod init;
 pub mod sync;
 
@@ -39,6 +40,8 @@ pub struct InitOptions<'a> {
     pub no_new_keyring: bool,
     /// Connected --console-socket when process.terminal is set.
     pub console_socket: Option<OwnedFd>,
+    /// linux.seccomp, compiled before the clone.
+    pub seccomp: Option<crate::seccomp::Filter>,
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
@@ -87,6 +90,9 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
     if cgroup_fd.is_none() {
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
     }
+    if let Some(n) = opts.seccomp.as_ref().and_then(|f| f.notify.as_ref()) {
+        n.publish(pid, notify_state(opts, pid)).map_err(|e| fail(pid, e))?;
+    }
     parent.send(&Message::Go).map_err(|e| fail(pid, e))?;
     let mut msg = parent.recv().map_err(|e| fail(pid, e))?;
     if msg == Some(Message::Hooks) {
@@ -109,6 +115,18 @@ fn run_runtime_hooks(opts: &InitOptions, pid: i32) -> Result<()> {
     let state = hooks::state_json(opts.spec, opts.id, "creating", pid, opts.bundle);
     hooks::run(hooks::Kind::Prestart, opts.spec, &state)?;
     hooks::run(hooks::Kind::CreateRuntime, opts.spec, &state)
+}
+
+/// The state a seccomp agent receives with the listener (status "creating", as runc).
+fn notify_state(opts: &InitOptions, pid: i32) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": opts.spec.version(),
+        "id": opts.id,
+        "status": "creating",
+        "pid": pid,
+        "bundle": opts.bundle,
+        "annotations": opts.spec.annotations().clone().unwrap_or_default(),
+    })
 }
 
 fn unexpected(m: Option<Message>) -> Error {
