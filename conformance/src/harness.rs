@@ -68,7 +68,7 @@ impl Env {
         env
     }
 
-    fn next(&self) -> u32 {
+    pub fn next(&self) -> u32 {
         self.counter.set(self.counter.get() + 1);
         self.counter.get()
     }

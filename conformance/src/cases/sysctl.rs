@@ -1,1 +1,32 @@
-pub const CASES: &[super::Entry] = &[];
+//! config-linux.md "Sysctl": namespaced kernel parameters set for the container only.
+
+use super::{expect_error, Entry};
+use crate::ensure;
+use crate::harness::{Ctx, R};
+use serde_json::json;
+
+pub const CASES: &[Entry] = &[
+    ("net_namespaced", "config-linux.md §Sysctl: kernel parameters are set in the container (net.ipv4.ip_forward, new network namespace)", |c| set(c, "net.ipv4.ip_forward", "1")),
+    ("ipc_namespaced", "config-linux.md §Sysctl: kernel parameters are set in the container (kernel.msgmax, new ipc namespace)", |c| set(c, "kernel.msgmax", "4096")),
+    ("uts_namespaced", "config-linux.md §Sysctl: kernel parameters are set in the container (kernel.domainname, new uts namespace)", |c| set(c, "kernel.domainname", "sysctl.example")),
+    ("unknown_key_fails", "runtime.md §Create (MUST): a sysctl that cannot be set MUST generate an error", unknown),
+];
+
+fn set(ctx: &mut Ctx, key: &str, val: &str) -> R {
+    ctx.config["linux"]["sysctl"] = json!({ key: val });
+    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+    let r = ctx.probe(&["--file", &path])?;
+    let got = r["ops"][format!("file:{path}")]["ok"].as_str().unwrap_or("").trim().to_string();
+    ensure!(got == val, "{path} reads {got:?}, want {val:?}");
+    Ok(())
+}
+
+fn unknown(ctx: &mut Ctx) -> R {
+    ctx.config["linux"]["sysctl"] = json!({ "net.ipv4.conformance_no_such_key": "1" });
+    let id = ctx.id();
+    let o = ctx.create(&id, &[]);
+    if o.ok() {
+        return expect_error(&ctx.start(&id), "an unknown sysctl key");
+    }
+    Ok(())
+}
