@@ -1,0 +1,164 @@
+//! linux.resources on this machine's real (hybrid v1 + cgroup2) cgroups: each limit is
+//! checked in the host's cgroup file, and its effect where one can be seen (a fork
+//! bomb capped by pids.max, an allocation past memory.limit OOM-killed). A resource
+//! the host can't apply is a one-line error naming the field, with nothing left.
+
+mod cgroup_util;
+
+use cgroup_util::*;
+use serde_json::json;
+use strata_integration::*;
+
+#[test]
+fn limits_are_in_the_hosts_cgroup_files_and_seen_inside() {
+    let mut c = CgBundle::new("limits");
+    c.resources(json!({
+        "memory": { "limit": 67108864, "reservation": 33554432, "swap": 134217728, "swappiness": 10 },
+        "cpu": { "shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0" },
+        "pids": { "limit": 40 },
+        "blockIO": { "throttleReadBpsDevice": [{ "major": 7, "minor": 0, "rate": 1048576 }],
+                     "throttleWriteIOPSDevice": [{ "major": 7, "minor": 0, "rate": 100 }] },
+        "devices": [{ "allow": false, "access": "rwm" }]
+    }));
+    c.b.sh(
+        "{ cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/cpu/cpu.shares; \
+           head -c 4 /dev/zero | wc -c; cat /proc/self/cgroup; } > /inside.tmp 2>&1; mv /inside.tmp /inside; sleep 30",
+    );
+    c.run_detached();
+    let files = [
+        ("memory", "memory.limit_in_bytes", "67108864"),
+        ("memory", "memory.soft_limit_in_bytes", "33554432"),
+        ("memory", "memory.memsw.limit_in_bytes", "134217728"),
+        ("memory", "memory.swappiness", "10"),
+        ("cpu", "cpu.shares", "512"),
+        ("cpu", "cpu.cfs_quota_us", "50000"),
+        ("cpu", "cpu.cfs_period_us", "100000"),
+        ("cpuset", "cpuset.cpus", "0"),
+        ("cpuset", "cpuset.mems", "0"),
+        ("pids", "pids.max", "40"),
+        ("blkio", "blkio.throttle.read_bps_device", "7:0 1048576"),
+        ("blkio", "blkio.throttle.write_iops_device", "7:0 100"),
+    ];
+    for (ctrl, file, want) in files {
+        assert_eq!(read(&c.v1(ctrl).join(file)), want, "{ctrl}/{file}");
+    }
+    // Deny-all then the default devices: /dev/null is allowed, a disk is not.
+    let devices = read(&c.v1("devices").join("devices.list"));
+    assert!(devices.contains("c 1:3 rwm"), "{devices}");
+    assert!(!devices.contains("a *:* rwm"), "{devices}");
+
+    // Inside: the limits read back through the container's own cgroup mount, /dev/zero
+    // is allowed, and the cgroup namespace roots every hierarchy at the container's.
+    let file = c.rootfs_file("inside");
+    wait_for(10, "the container's report", || file.exists());
+    let inside = read(&file);
+    let lines: Vec<&str> = inside.lines().collect();
+    assert_eq!(lines[..4], ["67108864", "40", "512", "4"], "{inside}");
+    for line in &lines[4..] {
+        assert!(line.ends_with(":/"), "/proc/self/cgroup inside is not rooted at /: {inside}");
+    }
+    c.delete_and_check();
+}
+
+#[test]
+fn pids_limit_caps_a_fork_bomb() {
+    let mut c = CgBundle::new("forkbomb");
+    c.resources(json!({ "pids": { "limit": 16 } }));
+    // A subshell forks until it can't (busybox sh then exits); the init stays (the
+    // final `true` keeps sh from exec'ing its last command).
+    c.b.sh("(while true; do sleep 60 & done); sleep 60; true");
+    c.run_detached();
+    let dir = c.v1("pids");
+    wait_for(10, "fork failures (pids.events max)", || keyed(&dir.join("pids.events"), "max ") > 0);
+    // The subshell gone, the init's own `sleep 60` takes the freed slot: 16, never more.
+    let current = || read(&dir.join("pids.current"));
+    wait_for(10, "16 tasks", || current() == "16");
+    assert_eq!(read(&dir.join("pids.max")), "16");
+    // kill --all reaches every one of them.
+    let pids = c.strata(&["ps", "-f", "json", &c.id]);
+    assert_eq!(serde_json::from_slice::<Vec<i32>>(&pids.stdout).unwrap().len(), 16);
+    c.delete_and_check();
+}
+
+#[test]
+fn memory_limit_gets_an_allocation_oom_killed_and_events_report_it() {
+    let mut c = CgBundle::new("oom");
+    // memory+swap = memory: nothing can go to swap instead.
+    c.resources(json!({ "memory": { "limit": 33554432, "swap": 33554432 } }));
+    c.b.sh("sleep 1; dd if=/dev/zero of=/dev/null bs=96M count=1; echo $? > /dd-status; sleep 30");
+    c.b.create(&c.id);
+    let out_file = c.b.dir.join("events.out");
+    let mut events = c
+        .b
+        .command(&["events", "--interval", "200ms", &c.id])
+        .stdout(std::fs::File::create(&out_file).unwrap())
+        .spawn()
+        .unwrap();
+    assert_ok(&c.strata(&["start", &c.id]), "start");
+    let status = c.rootfs_file("dd-status");
+    wait_for(20, "dd to be OOM-killed", || status.exists() && !read(&status).is_empty());
+    assert_eq!(read(&status), "137", "dd's exit status (128 + SIGKILL)");
+    let memdir = c.v1("memory");
+    assert!(keyed(&memdir.join("memory.oom_control"), "oom_kill ") >= 1);
+    assert!(read(&memdir.join("memory.max_usage_in_bytes")).parse::<u64>().unwrap() > 30 << 20, "usage reached the limit");
+    wait_for(10, "an oom event", || std::fs::read_to_string(&out_file).unwrap_or_default().contains("\"oom\""));
+    assert_ok(&c.strata(&["kill", &c.id, "KILL"]), "kill");
+    // events ends by itself once the container is gone.
+    wait_for(10, "events to exit", || events.try_wait().unwrap().is_some());
+    let lines = std::fs::read_to_string(&out_file).unwrap();
+    let parsed: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(parsed.iter().any(|e| e["type"] == "oom" && e["id"] == c.id.as_str()), "{lines}");
+    assert!(parsed.iter().any(|e| e["type"] == "stats"), "{lines}");
+    c.delete_and_check();
+}
+
+/// Runs `create` with `resources`; it must fail naming `field`, leaving nothing.
+fn refused(name: &str, resources: serde_json::Value, field: &str) {
+    let mut c = CgBundle::new(name);
+    c.resources(resources);
+    c.b.args(&["true"]);
+    c.b.write_config();
+    let out = c.strata(&["create", "-b", c.b.dir.to_str().unwrap(), &c.id]);
+    let err = stderr(&out);
+    assert!(!out.status.success(), "create with {name} succeeded");
+    assert!(err.contains(field), "error {err:?} does not name {field}");
+    assert_eq!(err.trim_end().lines().count(), 1, "not one line: {err:?}");
+    c.b.assert_nothing_left(&c.id, None);
+    assert!(parent_dirs(&c.parent).is_empty(), "test parent left behind after a failed create");
+}
+
+#[test]
+fn controllers_this_host_lacks_are_errors_naming_the_field() {
+    refused("classid", json!({ "network": { "classID": 1048577 } }), "linux.resources.network.classID: this host has no net_cls");
+    refused("prio", json!({ "network": { "priorities": [{ "name": "lo", "priority": 3 }] } }), "linux.resources.network.priorities[0]");
+    refused("rdma", json!({ "rdma": { "mlx5_0": { "hcaHandles": 3 } } }), "linux.resources.rdma[\"mlx5_0\"]: this host has no rdma");
+    // The cgroup2 mount here holds only hugetlb: v2 keys of other controllers fail.
+    refused("unified", json!({ "unified": { "memory.max": "1000000" } }), "linux.resources.unified[\"memory.max\"]");
+    refused("unknownkey", json!({ "unified": { "cgroup.bogus": "1" } }), "unknown key");
+    refused("blkweight", json!({ "blockIO": { "weight": 5 } }), "linux.resources.blockIO.weight: 5 is out of range");
+}
+
+#[test]
+fn values_out_of_range_or_rejected_by_the_kernel_are_errors_naming_the_field() {
+    refused("neg", json!({ "memory": { "limit": -5 } }), "linux.resources.memory.limit: -5 is negative");
+    refused("swappiness", json!({ "memory": { "swappiness": 200 } }), "linux.resources.memory.swappiness");
+    refused("swapbelow", json!({ "memory": { "limit": 67108864, "swap": 1048576 } }), "linux.resources.memory");
+    refused("quota", json!({ "cpu": { "quota": -7 } }), "linux.resources.cpu.quota");
+    refused("cpus", json!({ "cpu": { "cpus": "64-70" } }), "linux.resources.cpu.cpus");
+    refused("mems", json!({ "cpu": { "mems": "9" } }), "linux.resources.cpu.mems");
+    refused("hugesize", json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 0 }] }), "linux.resources.hugepageLimits[0].pageSize");
+    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "rwx" }] }), "linux.resources.devices[0].access");
+    refused("hierarchy", json!({ "memory": { "useHierarchy": false } }), "linux.resources.memory.useHierarchy");
+}
+
+#[test]
+fn a_cgroups_path_escaping_with_dotdot_is_refused() {
+    let mut c = CgBundle::new("dotdot");
+    c.b.config["linux"]["cgroupsPath"] = json!("/strata-test-x/../../etc");
+    c.b.args(&["true"]);
+    c.b.write_config();
+    let out = c.strata(&["create", "-b", c.b.dir.to_str().unwrap(), &c.id]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("linux.cgroupsPath"), "{}", stderr(&out));
+    c.b.assert_nothing_left(&c.id, None);
+}
