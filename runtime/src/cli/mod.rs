@@ -3,6 +3,7 @@
 
 mod create;
 mod delete;
+mod exec;
 mod events;
 mod features;
 mod kill;
@@ -59,6 +60,8 @@ enum LogFormat {
 enum Command {
     /// Create a container from a bundle; it waits for `start`.
     Create(create::Args),
+    /// Run another process in a running container.
+    Exec(exec::Args),
     /// Run the user-defined process of a created container.
     Start(start::Args),
     /// Create and start a container (in the foreground unless --detach).
@@ -123,6 +126,7 @@ fn dispatch(cli: &Cli) -> Result<i32> {
     };
     match command {
         Command::Create(a) => create::run(&store, a).map(|_| 0),
+        Command::Exec(a) => exec::run(&store, a),
         Command::Start(a) => start::run(&store, a).map(|_| 0),
         Command::Run(a) => run::run(&store, a),
         Command::State(a) => state::run(&store, a).map(|_| 0),

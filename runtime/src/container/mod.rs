@@ -3,6 +3,8 @@
 
 mod create;
 mod delete;
+mod exec;
+mod exec_process;
 pub mod events;
 pub mod id;
 mod kill;
@@ -15,6 +17,7 @@ mod update;
 
 pub use create::{create, CreateOptions};
 pub use delete::delete;
+pub use exec::{exec, ExecOptions, ExecProcessArgs};
 pub use kill::{kill, signal_init};
 pub use pause::{pause, resume};
 pub use ps::pids;

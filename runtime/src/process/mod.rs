@@ -4,8 +4,10 @@
 //! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
 
 mod exec;
+mod exec_tty;
 mod finish;
 mod init;
+mod join;
 pub mod sync;
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -23,6 +25,7 @@ use crate::sys::{clone_fork, Forked};
 use sync::Message;
 
 pub use exec::{open_exec_fifo_reader, EXEC_FIFO_MODE};
+pub use join::{spawn_exec, JoinOptions, NsJoin};
 
 /// Everything the init needs, prepared before the clone.
 pub struct InitOptions<'a> {

@@ -1,0 +1,195 @@
+//! `exec`: run another process in a running container: check its status, build the
+//! process, open the init's namespaces (only those that differ from ours) and
+//! cgroup, compile its seccomp profile, then [`process::spawn_exec`]. In the
+//! foreground, signals go to the process and its exit status comes back
+//! (128+N when killed by N); detached, its pid goes to --pid-file.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Component, PathBuf};
+
+use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::sys::stat::Mode;
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+pub use super::exec_process::ExecProcessArgs;
+use super::{load, ContainerState, Status, Store};
+use crate::error::{Context, Error, Result};
+use crate::process::{self, JoinOptions, NsJoin};
+use crate::sys::proc_stat;
+
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    pub process: ExecProcessArgs,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub preserve_fds: u32,
+    pub ignore_paused: bool,
+    /// runc's --cgroup: `PATH` or `CONTROLLER[,CONTROLLER]:PATH`, below the container's cgroup.
+    pub cgroups: Vec<String>,
+    pub apparmor: Option<String>,
+    pub process_label: Option<String>,
+}
+
+/// Namespaces in the order they are entered: user first (it grants the rights for
+/// the rest), mnt last (after it, host paths are gone).
+const NAMESPACES: [(&str, CloneFlags); 8] = [
+    ("user", CloneFlags::CLONE_NEWUSER),
+    ("ipc", CloneFlags::CLONE_NEWIPC),
+    ("uts", CloneFlags::CLONE_NEWUTS),
+    ("net", CloneFlags::CLONE_NEWNET),
+    ("pid", CloneFlags::CLONE_NEWPID),
+    ("cgroup", CloneFlags::CLONE_NEWCGROUP),
+    ("time", CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)),
+    ("mnt", CloneFlags::CLONE_NEWNS),
+];
+
+/// Signals that stay with strata: faults are about strata itself.
+const NOT_FORWARDED: [Signal; 5] = [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGTRAP];
+
+/// Runs the process; returns its exit code (foreground) or 0 once started (detach).
+pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
+    for (flag, v) in [("--apparmor", &o.apparmor), ("--process-label", &o.process_label)] {
+        if v.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(Error::Refused(format!("{flag}: this host has no AppArmor/SELinux support in strata")));
+        }
+    }
+    check_preserved_fds(o.preserve_fds)?;
+    let (locked, state, status) = load(store, id)?;
+    match status {
+        Status::Stopped => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "exec" }),
+        Status::Paused if !o.ignore_paused => {
+            return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "exec (pass --ignore-paused)" })
+        }
+        _ => {}
+    }
+    let process = super::exec_process::build(&state.config, &o.process)?;
+    if process.terminal().unwrap_or(false) && o.console_socket.is_none() {
+        return Err(Error::Refused("exec --tty needs --console-socket".into()));
+    }
+    let seccomp = crate::seccomp::compile(&state.config, process.no_new_privileges().unwrap_or(false))?;
+    let namespaces = open_namespaces(&state)?;
+    let cgroup_procs = cgroup_procs(&state, &o.cgroups)?;
+    let console_socket: Option<OwnedFd> = match (&o.console_socket, process.terminal().unwrap_or(false)) {
+        (Some(path), true) => Some(crate::console::connect(path)?),
+        _ => None,
+    };
+
+    let mut forwarded = SigSet::all();
+    for s in NOT_FORWARDED {
+        forwarded.remove(s);
+    }
+    if !o.detach {
+        // Block before the process exists so no signal is lost; it unblocks its own.
+        sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded), None).ctx(|| "block signals")?;
+        // The process is forked by a helper that exits: adopt it to wait for it.
+        // SAFETY: plain prctl with integer arguments.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
+    }
+    let join = JoinOptions {
+        id,
+        spec: &state.config,
+        process: &process,
+        namespaces,
+        cgroup_procs,
+        seccomp: seccomp.as_ref(),
+        preserve_fds: o.preserve_fds,
+        console_socket,
+    };
+    let pid = process::spawn_exec(&join)?;
+    if let Some(path) = &o.pid_file {
+        super::create::write_pid_file(path, pid)?;
+    }
+    // Other commands on this container (kill, delete) must not wait for our process.
+    drop(locked);
+    if o.detach {
+        return Ok(0);
+    }
+    wait_forwarding(pid, &forwarded)
+}
+
+/// Opens /proc/PID/ns/* of the init for every namespace that isn't already ours, and
+/// checks afterwards that PID is still the init (not a recycled pid).
+fn open_namespaces(state: &ContainerState) -> Result<Vec<NsJoin>> {
+    let mut out = Vec::new();
+    for (name, flag) in NAMESPACES {
+        let theirs = format!("/proc/{}/ns/{name}", state.pid);
+        let ours = format!("/proc/self/ns/{name}");
+        let (Ok(t), Ok(o)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
+            continue; // the kernel lacks this namespace type
+        };
+        if t.dev() == o.dev() && t.ino() == o.ino() {
+            continue;
+        }
+        let fd = nix::fcntl::open(theirs.as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .ctx(|| format!("open {theirs}"))?;
+        out.push(NsJoin { flag, name, fd });
+    }
+    if proc_stat(state.pid).is_none_or(|s| s.start_time != state.pid_start_time) {
+        return Err(Error::WrongStatus { id: state.id.clone(), status: "stopped".into(), op: "exec" });
+    }
+    Ok(out)
+}
+
+/// The cgroup.procs files the process joins: the container's cgroup in every
+/// hierarchy, or the named sub-cgroups of it (which must exist, as in runc).
+fn cgroup_procs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for dir in &state.cgroup.dirs {
+        let mut target = dir.full();
+        for s in subs {
+            let (controllers, path) = match s.split_once(':') {
+                Some((c, p)) => (Some(c), p),
+                None => (None, s.as_str()),
+            };
+            let applies = controllers.is_none_or(|c| c.split(',').any(|c| dir.controllers.iter().any(|d| d == c)));
+            if !applies {
+                continue;
+            }
+            let rel = PathBuf::from(path.trim_start_matches('/'));
+            if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
+                return Err(Error::Refused(format!("--cgroup {s}: must be a path below the container's cgroup")));
+            }
+            target = dir.full().join(rel);
+            if !target.is_dir() {
+                return Err(Error::Refused(format!("--cgroup {s}: {} does not exist", target.display())));
+            }
+        }
+        out.push(target.join("cgroup.procs"));
+    }
+    Ok(out)
+}
+
+fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
+        }
+    }
+    Ok(())
+}
+
+/// Forwards signals to `pid` until it exits; its exit code, or 128+N if killed by N.
+fn wait_forwarding(pid: i32, set: &SigSet) -> Result<i32> {
+    let target = Pid::from_raw(pid);
+    loop {
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(p, code)) if p == target => return Ok(code),
+                Ok(WaitStatus::Signaled(p, s, _)) if p == target => return Ok(128 + s as i32),
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        let sig = set.wait().ctx(|| "wait for signals")?;
+        if sig != Signal::SIGCHLD {
+            // Our (possibly zombie) child: its pid can't be reused before we reap it.
+            let _ = kill(target, sig);
+        }
+    }
+}

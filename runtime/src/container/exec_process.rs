@@ -1,0 +1,115 @@
+//! The process `exec` starts: the container's own process with runc's flag overrides
+//! applied (args, env, cwd, user, groups, capabilities, noNewPrivileges), or a whole
+//! process.json given with --process.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec};
+
+use crate::error::{Error, Result};
+
+/// What `exec` was asked to run (runc's flags).
+#[derive(Clone, Debug, Default)]
+pub struct ExecProcessArgs {
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: Option<PathBuf>,
+    /// "UID[:GID]"
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub tty: bool,
+}
+
+pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
+    let mut p = match &a.process_file {
+        Some(file) => read_process_file(file)?,
+        None => {
+            let mut p = spec.process().clone().unwrap_or_default();
+            if a.args.is_empty() {
+                return Err(Error::Refused("exec: no command given (pass CMD [ARGS...] or --process)".into()));
+            }
+            p.set_args(Some(a.args.clone()));
+            p
+        }
+    };
+    if a.tty {
+        p.set_terminal(Some(true));
+    } else if a.process_file.is_none() {
+        p.set_terminal(Some(false));
+    }
+    if !a.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for e in &a.env {
+            let key = e.split('=').next().unwrap_or(e);
+            env.retain(|old| old.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(cwd) = &a.cwd {
+        if !cwd.is_absolute() {
+            return Err(Error::Refused(format!("--cwd {}: must be an absolute path", cwd.display())));
+        }
+        p.set_cwd(cwd.clone());
+    }
+    let mut user = p.user().clone();
+    if let Some(u) = &a.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((uid, gid)) => (uid, Some(gid)),
+            None => (u.as_str(), None),
+        };
+        let num = |s: &str| s.parse::<u32>().map_err(|_| Error::Refused(format!("--user {u}: expected UID[:GID] (numbers)")));
+        user.set_uid(num(uid)?);
+        if let Some(g) = gid {
+            user.set_gid(num(g)?);
+        }
+    }
+    if !a.additional_gids.is_empty() {
+        let mut gids = user.additional_gids().clone().unwrap_or_default();
+        gids.extend(&a.additional_gids);
+        user.set_additional_gids(Some(gids));
+    }
+    p.set_user(user);
+    if !a.caps.is_empty() {
+        p.set_capabilities(Some(add_caps(p.capabilities().clone().unwrap_or_default(), &a.caps)?));
+    }
+    if a.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    match p.args() {
+        Some(args) if !args.is_empty() && !args[0].is_empty() => Ok(p),
+        _ => Err(Error::Refused("exec: the process has no args".into())),
+    }
+}
+
+fn read_process_file(file: &Path) -> Result<Process> {
+    let bytes = std::fs::read(file).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })?;
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })
+}
+
+/// runc's --cap: added to bounding, effective and permitted, and to ambient when the
+/// process has inheritable capabilities at all.
+fn add_caps(mut c: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilities> {
+    let mut add = HashSet::new();
+    for n in names {
+        let full = if n.starts_with("CAP_") { n.clone() } else { format!("CAP_{n}") };
+        let cap: Capability = serde_json::from_value(serde_json::Value::String(full))
+            .map_err(|_| Error::Refused(format!("--cap {n}: unknown capability")))?;
+        add.insert(cap);
+    }
+    let grow = |set: &Option<HashSet<Capability>>| -> Option<HashSet<Capability>> {
+        Some(set.clone().unwrap_or_default().union(&add).cloned().collect())
+    };
+    c.set_bounding(grow(c.bounding()));
+    c.set_effective(grow(c.effective()));
+    c.set_permitted(grow(c.permitted()));
+    if c.inheritable().as_ref().is_some_and(|i| !i.is_empty()) {
+        c.set_ambient(grow(c.ambient()));
+    }
+    Ok(c)
+}

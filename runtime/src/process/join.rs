@@ -1,0 +1,148 @@
+//! `exec`'s process: a fork of strata that joins a running container and becomes the
+//! requested process, without re-executing the runtime (no /proc/self/exe, nothing
+//! for a container to overwrite: the CVE-2019-5736 class).
+//!
+//! ```text
+//! strata exec ──fork──> joiner: non-dumpable, cgroup.procs, setns user→…→mnt
+//!                         └─fork──> process: in the pid/time namespaces, prepare()
+//!                                   (rlimits, caps, user, cwd, nnp), seccomp, execve
+//! ```
+//! setns(CLONE_NEWPID) and setns(CLONE_NEWTIME) only apply to children, hence the
+//! second fork. The joiner reports the process's pid and exits; the process reports
+//! only failures (its end of the channel closes on execve: EOF means exec'd).
+
+use std::convert::Infallible;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+use oci_spec::runtime::{Process, Spec};
+
+use super::sync::{self, Channel, Message};
+use crate::error::{Context, Error, Result};
+use crate::seccomp::Filter;
+use crate::sys::{clone_fork, Forked};
+
+/// A namespace of the container's init to enter (only those that differ from ours).
+pub struct NsJoin {
+    pub flag: CloneFlags,
+    pub name: &'static str,
+    pub fd: OwnedFd,
+}
+
+pub struct JoinOptions<'a> {
+    pub id: &'a str,
+    pub spec: &'a Spec,
+    pub process: &'a Process,
+    /// In setns order: user first, mnt last.
+    pub namespaces: Vec<NsJoin>,
+    /// cgroup.procs files to write our pid to (one per hierarchy).
+    pub cgroup_procs: Vec<PathBuf>,
+    pub seccomp: Option<&'a Filter>,
+    pub preserve_fds: u32,
+    /// Connected --console-socket when the process wants a terminal.
+    pub console_socket: Option<OwnedFd>,
+}
+
+/// Starts the process; returns its pid (in our pid namespace) once it has exec'd.
+/// The joiner is reaped here; the process is a child of the caller only if the
+/// caller is a child subreaper (the foreground `exec` is).
+pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
+    let (mut parent, mut child) = sync::pair()?;
+    let first_free = 3 + opts.preserve_fds as i32;
+    parent.move_above(first_free)?;
+    child.move_above(first_free)?;
+    let joiner = match clone_fork(0, None).ctx(|| "fork to join the container")? {
+        Forked::Child => {
+            drop(parent);
+            let err = match join(opts, &child) {
+                Ok(never) => match never {},
+                Err(e) => e,
+            };
+            let _ = child.send(&Message::Failed(err.to_string()));
+            // SAFETY: leave without running the runtime's destructors.
+            unsafe { libc::_exit(1) }
+        }
+        Forked::Parent(pid) => pid,
+    };
+    drop(child);
+    let first = parent.recv();
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(joiner), None);
+    let pid = match first? {
+        Some(Message::Pid(p)) => p,
+        Some(Message::Failed(m)) => return Err(Error::Init(m)),
+        _ => return Err(Error::Init("exec: the process went away while joining the container".into())),
+    };
+    if let Some(n) = opts.seccomp.and_then(|f| f.notify.as_ref()) {
+        let state = serde_json::json!({
+            "ociVersion": opts.spec.version(),
+            "id": opts.id,
+            "status": "running",
+            "pid": pid,
+            "annotations": opts.spec.annotations().clone().unwrap_or_default(),
+        });
+        n.publish(pid, state)?;
+    }
+    match parent.recv()? {
+        None => Ok(pid),
+        Some(Message::Failed(m)) => {
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            Err(Error::Init(m))
+        }
+        Some(m) => Err(Error::Init(format!("exec: unexpected message {m:?}"))),
+    }
+}
+
+/// The joiner: cgroup, namespaces, then the fork into the pid namespace.
+fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
+    // Nothing in the container may open our /proc entries (exe is the host's strata).
+    // SAFETY: plain prctl calls with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+    }
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    for procs in &opts.cgroup_procs {
+        std::fs::write(procs, me.to_string()).ctx(|| format!("join cgroup: write {}", procs.display()))?;
+    }
+    for ns in &opts.namespaces {
+        nix::sched::setns(ns.fd.as_fd(), ns.flag).ctx(|| format!("join the container's {} namespace", ns.name))?;
+    }
+    match clone_fork(0, None).ctx(|| "fork into the container's pid namespace")? {
+        Forked::Parent(pid) => {
+            let _ = ch.send(&Message::Pid(pid));
+            // SAFETY: the joiner is done.
+            unsafe { libc::_exit(0) }
+        }
+        Forked::Child => become_process(opts),
+    }
+}
+
+/// The process: identity, limits, seccomp, execve.
+fn become_process(opts: &JoinOptions) -> Result<Infallible> {
+    // SAFETY: plain prctl calls with integer arguments.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0);
+        libc::prctl(libc::PR_SET_PDEATHSIG, 0);
+    }
+    reset_signals();
+    if let Some(socket) = &opts.console_socket {
+        super::exec_tty::setup(socket, opts.process.console_size())?;
+    }
+    super::finish::install_early(opts.seccomp)?;
+    let prepared = super::exec::prepare(opts.process)?;
+    super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp)
+}
+
+/// Empty mask, default dispositions: the foreground `exec` blocks what it forwards.
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition is always sound.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
+}
