@@ -98,6 +98,7 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
         if let Some(m) = r.minor {
             checks.push(vec![jne_imm(5, m as i32, 0)]);
         }
+        let catch_all = checks.is_empty();
         let mut block: Vec<Insn> = checks.into_iter().flatten().collect();
         block.extend([mov_imm(0, i32::from(r.allow)), EXIT]);
         let len = block.len();
@@ -108,6 +109,11 @@ pub fn program(rules: &[DeviceRule]) -> Vec<Insn> {
             }
         }
         p.extend(block);
+        if catch_all {
+            // Matches everything: earlier rules and the default can't be reached, and
+            // the verifier refuses unreachable code.
+            return p;
+        }
     }
     p.extend([mov_imm(0, 1), EXIT]);
     p
@@ -200,5 +206,30 @@ mod tests {
         }
         let rules = super::super::resources::devices::rules(&[], &[]).unwrap();
         load(&program(&rules)).unwrap();
+    }
+
+    /// Attaches a real filter to a cgroup2 directory this test makes (under the
+    /// hybrid host's unified mount, or a pure v2 root) and opens devices from inside it.
+    #[test]
+    fn an_attached_filter_denies_what_the_rules_deny() {
+        let mount = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .find(|m| m.join("cgroup.procs").exists() && m.join("cgroup.subtree_control").exists());
+        let (Some(mount), true) = (mount, nix::unistd::geteuid().is_root()) else { return };
+        let dir = mount.join(format!("strata-bpf-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let rule = |allow, kind, major, minor| DeviceRule { allow, kind, major, minor, access: "rwm".into() };
+        let rules = [rule(false, 'a', None, None), rule(true, 'c', Some(1), Some(3)), rule(true, 'c', Some(1), Some(9))];
+        let attached = attach_device_filter(&dir, &rules);
+        let open_inside = |dev: &str| {
+            let script = format!("echo $$ > {}/cgroup.procs && exec head -c 1 {dev} > /dev/null", dir.display());
+            // /dev/null as stdout was opened before the move: the check is on `head`'s open.
+            std::process::Command::new("sh").arg("-c").arg(script).status().unwrap().success()
+        };
+        let results = attached.as_ref().ok().map(|_| (open_inside("/dev/null"), open_inside("/dev/urandom"), open_inside("/dev/zero")));
+        let _ = std::fs::remove_dir(&dir);
+        attached.unwrap();
+        assert_eq!(results, Some((true, true, false)), "(null allowed, urandom allowed, zero denied)");
     }
 }
