@@ -1,0 +1,654 @@
+#!/usr/bin/env python3
+"""The measuring half of hack/bench (the shell half installs, builds, makes fixtures,
+enters the private mount namespace and cleans up).
+
+Every command is started with posix_spawn and reaped with wait4, so each sample has
+the wall time (perf_counter), the CPU (user+sys from rusage, microsecond resolution)
+and the peak RSS (ru_maxrss, what /usr/bin/time reports) of that one invocation.
+This process is a child subreaper: a container init outlives `create` and is then
+reparented here, so its CPU (the rootfs setup done in the init, in every runtime) is
+counted in the lifecycle's CPU when it is reaped.
+
+Runtimes are measured in interleaved rounds (each round runs every runtime once, in a
+shuffled order), so slow drift of the machine hits all of them alike and strata/crun
+ratios can be taken pair by pair, round by round.
+
+  bench.py prepare WORK BUNDLE_ROOTFS   write the bundles' config.json files
+  bench.py runtimes WORK OUT.json       lifecycle, run, exec, RSS, density, seccomp
+  bench.py images WORK OUT.json         strata-image unpack vs umoci unpack
+  bench.py render WORK RAW.json TABLE.md
+"""
+import ctypes
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+PR_SET_CHILD_SUBREAPER = 36
+libc = ctypes.CDLL(None, use_errno=True)
+DEVNULL = os.open(os.devnull, os.O_RDWR)
+PREFIX = os.environ.get("BENCH_ID_PREFIX", f"sb{os.getpid()}")
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+
+
+def log(*a):
+    print("bench:", *a, file=sys.stderr, flush=True)
+
+
+class Failed(Exception):
+    pass
+
+
+SPAWN = os.environ.get("BENCH_SPAWN", "")
+
+
+def measure(argv, errlog, ok_codes=(0,), stdout_fd=DEVNULL):
+    """Runs argv to its end: {wall, cpu, rss_kib, code}; raises Failed on a bad exit.
+    The command is started by the small static helper spawn.c (see there why), which
+    reports the wall time, CPU and peak RSS of that one process on a pipe."""
+    r, w = os.pipe()
+    fa = [(os.POSIX_SPAWN_DUP2, DEVNULL, 0), (os.POSIX_SPAWN_DUP2, stdout_fd, 1),
+          (os.POSIX_SPAWN_DUP2, errlog, 2), (os.POSIX_SPAWN_DUP2, w, 3)]
+    try:
+        pid = os.posix_spawn(SPAWN, [SPAWN, "3", *argv], os.environ, file_actions=fa)
+    finally:
+        os.close(w)
+    with os.fdopen(r) as f:
+        line = f.read()
+    os.waitpid(pid, 0)
+    wall_ns, user_us, sys_us, rss, code = (int(x) for x in line.split())
+    if code not in ok_codes:
+        raise Failed(f"{' '.join(argv)}: exit {code}")
+    return {"wall": wall_ns / 1e9, "cpu": (user_us + sys_us) / 1e6, "rss_kib": rss, "code": code}
+
+
+def reap(pid, timeout=10.0):
+    """Waits for a container init that was reparented to us; returns its CPU seconds."""
+    try:
+        _, _, ru = os.wait4(pid, 0)
+        return ru.ru_utime + ru.ru_stime
+    except ChildProcessError:  # not ours (reparented elsewhere): wait for it to go
+        end = time.monotonic() + timeout
+        while os.path.exists(f"/proc/{pid}") and time.monotonic() < end:
+            st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+            if st[0] in ("Z", "X"):
+                break
+            time.sleep(0.0005)
+        return 0.0
+
+
+def sweep():
+    """Reaps orphans (helpers of the runtimes); returns their CPU seconds."""
+    cpu = 0.0
+    while True:
+        try:
+            pid, _, ru = os.wait4(-1, os.WNOHANG)
+        except ChildProcessError:
+            return cpu
+        if pid == 0:
+            return cpu
+        cpu += ru.ru_utime + ru.ru_stime
+
+
+def stats(xs):
+    xs = sorted(xs)
+    return {"median": statistics.median(xs), "min": xs[0], "max": xs[-1], "n": len(xs)}
+
+
+# ---------------------------------------------------------------- bundles
+
+def load_json(p):
+    with open(p) as f:
+        return json.load(f)
+
+
+def dump_json(p, v):
+    with open(p, "w") as f:
+        json.dump(v, f, indent=2)
+
+
+def podman_profile(config, path="/usr/share/containers/seccomp.json"):
+    """podman's default seccomp profile (containers-common), turned into the OCI
+    linux.seccomp form the way podman does it for x86_64 and the config's bounding caps."""
+    prof = load_json(path)
+    caps = set(config["process"]["capabilities"]["bounding"])
+    archs = []
+    for m in prof.get("archMap", []):
+        if m["architecture"] == "SCMP_ARCH_X86_64":
+            archs = [m["architecture"]] + m.get("subArchitectures", [])
+    out = {"defaultAction": prof["defaultAction"], "architectures": archs, "syscalls": []}
+    if prof.get("defaultErrnoRet") is not None:
+        out["defaultErrnoRet"] = prof["defaultErrnoRet"]
+    for s in prof["syscalls"]:
+        inc, exc = s.get("includes") or {}, s.get("excludes") or {}
+        if inc.get("arches") and "amd64" not in inc["arches"]:
+            continue
+        if "amd64" in (exc.get("arches") or []):
+            continue
+        if inc.get("caps") and not set(inc["caps"]) <= caps:
+            continue
+        if set(exc.get("caps") or []) & caps:
+            continue
+        names = s.get("names") or [s["name"]]
+        e = {"names": names, "action": s["action"]}
+        if s.get("args"):
+            e["args"] = s["args"]
+        if s.get("errnoRet") is not None:
+            e["errnoRet"] = s["errnoRet"]
+        out["syscalls"].append(e)
+    return out
+
+
+def prepare(work, rootfs):
+    """Writes the bundles (all share one rootfs): true, sleep (for exec), seccomp
+    (podman's profile), probe (seccomp that denies mkdir, to see if it is honoured)."""
+    base = load_json(os.path.join(work, "spec", "config.json"))
+    base["root"] = {"path": rootfs, "readonly": base.get("root", {}).get("readonly", False)}
+    base["ociVersion"] = "1.0.2"  # crun 1.8 refuses newer ones; the fields used are all 1.0
+    base["process"]["terminal"] = False
+    base["process"]["args"] = ["/bin/true"]
+    variants = {
+        "true": base,
+        "sleep": {**base, "process": {**base["process"], "args": ["/bin/sleep", "100000"]}},
+        "seccomp": {**base, "linux": {**base["linux"], "seccomp": podman_profile(base)}},
+        "probe": {**base,
+                  "process": {**base["process"], "args": ["/bin/mkdir", "/tmp/seccomp-probe"]},
+                  "root": {"path": rootfs, "readonly": False},
+                  "linux": {**base["linux"], "seccomp": {
+                      "defaultAction": "SCMP_ACT_ALLOW",
+                      "architectures": ["SCMP_ARCH_X86_64"],
+                      "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}}},
+    }
+    for name, cfg in variants.items():
+        d = os.path.join(work, "bundle-" + name)
+        os.makedirs(d, exist_ok=True)
+        dump_json(os.path.join(d, "config.json"), cfg)
+
+
+# ---------------------------------------------------------------- runtimes
+
+class Runtime:
+    def __init__(self, name, path, work):
+        self.name, self.path = name, path
+        self.root = os.path.join(work, "root-" + name)
+        os.makedirs(self.root, exist_ok=True)
+        self.errlog = os.open(os.path.join(work, f"{name}.stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def cmd(self, *a):
+        return [self.path, "--root", self.root, *a]
+
+    def new_id(self, tag):
+        with self.lock:
+            self.seq += 1
+            return f"{PREFIX}-{self.name}-{tag}{self.seq}"
+
+    def has(self, sub):
+        r = subprocess.run([self.path, sub, "--help"], stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
+        return r.returncode == 0
+
+    def force_delete(self, cid):
+        subprocess.run(self.cmd("delete", "--force", cid), stdin=DEVNULL, stdout=DEVNULL, stderr=self.errlog)
+
+
+def lifecycle(rt, bundle, work, tag="l", reap_orphans=True):
+    """create + start + (container exits) + delete; the container's init is reaped here."""
+    cid = rt.new_id(tag)
+    pidfile = os.path.join(work, "pids", cid)
+    try:
+        c = measure(rt.cmd("create", "--bundle", bundle, "--pid-file", pidfile, cid), rt.errlog)
+        pid = int(open(pidfile).read())
+        s = measure(rt.cmd("start", cid), rt.errlog)
+        init_cpu = reap(pid)
+        d = measure(rt.cmd("delete", cid), rt.errlog)
+    except Exception:
+        rt.force_delete(cid)
+        raise
+    finally:
+        try:
+            os.unlink(pidfile)
+        except FileNotFoundError:
+            pass
+    other = sweep() if reap_orphans else 0.0
+    return {
+        "wall": c["wall"] + s["wall"] + d["wall"],
+        "cpu": c["cpu"] + s["cpu"] + d["cpu"] + init_cpu + other,
+        "cpu_runtime": c["cpu"] + s["cpu"] + d["cpu"],
+        "rss_create": c["rss_kib"], "rss_start": s["rss_kib"], "rss_delete": d["rss_kib"],
+        "wall_create": c["wall"], "wall_start": s["wall"], "wall_delete": d["wall"],
+    }
+
+
+def foreground_run(rt, bundle):
+    cid = rt.new_id("r")
+    try:
+        r = measure(rt.cmd("run", "--bundle", bundle, cid), rt.errlog)
+    except Exception:
+        rt.force_delete(cid)
+        raise
+    r["cpu"] += sweep()
+    # runc/crun/strata remove a foreground container when it ends; make sure.
+    if os.path.isdir(os.path.join(rt.root, cid)):
+        rt.force_delete(cid)
+    return r
+
+
+def rounds(rts, n, warmup, fn):
+    """Runs fn(rt) for every runtime, n+warmup interleaved rounds; returns per-runtime
+    lists of samples (warm-up rounds dropped). A runtime that fails is dropped (noted)."""
+    out = {rt.name: [] for rt in rts}
+    errors = {}
+    for i in range(n + warmup):
+        order = list(rts)
+        random.shuffle(order)
+        for rt in order:
+            if rt.name in errors:
+                continue
+            try:
+                r = fn(rt)
+            except Exception as e:  # a runtime that cannot do this: say so, go on
+                errors[rt.name] = str(e)
+                log(f"{rt.name}: {e}")
+                continue
+            if i >= warmup:
+                out[rt.name].append(r)
+    return out, errors
+
+
+def density(rt, bundle, work, total=100, par=8):
+    """total containers, par at a time (create, start, wait, delete each): total wall."""
+    nxt = iter(range(total))
+    lock = threading.Lock()
+    errs = []
+
+    def worker():
+        while True:
+            with lock:
+                if next(nxt, None) is None or errs:
+                    return
+            try:
+                lifecycle(rt, bundle, work, tag="d", reap_orphans=False)
+            except Exception as e:
+                errs.append(str(e))
+                return
+
+    t0 = time.perf_counter()
+    ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    ths = [threading.Thread(target=worker) for _ in range(par)]
+    for t in ths:
+        t.start()
+    for t in ths:
+        t.join()
+    wall = time.perf_counter() - t0
+    sweep()
+    ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if errs:
+        raise Failed(errs[0])
+    return {"wall": wall, "cpu": (ru1.ru_utime + ru1.ru_stime) - (ru0.ru_utime + ru0.ru_stime)}
+
+
+def exec_runs(rts, work, n, warmup):
+    """exec /bin/true into one running container per runtime, interleaved rounds."""
+    bundle = os.path.join(work, "bundle-sleep")
+    running = {}
+    out, errors = {}, {}
+    try:
+        for rt in rts:
+            if not rt.has("exec"):
+                errors[rt.name] = "not implemented"
+                continue
+            cid = rt.new_id("x")
+            pidfile = os.path.join(work, "pids", cid)
+            try:
+                measure(rt.cmd("create", "--bundle", bundle, "--pid-file", pidfile, cid), rt.errlog)
+                running[rt.name] = (cid, int(open(pidfile).read()))
+                measure(rt.cmd("start", cid), rt.errlog)
+            except Exception as e:
+                errors[rt.name] = str(e)
+                rt.force_delete(cid)
+                running.pop(rt.name, None)
+        live = [rt for rt in rts if rt.name in running]
+
+        def one(rt):
+            r = measure(rt.cmd("exec", running[rt.name][0], "/bin/true"), rt.errlog)
+            r["cpu"] += sweep()
+            return r
+        res, errs = rounds(live, n, warmup, one)
+        out.update(res)
+        errors.update(errs)
+    finally:
+        for rt in rts:
+            if rt.name in running:
+                cid, pid = running[rt.name]
+                rt.force_delete(cid)
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+        sweep()
+    return out, errors
+
+
+def seccomp_probe(rt, work):
+    """'honoured' when a profile denying mkdir makes the container's mkdir fail."""
+    cid = rt.new_id("p")
+    try:
+        r = measure(rt.cmd("run", "--bundle", os.path.join(work, "bundle-probe"), cid), rt.errlog, ok_codes=range(256))
+    except Exception as e:
+        return f"error: {e}"
+    finally:
+        sweep()
+        if os.path.isdir(os.path.join(rt.root, cid)):
+            rt.force_delete(cid)
+        shutil.rmtree(os.path.join(work, "rootfs", "tmp", "seccomp-probe"), ignore_errors=True)
+    if r["code"] == 0:
+        return "ignored"  # mkdir worked: linux.seccomp was not applied
+    if r["code"] == 1:
+        return "honoured"
+    return f"refused (exit {r['code']})"
+
+
+def summarize(samples, key):
+    return {rt: stats([s[key] for s in xs]) for rt, xs in samples.items() if xs}
+
+
+def pair_ratio(samples, key, a="strata", b="crun"):
+    """Median of round-by-round ratios a/b (rounds are aligned: same index, same round)."""
+    xa, xb = samples.get(a) or [], samples.get(b) or []
+    rs = [p[key] / q[key] for p, q in zip(xa, xb) if q[key] > 0]
+    return stats(rs) if rs else None
+
+
+def runtimes(work, out_path):
+    os.makedirs(os.path.join(work, "pids"), exist_ok=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    names = json.loads(os.environ["BENCH_RUNTIMES"])  # {"strata": path, "crun": path, ...}
+    rts = [Runtime(n, p, work) for n, p in names.items()]
+    n = 10 if QUICK else 60
+    nd = 1 if QUICK else 3
+    bundle = os.path.join(work, "bundle-true")
+    raw = {"samples": {}, "errors": {}, "summary": {}, "ratios": {}}
+
+    def record(fig, samples, errors, keys):
+        raw["samples"][fig] = samples
+        raw["errors"][fig] = errors
+        for k in keys:
+            raw["summary"][f"{fig}.{k}"] = summarize(samples, k)
+            raw["ratios"][f"{fig}.{k}"] = pair_ratio(samples, k)
+
+    log(f"lifecycle: {n} rounds x {len(rts)} runtimes")
+    s, e = rounds(rts, n, 3, lambda rt: lifecycle(rt, bundle, work))
+    record("lifecycle", s, e, ["wall", "cpu", "cpu_runtime", "rss_create", "rss_start", "rss_delete",
+                               "wall_create", "wall_start", "wall_delete"])
+
+    log(f"run: {n} rounds")
+    s, e = rounds(rts, n, 3, lambda rt: foreground_run(rt, bundle))
+    record("run", s, e, ["wall", "cpu", "rss_kib"])
+
+    log(f"exec: {n} rounds")
+    s, e = exec_runs(rts, work, n, 3)
+    record("exec", s, e, ["wall", "cpu", "rss_kib"])
+
+    log("seccomp: probe, then lifecycle with podman's default profile (paired with a plain one)")
+    probe = {rt.name: seccomp_probe(rt, work) for rt in rts}
+    raw["seccomp_probe"] = probe
+    sec_rts = [rt for rt in rts if probe[rt.name] == "honoured"]
+    sbundle = os.path.join(work, "bundle-seccomp")
+
+    def paired(rt):
+        a = lifecycle(rt, bundle, work)
+        b = lifecycle(rt, sbundle, work)
+        return {"wall": b["wall"], "cpu": b["cpu"], "added_wall": b["wall"] - a["wall"], "added_cpu": b["cpu"] - a["cpu"],
+                "rss_create": b["rss_create"]}
+    s, e = rounds(sec_rts, n, 3, paired)
+    for rt in rts:
+        if rt.name not in [r.name for r in sec_rts]:
+            e[rt.name] = f"linux.seccomp {probe[rt.name]}"
+    record("seccomp", s, e, ["wall", "cpu", "added_wall", "added_cpu", "rss_create"])
+
+    log(f"density: 100 containers, 8 at a time, {nd} rounds")
+    s, e = rounds(rts, nd, 0, lambda rt: density(rt, bundle, work))
+    record("density", s, e, ["wall", "cpu"])
+
+    raw["sizes"] = {}
+    for rt in rts:
+        real = os.path.realpath(rt.path)
+        ldd = subprocess.run(["ldd", real], capture_output=True, text=True)
+        libs = [w for line in ldd.stdout.splitlines() for w in line.split() if w.startswith("/")]
+        raw["sizes"][rt.name] = {"path": real, "bytes": os.path.getsize(real),
+                                 "libs_bytes": sum(os.path.getsize(os.path.realpath(x)) for x in set(libs) if os.path.exists(x)),
+                                 "static": "not a dynamic executable" in (ldd.stdout + ldd.stderr) or "statically" in ldd.stdout}
+    dump_json(out_path, raw)
+
+
+# ---------------------------------------------------------------- images
+
+def du_bytes(path):
+    r = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
+    return int(r.stdout.split()[0]) if r.returncode == 0 else 0
+
+
+def images(work, out_path):
+    si = os.environ["BENCH_STRATA_IMAGE"]
+    layout = os.environ["BENCH_DEBIAN_LAYOUT"]
+    busybox = os.path.join(work, "busybox-layout")
+    imgs = [("busybox", f"{busybox}:busybox"), ("debian", f"{layout}:debian"), ("debian-big", f"{layout}:debian-big")]
+    errlog = os.open(os.path.join(work, "images.stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    n = 2 if QUICK else 5
+    no = 5 if QUICK else 20
+    raw = {"images": {}, "flatten": {}, "overlay": {}, "summary": {}, "ratios": {}}
+    seq = [0]
+
+    def target():
+        seq[0] += 1
+        return os.path.join(work, f"ib{seq[0]}")
+
+    for name, ref in imgs:
+        log(f"image {name}: unpack (strata-image, umoci) x {n}")
+        samples = {"strata-image": [], "umoci": []}
+        for i in range(n + 1):
+            order = ["strata-image", "umoci"]
+            random.shuffle(order)
+            for tool in order:
+                b = target()
+                argv = [si, "unpack", "--image", ref, b] if tool == "strata-image" else \
+                    ["/usr/bin/umoci", "unpack", "--image", ref, b]
+                r = measure(argv, errlog)
+                if i == 0 and tool == "strata-image":
+                    raw["images"][name] = {"rootfs_bytes": du_bytes(os.path.join(b, "rootfs")),
+                                           "layers": layer_count(ref)}
+                shutil.rmtree(b)
+                if i > 0:  # first round warms the page cache
+                    samples[tool].append(r)
+        raw["flatten"][name] = samples
+        raw["summary"][f"flatten.{name}.wall"] = summarize(samples, "wall")
+        raw["summary"][f"flatten.{name}.rss_kib"] = summarize(samples, "rss_kib")
+        raw["ratios"][f"flatten.{name}.wall"] = pair_ratio(samples, "wall", "umoci", "strata-image")
+
+        log(f"image {name}: unpack --overlay with its layers stored x {no}")
+        store = os.path.join(work, "store")
+        ov = []
+        for i in range(no + 1):
+            b = target()
+            r = measure([si, "unpack", "--image", ref, b, "--overlay", "--store", store], errlog)
+            measure([si, "remove", b], errlog)
+            shutil.rmtree(b, ignore_errors=True)
+            if i > 0:  # the first one fills the store
+                ov.append(r)
+        raw["overlay"][name] = ov
+        raw["summary"][f"overlay.{name}.wall"] = stats([x["wall"] for x in ov])
+        raw["summary"][f"overlay.{name}.rss_kib"] = stats([x["rss_kib"] for x in ov])
+    dump_json(out_path, raw)
+
+
+def layer_count(ref):
+    layout, tag = ref.rsplit(":", 1)
+    idx = load_json(os.path.join(layout, "index.json"))
+    for m in idx["manifests"]:
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            alg, hexd = m["digest"].split(":")
+            man = load_json(os.path.join(layout, "blobs", alg, hexd))
+            return len(man["layers"])
+    return 0
+
+
+# ---------------------------------------------------------------- table
+
+def ms(x):
+    return f"{x * 1000:.1f}"
+
+
+def cell(st, fmt, unit):
+    if not st:
+        return "—"
+    return f"{fmt(st['median'])} {unit} ({fmt(st['min'])}–{fmt(st['max'])})"
+
+
+def mib(kib):
+    return f"{kib / 1024:.1f}"
+
+
+def render(work, raw_path, table_path):
+    raw = load_json(raw_path)
+    rt = raw["runtimes"]
+    im = raw.get("images")
+    m = raw["meta"]
+    names = list(m["runtimes"].keys())
+    L = []
+    L.append(f"Run {m['date']} on {m['machine']}, inside one private mount namespace "
+             f"(cgroup v1 controllers; the unified hierarchy unmounted so crun accepts the layout).")
+    L.append("Versions: " + "; ".join(f"{k} {v}" for k, v in m["versions"].items()) + ".")
+    L.append(f"Each cell: median (min–max) over {m['n_lifecycle']} interleaved rounds after 3 warm-up rounds; "
+             "CPU is user+sys of the runtime's processes and of the container's init (reaped by the bench as subreaper). "
+             "strata/crun is the median of the round-by-round ratios.")
+    L.append("")
+    L.append("| figure | " + " | ".join(names) + " | strata/crun | target | met |")
+    L.append("|---|" + "---|" * len(names) + "---|---|---|")
+
+    def row(label, fig, key, fmt, unit, target=None, limit=None, note_missing=None):
+        errs = rt["errors"].get(fig, {})
+        summ = rt["summary"].get(f"{fig}.{key}", {})
+        cells = []
+        for n in names:
+            if n in summ:
+                cells.append(cell(summ[n], fmt, unit))
+            elif n in errs:
+                cells.append(f"n/a ({errs[n]})")
+            else:
+                cells.append("—")
+        ratio = rt["ratios"].get(f"{fig}.{key}")
+        rtxt = f"{ratio['median']:.2f}" if ratio else "—"
+        met = "—"
+        if limit is not None:
+            if ratio is None:
+                met = "**no** (not measured)" if "strata" in errs else "—"
+            else:
+                met = "yes" if ratio["median"] <= limit else f"**no** ({ratio['median']:.2f}x)"
+        L.append(f"| {label} | " + " | ".join(cells) + f" | {rtxt} | {target or ''} | {met} |")
+
+    row("lifecycle wall (create+start+delete)", "lifecycle", "wall", ms, "ms", "≤ 0.8x crun", 0.8)
+    row("lifecycle CPU", "lifecycle", "cpu", ms, "ms", "≤ 0.8x crun", 0.8)
+    row("  create wall", "lifecycle", "wall_create", ms, "ms")
+    row("  start wall", "lifecycle", "wall_start", ms, "ms")
+    row("  delete wall", "lifecycle", "wall_delete", ms, "ms")
+    row("`run` (foreground) wall", "run", "wall", ms, "ms", "≤ 0.8x crun", 0.8)
+    row("`run` CPU", "run", "cpu", ms, "ms")
+    row("`exec /bin/true` wall", "exec", "wall", ms, "ms", "≤ crun", 1.0)
+    row("`exec` CPU", "exec", "cpu", ms, "ms")
+    row("peak RSS `create`", "lifecycle", "rss_create", mib, "MiB", "≤ crun", 1.0)
+    row("peak RSS `start`", "lifecycle", "rss_start", mib, "MiB", "≤ crun", 1.0)
+    row("peak RSS `delete`", "lifecycle", "rss_delete", mib, "MiB", "≤ crun", 1.0)
+    row("peak RSS `exec`", "exec", "rss_kib", mib, "MiB", "≤ crun", 1.0)
+    row("peak RSS `run`", "run", "rss_kib", mib, "MiB")
+    row(f"density: 100 containers, 8 at a time, total wall ({m['n_density']} runs)", "density", "wall",
+        lambda x: f"{x:.2f}", "s", "≤ crun", 1.0)
+    row("density: total CPU", "density", "cpu", lambda x: f"{x:.2f}", "s")
+    row("seccomp (podman default profile): lifecycle wall", "seccomp", "wall", ms, "ms")
+    row("seccomp: added wall over the plain lifecycle (paired)", "seccomp", "added_wall", ms, "ms")
+    # the seccomp target compares added costs (strata's < crun's), not a ratio
+    sec = rt["summary"].get("seccomp.added_wall", {})
+    if "strata" in sec and "crun" in sec:
+        ok = sec["strata"]["median"] < sec["crun"]["median"]
+        L[-1] = L[-1].rsplit("|", 4)[0] + f"| | < crun's added cost | {'yes' if ok else '**no**'} |"
+    elif "strata" in rt["errors"].get("seccomp", {}):
+        L[-1] = L[-1].rsplit("|", 4)[0] + "| | < crun's added cost | **no** (" + rt["errors"]["seccomp"]["strata"] + ") |"
+    row("seccomp: added CPU (paired)", "seccomp", "added_cpu", ms, "ms")
+    sizes = rt["sizes"]
+    L.append("| binary size | " + " | ".join(
+        f"{sizes[n]['bytes'] / 1048576:.1f} MiB (static)" if sizes[n]["static"] else
+        f"{sizes[n]['bytes'] / 1048576:.1f} MiB (dynamic; + {sizes[n].get('libs_bytes', 0) / 1048576:.1f} MiB of shared libs)"
+        for n in names) + " | " + (f"{sizes['strata']['bytes'] / sizes['crun']['bytes']:.2f}" if 'crun' in sizes else '—') + " | | |")
+    hf = raw.get("hyperfine")
+    if hf:
+        by = {r["command"]: r for r in hf["results"]}
+        cs = [cell(by[n], ms, "ms") if n in by else "—" for n in names]
+        rtxt = f"{by['strata']['median'] / by['crun']['median']:.2f}" if "strata" in by and "crun" in by else "—"
+        L.append(f"| `run` wall, hyperfine cross-check ({by[names[0]]['times'].__len__()} runs each, not paired) | " + " | ".join(cs) + f" | {rtxt} | | |")
+    L.append("")
+    L.append(f"seccomp check (a profile that denies mkdir): " + ", ".join(f"{k}: {v}" for k, v in rt["seccomp_probe"].items()) + ".")
+    if im:
+        L.append("")
+        L.append("| strata-image | " + " | ".join(
+            f"{k} ({v['layers']} layers, {v['rootfs_bytes'] / 1048576:.0f} MiB)" for k, v in im["images"].items()) + " | target | met |")
+        L.append("|---|" + "---|" * len(im["images"]) + "---|---|")
+        ks = list(im["images"].keys())
+
+        def irow(label, key, tool, fmt, unit):
+            cs = []
+            for k in ks:
+                s = im["summary"].get(f"{key}.{k}.{'wall' if unit != 'MiB' else 'rss_kib'}", {})
+                s = s.get(tool) if tool else s
+                cs.append(cell(s, fmt, unit) if s else "—")
+            return cs
+
+        cs = irow("", "flatten", "strata-image", ms, "ms")
+        L.append("| `strata-image unpack` wall | " + " | ".join(cs) + " | | |")
+        cs = irow("", "flatten", "umoci", ms, "ms")
+        L.append("| `umoci unpack` wall | " + " | ".join(cs) + " | | |")
+        rs = [im["ratios"].get(f"flatten.{k}.wall") for k in ks]
+        big = [r for k, r in zip(ks, rs) if k != "busybox" and r]
+        ok = all(r["median"] >= 3 for r in big) and big
+        L.append("| umoci / strata-image (paired) | " + " | ".join(f"{r['median']:.1f}x" if r else "—" for r in rs)
+                 + f" | ≥ 3x (Debian images) | {'yes' if ok else '**no**'} |")
+        cs = irow("", "flatten", "strata-image", mib, "MiB")
+        rss = [im["summary"][f"flatten.{k}.rss_kib"]["strata-image"]["median"] for k in ks]
+        flat = max(rss) <= 1.5 * min(rss)
+        L.append("| `strata-image unpack` peak RSS | " + " | ".join(cs) + f" | flat in image size (max ≤ 1.5x min) | {'yes' if flat else '**no**'} |")
+        cs = irow("", "flatten", "umoci", mib, "MiB")
+        L.append("| `umoci unpack` peak RSS | " + " | ".join(cs) + " | | |")
+        cs = irow("", "overlay", None, ms, "ms")
+        ovs = [im["summary"][f"overlay.{k}.wall"]["median"] for k in ks]
+        ok = max(ovs) < 0.020
+        L.append(f"| `unpack --overlay`, layers stored ({m['n_overlay']} runs) | " + " | ".join(cs) + f" | < 20 ms | {'yes' if ok else '**no**'} |")
+        cs = irow("", "overlay", None, mib, "MiB")
+        L.append("| `unpack --overlay` peak RSS | " + " | ".join(cs) + " | | |")
+        L.append("")
+        L.append(f"Unpack figures: median (min–max) of {m['n_flatten']} paired runs after one warm-up, layouts read from "
+                 "the page cache, bundles written to a tmpfs; `umoci unpack` also writes its mtree manifest, as it always does.")
+    with open(table_path, "w") as f:
+        f.write("\n".join(L) + "\n")
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "prepare":
+        prepare(sys.argv[2], sys.argv[3])
+    elif cmd == "runtimes":
+        runtimes(sys.argv[2], sys.argv[3])
+    elif cmd == "images":
+        images(sys.argv[2], sys.argv[3])
+    elif cmd == "render":
+        render(sys.argv[2], sys.argv[3], sys.argv[4])
+    else:
+        sys.exit(f"bench.py: unknown command {cmd}")
+
+
+if __name__ == "__main__":
+    main()
