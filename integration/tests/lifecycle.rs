@@ -251,3 +251,39 @@ fn spec_features_and_version() {
     let v = stdout(&std::process::Command::new(&bin).arg("--version").output().unwrap());
     assert!(v.starts_with("strata version ") && v.contains("commit: ") && v.contains("spec: 1."), "{v}");
 }
+
+/// `strata spec` sets terminal: true; `run` in the foreground then gives the container
+/// a pty and proxies the caller's terminal to it, like runc.
+#[test]
+fn run_with_a_terminal_proxies_the_callers_tty() {
+    use std::io::{Read, Write};
+    use std::os::fd::FromRawFd;
+    let mut b = Bundle::new("run-tty");
+    b.config["process"]["terminal"] = serde_json::json!(true);
+    b.sh("read line; echo \"got $line on $(tty)\"; exit 5");
+    b.write_config();
+    let id = b.id("tty");
+    let (mut master, mut slave) = (0, 0);
+    assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    let slave_file = unsafe { std::fs::File::from_raw_fd(slave) };
+    let mut cmd = b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    cmd.stdin(slave_file.try_clone().unwrap()).stdout(slave_file.try_clone().unwrap()).stderr(slave_file);
+    let mut child = cmd.spawn().unwrap();
+    let mut m = unsafe { std::fs::File::from_raw_fd(master) };
+    m.write_all(b"hello\r").unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(5));
+    // Read what reached our terminal (non-blocking: the child is gone).
+    unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = m.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("got hello on /dev/"), "{text:?}");
+    b.assert_nothing_left(&id, None);
+}

@@ -63,3 +63,84 @@ fn bind_dev_console(slave_path: &str) {
     }
     let _ = mount(Some(slave_path), console, None::<&str>, MsFlags::MS_BIND, None::<&str>);
 }
+
+/// `run` in the foreground with a terminal and no --console-socket: strata itself is
+/// the console socket's other end, then proxies its own stdio to the pty (runc's
+/// behaviour for interactive use).
+pub struct PtyListener {
+    listener: std::os::unix::net::UnixListener,
+    pub path: std::path::PathBuf,
+}
+
+impl PtyListener {
+    pub fn new() -> Result<PtyListener> {
+        let path = std::env::temp_dir().join(format!("strata-console-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)
+            .map_err(|e| Error::os(format!("bind {}", path.display()), e))?;
+        Ok(PtyListener { listener, path })
+    }
+
+    /// The pty master the init sent (it is queued before `create` returns).
+    pub fn receive_master(&self) -> Result<OwnedFd> {
+        let (conn, _) = self.listener.accept().map_err(|e| Error::os("accept console connection", e))?;
+        let mut buf = [0u8; 4096];
+        let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let msg = nix::sys::socket::recvmsg::<()>(conn.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC)
+            .ctx(|| "receive pty master")?;
+        for c in msg.cmsgs().ctx(|| "read control message")? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = c {
+                if let Some(&fd) = fds.first() {
+                    // SAFETY: the kernel just installed this fd for us.
+                    return Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+                }
+            }
+        }
+        Err(Error::Init("the container sent no terminal".into()))
+    }
+}
+
+impl Drop for PtyListener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Puts a terminal in raw mode for as long as the guard lives.
+pub struct RawMode {
+    fd: i32,
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawMode {
+    /// None when `fd` is not a terminal.
+    pub fn enter(fd: i32) -> Option<RawMode> {
+        // SAFETY: the fd is one of our stdio fds, open for the process's lifetime.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let saved = nix::sys::termios::tcgetattr(bfd).ok()?;
+        let mut raw = saved.clone();
+        nix::sys::termios::cfmakeraw(&mut raw);
+        nix::sys::termios::tcsetattr(bfd, nix::sys::termios::SetArg::TCSANOW, &raw).ok()?;
+        Some(RawMode { fd, saved })
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        // SAFETY: as in `enter`.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd) };
+        let _ = nix::sys::termios::tcsetattr(bfd, nix::sys::termios::SetArg::TCSANOW, &self.saved);
+    }
+}
+
+/// Copies the window size of terminal `from` to terminal `to` (on start and SIGWINCH).
+pub fn copy_winsize(from: i32, to: i32) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: valid winsize buffers; failures (not a tty) are ignored.
+    unsafe {
+        if libc::ioctl(from, libc::TIOCGWINSZ, &mut ws) == 0 {
+            libc::ioctl(to, libc::TIOCSWINSZ, &ws);
+        }
+    }
+}
