@@ -34,7 +34,7 @@ pub fn run(store: &Store, a: &Args) -> Result<()> {
         return super::print_json(&rows);
     }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<32} {}", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+    let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
     for r in rows {
         let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
         let _ = writeln!(

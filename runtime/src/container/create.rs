@@ -27,8 +27,18 @@ pub struct CreateOptions {
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
     super::id::validate(id)?;
-    check_preserved_fds(opts.preserve_fds)?;
-    let bundle = config::load_bundle(&opts.bundle)?;
+    // Socket activation (systemd's LISTEN_FDS): those fds go first, then --preserve-fds.
+    let listen_fds: u32 = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let preserve_fds = listen_fds + opts.preserve_fds;
+    check_preserved_fds(preserve_fds)?;
+    let mut bundle = config::load_bundle(&opts.bundle)?;
+    if listen_fds > 0 {
+        if let Some(p) = bundle.spec.process_mut().as_mut() {
+            let env = p.env_mut().get_or_insert_with(Vec::new);
+            env.push(format!("LISTEN_FDS={listen_fds}"));
+            env.push("LISTEN_PID=1".into());
+        }
+    }
     let process = bundle.spec.process().as_ref().expect("validated");
     if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket (or set terminal to false)"));
@@ -66,7 +76,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             cgroup: &cgroup,
             namespaces: plan,
             no_pivot: opts.no_pivot,
-            preserve_fds: opts.preserve_fds,
+            preserve_fds,
             no_new_keyring: opts.no_new_keyring,
             console_socket,
             seccomp,

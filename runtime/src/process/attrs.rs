@@ -23,7 +23,7 @@ fn apply_rlimits(process: &Process) -> Result<()> {
         let resource = rlimit_resource(r.typ());
         let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
         // SAFETY: valid resource number and struct.
-        let ret = unsafe { libc::setrlimit(resource as _, &lim) };
+        let ret = unsafe { libc::setrlimit(resource, &lim) };
         nix::errno::Errno::result(ret).map_err(|e| {
             Error::field(format!("process.rlimits[{i}]"), format!("{:?} soft {} hard {}: {}", r.typ(), r.soft(), r.hard(), e.desc()))
         })?;
@@ -31,9 +31,9 @@ fn apply_rlimits(process: &Process) -> Result<()> {
     Ok(())
 }
 
-fn rlimit_resource(t: PosixRlimitType) -> u32 {
+fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     use PosixRlimitType::*;
-    (match t {
+    match t {
         RlimitCpu => libc::RLIMIT_CPU,
         RlimitFsize => libc::RLIMIT_FSIZE,
         RlimitData => libc::RLIMIT_DATA,
@@ -50,7 +50,7 @@ fn rlimit_resource(t: PosixRlimitType) -> u32 {
         RlimitNice => libc::RLIMIT_NICE,
         RlimitRtprio => libc::RLIMIT_RTPRIO,
         RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
+    }
 }
 
 /// ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level).

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 use nix::unistd::AccessFlags;
-use oci_spec::runtime::{PosixRlimitType, Process};
+use oci_spec::runtime::{Process, Spec};
 
 use crate::capabilities;
 use crate::error::{Context, Error, Result};
@@ -32,12 +32,8 @@ pub struct Prepared {
 
 /// Applies everything about the process except the exec itself, and resolves the
 /// program so a missing one fails `create`, not `start`.
-pub fn prepare(process: &Process) -> Result<Prepared> {
-    apply_rlimits(process)?;
-    if let Some(adj) = process.oom_score_adj() {
-        std::fs::write("/proc/self/oom_score_adj", adj.to_string())
-            .map_err(|e| Error::field("process.oomScoreAdj", e.to_string()))?;
-    }
+pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
+    super::attrs::apply(spec, process)?;
     let caps = process.capabilities().as_ref();
     if let Some(c) = caps {
         capabilities::drop_bounding(c)?;
@@ -72,41 +68,6 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     let envp = env.iter().enumerate().map(|(i, e)| cstring(&format!("process.env[{i}]"), e)).collect::<Result<_>>()?;
     let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::field("process.args[0]", "contains a NUL byte"))?;
     Ok(Prepared { path, argv, envp })
-}
-
-fn apply_rlimits(process: &Process) -> Result<()> {
-    for (i, r) in process.rlimits().iter().flatten().enumerate() {
-        let resource = rlimit_resource(r.typ());
-        let lim = libc::rlimit { rlim_cur: r.soft(), rlim_max: r.hard() };
-        // SAFETY: valid resource number and struct.
-        let ret = unsafe { libc::setrlimit(resource as _, &lim) };
-        nix::errno::Errno::result(ret).map_err(|e| {
-            Error::field(format!("process.rlimits[{i}]"), format!("{:?} soft {} hard {}: {}", r.typ(), r.soft(), r.hard(), e.desc()))
-        })?;
-    }
-    Ok(())
-}
-
-fn rlimit_resource(t: PosixRlimitType) -> u32 {
-    use PosixRlimitType::*;
-    (match t {
-        RlimitCpu => libc::RLIMIT_CPU,
-        RlimitFsize => libc::RLIMIT_FSIZE,
-        RlimitData => libc::RLIMIT_DATA,
-        RlimitStack => libc::RLIMIT_STACK,
-        RlimitCore => libc::RLIMIT_CORE,
-        RlimitRss => libc::RLIMIT_RSS,
-        RlimitNproc => libc::RLIMIT_NPROC,
-        RlimitNofile => libc::RLIMIT_NOFILE,
-        RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        RlimitAs => libc::RLIMIT_AS,
-        RlimitLocks => libc::RLIMIT_LOCKS,
-        RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        RlimitNice => libc::RLIMIT_NICE,
-        RlimitRtprio => libc::RLIMIT_RTPRIO,
-        RlimitRttime => libc::RLIMIT_RTTIME,
-    }) as u32
 }
 
 /// Finds args[0] the way execvp would, with the container's PATH, inside the container.

@@ -120,7 +120,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
     super::finish::install_early(opts.seccomp.as_ref())?;
-    let prepared = exec::prepare(process)?;
+    let prepared = exec::prepare(opts.spec, process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };

@@ -132,7 +132,7 @@ fn become_process(opts: &JoinOptions) -> Result<Infallible> {
         super::exec_tty::setup(socket, opts.process.console_size())?;
     }
     super::finish::install_early(opts.seccomp)?;
-    let prepared = super::exec::prepare(opts.process)?;
+    let prepared = super::exec::prepare(opts.spec, opts.process)?;
     super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp)
 }
 

@@ -3,6 +3,7 @@
 //! parent prepared before the clone. The parent writes the id maps, places the child in
 //! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
 
+mod attrs;
 mod exec;
 mod exec_tty;
 mod finish;
@@ -120,18 +121,6 @@ fn run_runtime_hooks(opts: &InitOptions, pid: i32) -> Result<()> {
     hooks::run(hooks::Kind::CreateRuntime, opts.spec, &state)
 }
 
-/// The state a seccomp agent receives with the listener (status "creating", as runc).
-fn notify_state(opts: &InitOptions, pid: i32) -> serde_json::Value {
-    serde_json::json!({
-        "ociVersion": opts.spec.version(),
-        "id": opts.id,
-        "status": "creating",
-        "pid": pid,
-        "bundle": opts.bundle,
-        "annotations": opts.spec.annotations().clone().unwrap_or_default(),
-    })
-}
-
 fn unexpected(m: Option<Message>) -> Error {
     match m {
         Some(Message::Failed(msg)) => Error::Init(msg),
@@ -153,4 +142,16 @@ fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     std::fs::write(format!("/proc/{pid}/uid_map"), uid).map_err(|e| Error::field("linux.uidMappings", e.to_string()))?;
     std::fs::write(format!("/proc/{pid}/gid_map"), gid).map_err(|e| Error::field("linux.gidMappings", e.to_string()))?;
     Ok(())
+}
+
+/// The state a seccomp agent receives with the listener (status "creating", as runc).
+fn notify_state(opts: &InitOptions, pid: i32) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": opts.spec.version(),
+        "id": opts.id,
+        "status": "creating",
+        "pid": pid,
+        "bundle": opts.bundle,
+        "annotations": opts.spec.annotations().clone().unwrap_or_default(),
+    })
 }
