@@ -6,6 +6,7 @@
 pub mod cases;
 pub mod cgroup;
 pub mod check;
+pub mod command;
 pub mod console;
 pub mod harness;
 pub mod procfs;

@@ -139,7 +139,9 @@ fn run_case(env: &Env, c: &conformance::cases::Case) -> Outcome {
         Ok(ctx) => ctx,
         Err(e) => return Outcome::Fail(format!("bundle setup: {e}")),
     };
-    let r = (c.run)(&mut ctx);
+    // A panicking case still gets its containers and mounts cleaned up.
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (c.run)(&mut ctx)))
+        .unwrap_or_else(|_| Err(Fail::NotOk("the case panicked (a bug in the suite)".into())));
     let leak = ctx.finish();
     match (r, leak) {
         (Err(Fail::NotOk(w)), _) => Outcome::Fail(w),
