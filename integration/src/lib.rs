@@ -2,6 +2,8 @@
 //! container ids, the busybox rootfs fixture, and the host-side checks that nothing
 //! was left behind. Everything a test makes is removed on drop, even when it fails.
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
