@@ -251,3 +251,28 @@ fn socket_activation_fds_and_env_pass_through() {
     assert_ok(&out, "run with LISTEN_FDS=1");
     assert_eq!(stdout(&out), "1 1\n/etc/hostname\n");
 }
+
+#[test]
+fn idmapped_bind_mounts_shift_file_owners() {
+    let mut b = Bundle::new("idmap");
+    let src = b.dir.join("owned-by-root");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("f"), "x").unwrap();
+    std::os::unix::fs::chown(src.join("f"), Some(0), Some(0)).unwrap();
+    let maps = json!([{ "containerID": 0, "hostID": 1000, "size": 10 }]);
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/idm", "type": "bind", "source": src, "options": ["bind", "idmap"],
+        "uidMappings": maps, "gidMappings": maps
+    }));
+    b.sh("stat -c '%u:%g' /idm/f");
+    assert_eq!(run_ok(&b, "idmap"), "1000:1000\n");
+    // The files on disk are untouched.
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(src.join("f")).unwrap().uid(), 0);
+
+    let mut b = Bundle::new("idmap-nomaps");
+    b.config["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/idm", "type": "bind", "source": "/tmp", "options": ["bind", "idmap"]
+    }));
+    create_fails(&b, "uidMappings");
+}

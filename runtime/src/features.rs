@@ -17,7 +17,7 @@ pub fn features() -> Value {
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },
-            "mountExtensions": { "idmap": { "enabled": false } }
+            "mountExtensions": { "idmap": { "enabled": true } }
         },
         "annotations": {
             "org.opencontainers.runtime-spec.features.version": crate::OCI_VERSION,
@@ -31,7 +31,7 @@ fn mount_options() -> Vec<&'static str> {
         "async", "atime", "bind", "defaults", "dev", "diratime", "dirsync", "exec", "loud", "mand", "noatime",
         "nodev", "nodiratime", "noexec", "nomand", "norelatime", "nostrictatime", "nosuid", "private", "rbind",
         "relatime", "remount", "ro", "rprivate", "rshared", "rslave", "runbindable", "rw", "shared", "silent",
-        "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable", "rro", "rrw", "rnosuid", "rsuid",
+        "slave", "strictatime", "suid", "sync", "tmpcopyup", "unbindable", "idmap", "ridmap", "rro", "rrw", "rnosuid", "rsuid",
         "rnodev", "rdev", "rnoexec", "rexec", "rnodiratime", "rdiratime", "rnoatime", "rrelatime",
         "rstrictatime", "rnosymfollow", "rsymfollow",
     ];

@@ -13,6 +13,7 @@
 mod cgroupfs;
 mod copyup;
 mod devices;
+mod idmap;
 mod mounts;
 pub mod options;
 mod paths;

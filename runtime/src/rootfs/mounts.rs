@@ -11,7 +11,7 @@ use oci_spec::runtime::Mount;
 
 use super::options::{self, MountOptions};
 use super::resolve::{create_file, fd_path, mkdir_all, open_path};
-use super::{cgroupfs, copyup, RootfsContext};
+use super::{cgroupfs, copyup, idmap, RootfsContext};
 use crate::error::{Context, Error, Result};
 
 /// Flags a bind remount keeps; the rest are per-superblock and can't change here.
@@ -53,11 +53,19 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         if let Some(unknown) = opts.data.first() {
             return Err(Error::field(format!("{}.options", field()), format!("unknown option {unknown:?}")));
         }
-        let mut flags = MsFlags::MS_BIND;
-        if opts.recursive_bind {
-            flags |= MsFlags::MS_REC;
+        let mapped = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+        if opts.idmap || mapped {
+            let userns = idmap_userns(m, ctx).map_err(|msg| Error::field(field(), msg))?;
+            let src = source.as_deref().expect("checked above");
+            idmap::bind(src, &target, opts.idmap_recursive || opts.recursive_bind, &userns)
+                .map_err(|msg| Error::field(field(), msg))?;
+        } else {
+            let mut flags = MsFlags::MS_BIND;
+            if opts.recursive_bind {
+                flags |= MsFlags::MS_REC;
+            }
+            mount(source.as_deref(), &fd_path(&target), None::<&str>, flags, None::<&str>).map_err(|e| os(field(), e))?;
         }
-        mount(source.as_deref(), &fd_path(&target), None::<&str>, flags, None::<&str>).map_err(|e| os(field(), e))?;
         let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
         let wanted = opts.flags & BIND_FLAGS;
         if !wanted.is_empty() {
@@ -101,6 +109,18 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
     }
     let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
     finish(&mounted, &opts).map_err(|e| prefix(field(), e))
+}
+
+/// The user namespace giving an idmapped mount its mapping: the mount's own maps, else
+/// the container's (runc's rule).
+fn idmap_userns(m: &Mount, ctx: &RootfsContext) -> std::result::Result<OwnedFd, String> {
+    let linux = ctx.spec.linux().as_ref();
+    let uid = m.uid_mappings().as_ref().or_else(|| linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = m.gid_mappings().as_ref().or_else(|| linux.and_then(|l| l.gid_mappings().as_ref()));
+    match (uid, gid) {
+        (Some(u), Some(g)) if !u.is_empty() && !g.is_empty() => idmap::userns_with(u, g).map_err(|e| format!("idmap: {e}")),
+        _ => Err("an idmapped mount needs uidMappings and gidMappings".into()),
+    }
 }
 
 fn open_dir(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {

@@ -18,6 +18,9 @@ pub struct MountOptions {
     pub recursive_bind: bool,
     /// runc's extension: copy the destination's contents up into a new tmpfs.
     pub tmpcopyup: bool,
+    /// An idmapped bind (`idmap`, or `ridmap` for the whole tree).
+    pub idmap: bool,
+    pub idmap_recursive: bool,
     /// Everything the kernel interprets per filesystem (size=, mode=, newinstance...).
     pub data: Vec<String>,
 }
@@ -33,6 +36,8 @@ pub fn parse(options: &[String]) -> MountOptions {
         bind: false,
         recursive_bind: false,
         tmpcopyup: false,
+        idmap: false,
+        idmap_recursive: false,
         data: Vec::new(),
     };
     for opt in options {
@@ -60,6 +65,11 @@ pub fn parse(options: &[String]) -> MountOptions {
                     o.recursive_bind = true
                 }
                 "tmpcopyup" => o.tmpcopyup = true,
+                "idmap" => o.idmap = true,
+                "ridmap" => {
+                    o.idmap = true;
+                    o.idmap_recursive = true
+                }
                 "" | "defaults" => {}
                 _ => o.data.push(opt.clone()),
             }
