@@ -224,3 +224,68 @@ fn only_stdio_and_preserved_fds_reach_the_container() {
     assert!(fds.len() <= 5, "a runtime fd leaked into the container: {text}");
     assert_eq!(lines.next(), Some("/etc/hostname"));
 }
+
+#[test]
+fn joins_another_containers_user_namespace_and_creates_the_rest_inside_it() {
+    let maps = json!([{ "containerID": 0, "hostID": 300000, "size": 65536 }]);
+    let mut a = Bundle::new("userns-owner");
+    a.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "user" }));
+    a.config["linux"]["uidMappings"] = maps.clone();
+    a.config["linux"]["gidMappings"] = maps;
+    a.args(&["sleep", "100"]);
+    let owner = a.id("uowner");
+    a.create(&owner);
+    let pid = a.state(&owner).unwrap()["pid"].as_i64().unwrap().to_string();
+
+    let mut b = Bundle::new("userns-joiner");
+    b.config["linux"]["namespaces"] = json!([
+        { "type": "user", "path": format!("/proc/{pid}/ns/user") },
+        { "type": "pid" }, { "type": "mount" }, { "type": "uts" }, { "type": "ipc" }, { "type": "network" }
+    ]);
+    b.sh("readlink /proc/self/ns/user; echo $$; id -u; hostname");
+    let id = b.id("ujoin");
+    let out = b.run(&id);
+    assert_ok(&out, "run joining a user namespace");
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], ns_link(&pid, "user"), "not in the joined user namespace");
+    assert_eq!(lines[1], "1", "a new pid namespace inside the joined user namespace");
+    assert_eq!(lines[2], "0");
+    assert_eq!(lines[3], "strata");
+    b.assert_nothing_left(&id, None);
+}
+
+#[test]
+fn kill_all_reaches_every_process_of_the_cgroup() {
+    // Without a pid namespace the init's death would leave its children behind.
+    let mut b = Bundle::new("killall");
+    b.config["linux"]["namespaces"] = json!([{ "type": "mount" }]);
+    b.config["hostname"] = json!(null);
+    b.sh("sleep 100 & sleep 100");
+    let id = b.id("ka");
+    b.create(&id);
+    assert_ok(&output_of(b.command(&["start", &id])), "start");
+    b.wait_status(&id, "running");
+    let cgroup_dir = find_cgroup_dirs(&id).into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
+    let mut pids = Vec::new();
+    for _ in 0..200 {
+        pids = std::fs::read_to_string(cgroup_dir.join("cgroup.procs")).unwrap().lines().map(|l| l.parse::<i32>().unwrap()).collect();
+        if pids.len() >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // sh execs its last command: the init and the background sleep.
+    assert!(pids.len() >= 2, "expected two processes: {pids:?}");
+    assert_ok(&output_of(b.command(&["kill", "--all", &id, "KILL"])), "kill --all");
+    b.wait_status(&id, "stopped");
+    for _ in 0..200 {
+        if pids.iter().all(|p| !process_alive(*p)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(pids.iter().all(|p| !process_alive(*p)), "survivors: {pids:?}");
+    assert_ok(&output_of(b.command(&["delete", &id])), "delete");
+    b.assert_nothing_left(&id, None);
+}
