@@ -67,8 +67,15 @@ fn preserve_fds(ctx: &mut Ctx) -> R {
     let fd = extra.as_raw_fd();
     let mut c = std::process::Command::new(&ctx.env.runtime);
     c.arg("--root").arg(&ctx.env.root).args(["run", "--preserve-fds", "1", "--bundle", &ctx.bundle(), &id]);
-    // SAFETY: dup2 is async-signal-safe; it runs in the child between fork and exec.
-    unsafe { c.pre_exec(move || if libc::dup2(fd, 3) < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }) };
+    // SAFETY: dup2 and fcntl are async-signal-safe; they run in the child between fork
+    // and exec. dup2(3, 3) would keep FD_CLOEXEC, so an fd that already is 3 is
+    // cleared instead.
+    unsafe {
+        c.pre_exec(move || {
+            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
+            if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        })
+    };
     let o = crate::harness::run_cmd(c, &ctx.env.work, ctx.env.next());
     let r: Value = o.stdout.lines().find_map(|l| serde_json::from_str(l).ok()).ok_or_else(|| format!("run --preserve-fds 1 failed: {}", o.brief()))?;
     ensure!(r["fds"] == json!([0, 1, 2, 3]), "open fds are {}, want [0,1,2,3]", r["fds"]);
