@@ -375,7 +375,8 @@ impl Containerd {
         let c = Containerd { dir, runtime: runtime.clone(), namespace: tag, daemon };
         let up = wait_until(20, || c.ctr(&["version"]).status.success());
         assert!(up, "containerd did not come up: {}", std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default());
-        let out = c.ctr(&["image", "import", "--index-name", IMAGE, archive.to_str().unwrap()]);
+        // The archive's index names the image (podman save writes the annotation).
+        let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
         crate::assert_ok(&out, "ctr image import");
         c
     }
@@ -461,7 +462,9 @@ impl Containerd {
     /// No runtime state dir, no container cgroup, no rootfs mount, no shim or container
     /// process of this world left.
     pub fn assert_nothing_left(&self) {
-        let states: Vec<_> = std::fs::read_dir(self.runtime_root()).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        // The shim keeps the runtime's containers under `--runc-root`/NAMESPACE.
+        let root = self.runtime_root().join(&self.namespace);
+        let states: Vec<_> = std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(states.is_empty(), "{}: runtime state dirs left: {states:?}", self.runtime.name);
         let cgs: Vec<_> = cgroups_under(&self.namespace).into_iter().filter(|p| !p.ends_with(&self.namespace)).collect();
         assert!(cgs.is_empty(), "{}: container cgroups left: {cgs:?}", self.runtime.name);
