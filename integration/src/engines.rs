@@ -111,8 +111,9 @@ pub fn busybox_oci_archive() -> &'static Path {
             let tmp = p.dir.join("oci.tar");
             let out = p.podman(&["save", "--format", "oci-archive", "-o", tmp.to_str().unwrap(), IMAGE]);
             crate::assert_ok(&out, "podman save");
-            std::fs::copy(&tmp, tar.with_extension("tmp")).unwrap();
-            std::fs::rename(tar.with_extension("tmp"), &tar).unwrap();
+            let part = tar.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::copy(&tmp, &part).unwrap();
+            std::fs::rename(&part, &tar).unwrap();
         }
         tar
     })
