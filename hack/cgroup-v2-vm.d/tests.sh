@@ -1,0 +1,96 @@
+#!/bin/busybox sh
+# The VM's init (after switch_root onto a tmpfs): a pure cgroup v2 host. Checks each
+# cgroup feature of strata, prints "ok NAME" / "FAIL NAME: why", then
+# "STRATA-V2-RESULT: pass|fail", and powers off.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /run /tmp
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs tmpfs /tmp
+# This VM's root cgroup is ours: hand every controller down.
+for c in $(cat /sys/fs/cgroup/cgroup.controllers); do echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control; done
+
+S="strata --root /run/strata"
+CG=/sys/fs/cgroup/strata
+failed=0
+ok() { echo "ok $1"; }
+fail() { echo "FAIL $1: $2"; failed=1; }
+# check NAME EXPECTED ACTUAL
+check() { if [ "$2" = "$3" ]; then ok "$1"; else fail "$1" "want [$2] got [$3]"; fi; }
+waitfor() { n=0; while ! eval "$1" >/dev/null 2>&1; do n=$((n+1)); [ $n -gt 300 ] && return 1; sleep 0.1; done; }
+run_d() { $S run -d -b /bundles/$1 $1 </dev/null >/dev/null 2>/tmp/$1.err || fail "run $1" "$(cat /tmp/$1.err)"; }
+
+echo "controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+grep -q cgroup2 /proc/mounts && ! grep -q ' cgroup ' /proc/mounts && ok "pure cgroup v2 host"
+
+# Limits: in the files, with runc's v1->v2 conversions, and seen inside.
+mknod /rootfs/kmsg c 1 11
+run_d limits
+check "memory.max" 67108864 "$(cat $CG/limits/memory.max)"
+check "memory.swap.max = swap - limit" 33554432 "$(cat $CG/limits/memory.swap.max)"
+check "memory.low" 33554432 "$(cat $CG/limits/memory.low)"
+check "cpu.weight from shares 1024" 39 "$(cat $CG/limits/cpu.weight)"
+check "cpu.max" "50000 100000" "$(cat $CG/limits/cpu.max)"
+check "cpuset.cpus" 0 "$(cat $CG/limits/cpuset.cpus)"
+check "pids.max" 40 "$(cat $CG/limits/pids.max)"
+if [ -e $CG/limits/io.bfq.weight ]; then check "io.bfq.weight" "default 500" "$(head -1 $CG/limits/io.bfq.weight)";
+else check "io.weight from blkio 500" "default 4950" "$(cat $CG/limits/io.weight)"; fi
+check "hugetlb.2MB.max" 4194304 "$(cat $CG/limits/hugetlb.2MB.max)"
+check "unified memory.high" 50331648 "$(cat $CG/limits/memory.high)"
+waitfor "[ -s /rootfs/inside ]"
+check "inside: /proc/self/cgroup, limits, /dev/zero allowed, /kmsg (c 1:11) denied by the eBPF program" \
+    "0::/ 67108864 40 1 0" "$(cat /rootfs/inside | grep -v 'Operation not permitted' | tr '\n' ' ' | sed 's/ $//')"
+grep -q 'Operation not permitted' /rootfs/inside && ok "eBPF device filter: EPERM" || fail "eBPF device filter" "$(cat /rootfs/inside)"
+$S delete -f limits
+
+# Errors naming the field, nothing left.
+err=$($S run -b /bundles/rt rt 2>&1); echo "$err" | grep -q "linux.resources.cpu.realtimeRuntime" && ok "realtime on v2 is an error" || fail "realtime error" "$err"
+err=$($S run -b /bundles/unknownkey uk 2>&1); echo "$err" | grep -q 'unified\["memory.bogus"\]' && ok "unknown unified key is an error" || fail "unknown key" "$err"
+[ ! -e $CG/rt ] && [ ! -e $CG/uk ] && ok "failed creates leave no cgroup" || fail "leftover" "$(ls $CG)"
+
+# pids.max caps a fork bomb.
+run_d forkbomb
+waitfor "[ \$(cat $CG/forkbomb/pids.current) = 16 ]" && ok "fork bomb capped at 16" || fail "fork bomb" "$(cat $CG/forkbomb/pids.current)"
+waitfor "grep -q '^max [1-9]' $CG/forkbomb/pids.events" && ok "pids.events max" || fail "pids.events" "$(cat $CG/forkbomb/pids.events)"
+$S delete -f forkbomb
+
+# OOM kill, seen in memory.events and by `events`.
+rm -f /rootfs/dd-status
+$S create -b /bundles/oom oom </dev/null >/dev/null 2>&1
+$S events --interval 200ms oom > /tmp/events.out &
+$S start oom
+waitfor "[ -s /rootfs/dd-status ]"
+check "dd OOM-killed" 137 "$(cat /rootfs/dd-status)"
+grep -q '^oom_kill [1-9]' $CG/oom/memory.events && ok "memory.events oom_kill" || fail "oom_kill" "$(cat $CG/oom/memory.events)"
+waitfor "grep -q '\"type\":\"oom\"' /tmp/events.out" && ok "events reports oom" || fail "oom event" "$(cat /tmp/events.out)"
+$S delete -f oom
+
+# pause / resume through cgroup.freeze; update; ps; events --stats.
+run_d counter
+waitfor "[ -s /rootfs/count ]"
+$S pause counter
+check "state paused" paused "$($S state counter | grep -o '"status": "[a-z]*"' | cut -d'"' -f4)"
+check "cgroup.events frozen" "frozen 1" "$(grep frozen $CG/counter/cgroup.events)"
+a=$(cat /rootfs/count); sleep 1; b=$(cat /rootfs/count)
+check "counter stopped while paused" "$a" "$b"
+$S resume counter
+sleep 1; c=$(cat /rootfs/count)
+[ "$c" -gt "$b" ] && ok "counter goes on after resume" || fail "resume" "$b -> $c"
+$S update --memory 100m --cpu-share 512 --pids-limit 30 counter
+check "update memory.max" 104857600 "$(cat $CG/counter/memory.max)"
+check "update cpu.weight" 20 "$(cat $CG/counter/cpu.weight)"
+check "update pids.max" 30 "$(cat $CG/counter/pids.max)"
+$S ps -f json counter | grep -q "$($S state counter | grep '"pid"' | grep -o '[0-9]*')" && ok "ps json" || fail "ps" "$($S ps -f json counter)"
+$S events --stats counter | grep -q '"limit":104857600' && ok "events --stats" || fail "events --stats" "$($S events --stats counter)"
+$S pause counter
+$S delete -f counter && ok "delete -f of a paused container"
+[ -z "$(find $CG -mindepth 1 -type d 2>/dev/null)" ] && ok "no container cgroup left under /sys/fs/cgroup/strata" || fail "leftover" "$(find $CG)"
+
+[ $failed = 0 ] && echo "STRATA-V2-RESULT: pass" || echo "STRATA-V2-RESULT: fail"
+poweroff -f
