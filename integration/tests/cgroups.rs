@@ -162,3 +162,36 @@ fn a_cgroups_path_escaping_with_dotdot_is_refused() {
     assert!(stderr(&out).contains("linux.cgroupsPath"), "{}", stderr(&out));
     c.b.assert_nothing_left(&c.id, None);
 }
+
+#[test]
+fn the_other_v1_fields_reach_their_files() {
+    let mut c = CgBundle::new("v1more");
+    c.resources(json!({
+        "memory": { "limit": 67108864, "kernelTCP": 16777216, "disableOOMKiller": true },
+        "cpu": { "burst": 10000, "idle": 1, "quota": 50000 },
+        "blockIO": { "weight": 300 }
+    }));
+    c.b.sh("sleep 30");
+    c.run_detached();
+    assert_eq!(read(&c.v1("memory").join("memory.kmem.tcp.limit_in_bytes")), "16777216");
+    assert_eq!(keyed(&c.v1("memory").join("memory.oom_control"), "oom_kill_disable "), 1);
+    assert_eq!(read(&c.v1("cpu").join("cpu.cfs_burst_us")), "10000");
+    assert_eq!(read(&c.v1("cpu").join("cpu.idle")), "1");
+    // This host's blkio has BFQ weights only: the weight goes to blkio.bfq.weight.
+    let bfq = c.v1("blkio").join("blkio.bfq.weight");
+    if bfq.exists() {
+        assert_eq!(read(&bfq).lines().last().unwrap().split_whitespace().last().unwrap(), "300", "{}", read(&bfq));
+    }
+    // update --memory -1 lifts memory+swap too (runc's rule), so the new limit holds.
+    assert_ok(&c.strata(&["update", "--memory", "-1", &c.id]), "update --memory -1");
+    assert_eq!(read(&c.v1("memory").join("memory.limit_in_bytes")), "9223372036854771712");
+    assert_eq!(read(&c.v1("memory").join("memory.memsw.limit_in_bytes")), "9223372036854771712");
+    c.delete_and_check();
+}
+
+#[test]
+fn v1_fields_this_kernel_lacks_are_errors_naming_the_field() {
+    refused("leaf", json!({ "blockIO": { "leafWeight": 300 } }), "linux.resources.blockIO.leafWeight");
+    refused("rt", json!({ "cpu": { "realtimeRuntime": 1000, "realtimePeriod": 1000000 } }), "linux.resources.cpu.realtimeRuntime");
+    refused("unifiedv1", json!({ "unified": { "hugetlb.2MB.max": "0" } }), "linux.resources.unified[\"hugetlb.2MB.max\"]: the hugetlb controller is not enabled");
+}

@@ -40,7 +40,10 @@ fn apply_v1(dir: &std::path::Path, m: &LinuxMemory) -> Result<()> {
     if let Some(h) = m.use_hierarchy() {
         fs::write(&format!("{P}.useHierarchy"), dir, "memory.use_hierarchy", if h { "1" } else { "0" })?;
     }
-    match (m.limit(), m.swap()) {
+    // runc: lifting the memory limit (-1) without naming swap lifts swap too, or the
+    // old memory+swap limit would still cap the container.
+    let swap = m.swap().or(if m.limit() == Some(-1) { Some(-1) } else { None });
+    match (m.limit(), swap) {
         (limit, Some(swap)) => {
             // The kernel wants memory <= memory+swap at every moment: raise memsw first
             // when it grows, lower the limit first otherwise.
