@@ -319,6 +319,7 @@ impl<'a> Ctx<'a> {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        leaks.extend(host_devices_broken());
         (!leaks.is_empty()).then(|| format!("left behind after delete: {}", leaks.join(", ")))
     }
 }
@@ -333,4 +334,19 @@ impl From<&str> for Fail {
     fn from(s: &str) -> Fail {
         Fail::NotOk(s.into())
     }
+}
+
+/// The host's standard device nodes that are no longer the char devices they should
+/// be: a runtime that replaces the host's /dev/null (a classic bug of bind-mount and
+/// mknod code resolving paths outside the rootfs) breaks the machine, not just a case.
+pub fn host_devices_broken() -> Vec<String> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/urandom", 1, 9)]
+        .iter()
+        .filter(|(p, ma, mi)| {
+            !std::fs::symlink_metadata(p)
+                .is_ok_and(|m| m.file_type().is_char_device() && libc::major(m.rdev()) == *ma && libc::minor(m.rdev()) == *mi)
+        })
+        .map(|(p, _, _)| format!("the host's {p} is no longer a char device"))
+        .collect()
 }

@@ -101,6 +101,11 @@ fn main() {
         eprintln!("strata-conformance: {e}");
         std::process::exit(2)
     });
+    let broken = conformance::harness::host_devices_broken();
+    if !broken.is_empty() {
+        eprintln!("strata-conformance: refusing to run on a damaged host: {}", broken.join(", "));
+        std::process::exit(2);
+    }
     let mut rows: Vec<Row> = cases
         .iter()
         .map(|c| Row {
