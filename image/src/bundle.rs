@@ -118,6 +118,8 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
                 p(i, n, &l.diff_id, true);
             }
         }
+        // What commit will diff the rootfs against.
+        crate::flatdiff::record(&rootfs, &tmp.path().join(crate::flatdiff::TREE_FILE))?;
     }
     let spec = runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?;
     let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::json("config.json", e))?;

@@ -1,8 +1,11 @@
-//! `commit`: an overlay bundle's read-write layer becomes a new image layer
-//! on top of the bundle's image, written to a layout and tagged.
+//! `commit`: a bundle's changes become a new image layer on top of the
+//! bundle's image, written to a layout and tagged. An overlay bundle's changes
+//! are its read-write (upper) layer; a flatten bundle's are the diff of its
+//! rootfs against the tree recorded at unpack (`flatdiff`).
 
 use crate::bundle::{self, BundleMeta};
 use crate::error::{Error, Result};
+use crate::flatdiff;
 use crate::image::{self, ResolvedImage};
 use crate::layout::{parse_digest, Layout};
 use crate::platform::PlatformSpec;
@@ -20,8 +23,9 @@ pub struct CommitOptions {
 
 pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptions) -> Result<Descriptor> {
     let meta = BundleMeta::load(bundle_dir)?;
-    if !meta.is_overlay() {
-        return Err(Error::Invalid(format!("{}: commit needs an overlay bundle (unpack --overlay)", bundle_dir.display())));
+    let tree = bundle_dir.join(flatdiff::TREE_FILE);
+    if !meta.is_overlay() && !tree.exists() {
+        return Err(Error::Invalid(format!("{}: flatten bundle without a tree record (made by an older strata-image): nothing to diff against", tree.display())));
     }
     let base = image::open(&Reference::parse(&meta.image)?, &PlatformSpec::host())?;
     if base.config_digest != meta.config_digest {
@@ -29,8 +33,13 @@ pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptio
     }
     let layout = Layout::open_or_init(&dest.path)?;
     let mut layers = copy_layers(&base, &layout)?;
-    let upper = bundle::upper_dir(bundle_dir);
-    let new = writer::write_layer_with(&layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))?;
+    let new = if meta.is_overlay() {
+        let upper = bundle::upper_dir(bundle_dir);
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))?
+    } else {
+        let rootfs = bundle_dir.join("rootfs");
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| flatdiff::write_diff(&rootfs, &tree, w).map(drop))?
+    };
     layers.push(new.descriptor.clone());
 
     let mut config: serde_json::Value = serde_json::from_slice(&base.config_raw).map_err(|e| Error::json("base config", e))?;

@@ -27,4 +27,5 @@ pub mod history;
 pub mod writer;
 pub mod treetar;
 pub mod commit;
+pub mod flatdiff;
 pub mod transfer;

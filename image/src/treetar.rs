@@ -2,7 +2,8 @@
 //! devices, symlinks, hardlinks (by inode) and xattrs (PAX SCHILY.xattr).
 //! From an overlay upper dir, overlay whiteouts are turned back into OCI
 //! ones: a 0:0 char device becomes `.wh.NAME`, an opaque dir gets
-//! `.wh..wh..opq`.
+//! `.wh..wh..opq`. `TreeTar` writes one entry at a time, so a diff (see
+//! `flatdiff`) can pick which entries of a tree go into the layer.
 
 use crate::apply::fsops;
 use crate::error::{Error, Result};
@@ -20,79 +21,123 @@ pub enum Source {
 }
 
 pub fn write_tree(root: &Path, out: &mut dyn Write, src: Source) -> Result<()> {
-    let mut b = tar::Builder::new(out);
-    b.follow_symlinks(false);
-    let mut seen = HashMap::new();
-    walk(&mut b, root, Path::new(""), src, &mut seen)?;
-    b.finish().map_err(|e| Error::io(root, e))
+    let mut t = TreeTar::new(root, out);
+    walk(&mut t, Path::new(""), src)?;
+    t.finish()
 }
 
-fn walk(b: &mut tar::Builder<&mut dyn Write>, root: &Path, rel: &Path, src: Source, seen: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
-    let dir = root.join(rel);
-    let mut names: Vec<_> = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(|e| Error::io(&dir, e))?;
-    names.sort();
-    for name in names {
+fn walk(t: &mut TreeTar<'_>, rel: &Path, src: Source) -> Result<()> {
+    for name in sorted_names(&t.root.join(rel))? {
         let rel = rel.join(&name);
-        let path = root.join(&rel);
+        let path = t.root.join(&rel);
         let m = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
-        let ft = m.file_type();
-        if src == Source::OverlayUpper && ft.is_char_device() && m.rdev() == 0 {
-            let wh = rel.with_file_name(format!("{}{}", whiteout::PREFIX, name.to_string_lossy()));
-            empty_file(b, &wh)?;
+        if src == Source::OverlayUpper && m.file_type().is_char_device() && m.rdev() == 0 {
+            t.whiteout(&rel)?;
             continue;
         }
-        if ft.is_socket() {
-            continue;
-        }
-        let xattrs = fsops::lxattrs(&path).map_err(|e| Error::sys("list xattrs", &path, e))?;
-        let opaque = xattrs.iter().any(|(k, v)| k == whiteout::OVERLAY_OPAQUE_XATTR && v == b"y");
-        let pax: Vec<(String, Vec<u8>)> = xattrs.into_iter().filter(|(k, _)| !whiteout::is_reserved_xattr(k)).map(|(k, v)| (format!("SCHILY.xattr.{k}"), v)).collect();
-        if !pax.is_empty() {
-            b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(|e| Error::io(&path, e))?;
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_metadata_in_mode(&m, tar::HeaderMode::Complete);
-        h.set_mode(m.mode() & 0o7777);
-        let io = |e| Error::io(&path, e);
-        if ft.is_file() && m.nlink() > 1 {
-            if let Some(first) = seen.get(&(m.dev(), m.ino())) {
-                h.set_entry_type(tar::EntryType::Link);
-                h.set_size(0);
-                b.append_link(&mut h, &rel, first).map_err(io)?;
-                continue;
-            }
-            seen.insert((m.dev(), m.ino()), rel.clone());
-        }
-        if ft.is_dir() {
-            h.set_size(0);
-            b.append_data(&mut h, &rel, std::io::empty()).map_err(io)?;
+        let opaque = t.entry(&rel, &m)?;
+        if m.is_dir() {
             if src == Source::OverlayUpper && opaque {
-                empty_file(b, &rel.join(whiteout::OPAQUE))?;
+                t.opaque(&rel)?;
             }
-            walk(b, root, &rel, src, seen)?;
-        } else if ft.is_symlink() {
-            let target = fs::read_link(&path).map_err(io)?;
-            h.set_size(0);
-            b.append_link(&mut h, &rel, target).map_err(io)?;
-        } else if ft.is_file() {
-            let f = fs::File::open(&path).map_err(io)?;
-            b.append_data(&mut h, &rel, f).map_err(io)?;
-        } else {
-            let (major, minor) = (nix::sys::stat::major(m.rdev()), nix::sys::stat::minor(m.rdev()));
-            h.set_device_major(major as u32).map_err(io)?;
-            h.set_device_minor(minor as u32).map_err(io)?;
-            h.set_size(0);
-            b.append_data(&mut h, &rel, std::io::empty()).map_err(io)?;
+            walk(t, &rel, src)?;
         }
     }
     Ok(())
 }
 
-fn empty_file(b: &mut tar::Builder<&mut dyn Write>, rel: &Path) -> Result<()> {
-    let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Regular);
-    h.set_mode(0o644);
-    h.set_size(0);
-    h.set_mtime(0);
-    b.append_data(&mut h, rel, std::io::empty()).map_err(|e| Error::io(rel, e))
+/// A directory's entry names, sorted bytewise: the order every tree walk of
+/// this crate uses, so two walks of similar trees can be merged.
+pub fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
+    let mut names: Vec<_> = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(|e| Error::io(dir, e))?;
+    names.sort();
+    Ok(names)
+}
+
+/// A layer tar being written from the files under `root`.
+pub struct TreeTar<'a> {
+    pub root: PathBuf,
+    b: tar::Builder<&'a mut dyn Write>,
+    /// First path written for each (dev, ino) with more than one link.
+    seen: HashMap<(u64, u64), PathBuf>,
+}
+
+impl<'a> TreeTar<'a> {
+    pub fn new(root: &Path, out: &'a mut dyn Write) -> TreeTar<'a> {
+        let mut b = tar::Builder::new(out);
+        b.follow_symlinks(false);
+        TreeTar { root: root.to_path_buf(), b, seen: HashMap::new() }
+    }
+
+    pub fn finish(mut self) -> Result<()> {
+        self.b.finish().map_err(|e| Error::io(&self.root, e))
+    }
+
+    /// Writes the file at `rel` (not its children); sockets are skipped.
+    /// Returns whether it carries `trusted.overlay.opaque=y` (never written).
+    pub fn entry(&mut self, rel: &Path, m: &fs::Metadata) -> Result<bool> {
+        let path = self.root.join(rel);
+        let ft = m.file_type();
+        if ft.is_socket() {
+            return Ok(false);
+        }
+        let xattrs = fsops::lxattrs(&path).map_err(|e| Error::sys("list xattrs", &path, e))?;
+        let opaque = xattrs.iter().any(|(k, v)| k == whiteout::OVERLAY_OPAQUE_XATTR && v == b"y");
+        let pax: Vec<(String, Vec<u8>)> = xattrs.into_iter().filter(|(k, _)| !whiteout::is_reserved_xattr(k)).map(|(k, v)| (format!("SCHILY.xattr.{k}"), v)).collect();
+        if !pax.is_empty() {
+            self.b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(|e| Error::io(&path, e))?;
+        }
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+        h.set_mode(m.mode() & 0o7777);
+        let io = |e| Error::io(&path, e);
+        if ft.is_file() && m.nlink() > 1 {
+            if let Some(first) = self.seen.get(&(m.dev(), m.ino())) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                self.b.append_link(&mut h, rel, first).map_err(io)?;
+                return Ok(opaque);
+            }
+            self.seen.insert((m.dev(), m.ino()), rel.to_path_buf());
+        }
+        if ft.is_dir() {
+            h.set_size(0);
+            self.b.append_data(&mut h, rel, std::io::empty()).map_err(io)?;
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&path).map_err(io)?;
+            h.set_size(0);
+            self.b.append_link(&mut h, rel, target).map_err(io)?;
+        } else if ft.is_file() {
+            let f = fs::File::open(&path).map_err(io)?;
+            self.b.append_data(&mut h, rel, f).map_err(io)?;
+        } else {
+            let (major, minor) = (nix::sys::stat::major(m.rdev()), nix::sys::stat::minor(m.rdev()));
+            h.set_device_major(major as u32).map_err(io)?;
+            h.set_device_minor(minor as u32).map_err(io)?;
+            h.set_size(0);
+            self.b.append_data(&mut h, rel, std::io::empty()).map_err(io)?;
+        }
+        Ok(opaque)
+    }
+
+    /// `.wh.NAME`: hides `rel` of the layers below.
+    pub fn whiteout(&mut self, rel: &Path) -> Result<()> {
+        let mut name = std::ffi::OsString::from(whiteout::PREFIX);
+        name.push(rel.file_name().unwrap_or_default());
+        self.empty_file(&rel.with_file_name(name))
+    }
+
+    /// `.wh..wh..opq` in `dir`: hides every lower entry of that directory.
+    pub fn opaque(&mut self, dir: &Path) -> Result<()> {
+        self.empty_file(&dir.join(whiteout::OPAQUE))
+    }
+
+    fn empty_file(&mut self, rel: &Path) -> Result<()> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_mtime(0);
+        self.b.append_data(&mut h, rel, std::io::empty()).map_err(|e| Error::io(rel, e))
+    }
 }

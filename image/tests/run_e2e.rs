@@ -39,10 +39,17 @@ fn unpack_run_commit_unpack_run_and_podman() {
 
     // Flatten: a plain copy runs as is.
     let flat = dir.join("flat");
-    ok(&image_cli(&["unpack", "--image", &base, s(&flat), "--", "sh", "-c", "echo hello from $(id -un) in $(pwd)"]), "unpack flatten");
+    ok(&image_cli(&["unpack", "--image", &base, s(&flat), "--", "sh", "-c", "echo hello from $(id -un) in $(pwd); echo f > /flat-written"]), "unpack flatten");
     let out = host.run(&flat, &format!("e2e-{pid}-flat"));
     ok(&out, "strata run (flatten)");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from root in /\n");
+    // A flatten bundle commits too: the diff of its rootfs against the unpacked image.
+    let flat_committed = format!("{}:flat-committed", dir.join("img").display());
+    ok(&image_cli(&["commit", s(&flat), "--image", &flat_committed]), "commit flatten");
+    let flat2 = dir.join("flat2");
+    ok(&image_cli(&["unpack", "--image", &flat_committed, s(&flat2)]), "unpack flatten commit");
+    assert_eq!(fs::read_to_string(flat2.join("rootfs/flat-written")).unwrap(), "f\n");
+    assert_eq!(walk(&flat2.join("rootfs")), walk(&flat.join("rootfs")));
 
     // Overlay: the container's writes land in the bundle's upper dir only.
     let ovl = dir.join("ovl");
