@@ -52,7 +52,7 @@ pub fn propagation(report: &Value, point: &str) -> Option<&'static str> {
         "shared"
     } else if opt.iter().any(|o| o.starts_with("master:")) {
         "slave"
-    } else if opt.iter().any(|o| *o == "unbindable") {
+    } else if opt.contains(&"unbindable") {
         "unbindable"
     } else {
         "private"
@@ -119,7 +119,7 @@ pub fn state_problems(s: &Value, id: &str, bundle: &str, status: &str) -> Vec<St
         p.push(format!("status is {} not {status}", s["status"]));
     }
     let needs_pid = status == "created" || status == "running";
-    if needs_pid && !s["pid"].as_i64().is_some_and(|p| p > 0) {
+    if needs_pid && s["pid"].as_i64().is_none_or(|p| p <= 0) {
         p.push(format!("pid is {} (REQUIRED while {status})", s["pid"]));
     }
     match s["bundle"].as_str() {

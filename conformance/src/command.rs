@@ -85,4 +85,3 @@ pub fn wait_timeout(child: &mut Child, t: Duration) -> Option<std::process::Exit
     }
     None
 }
-

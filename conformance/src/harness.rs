@@ -341,12 +341,20 @@ impl From<&str> for Fail {
 /// mknod code resolving paths outside the rootfs) breaks the machine, not just a case.
 pub fn host_devices_broken() -> Vec<String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/urandom", 1, 9)]
-        .iter()
-        .filter(|(p, ma, mi)| {
-            !std::fs::symlink_metadata(p)
-                .is_ok_and(|m| m.file_type().is_char_device() && libc::major(m.rdev()) == *ma && libc::minor(m.rdev()) == *mi)
+    [
+        ("/dev/null", 1, 3),
+        ("/dev/zero", 1, 5),
+        ("/dev/full", 1, 7),
+        ("/dev/urandom", 1, 9),
+    ]
+    .iter()
+    .filter(|(p, ma, mi)| {
+        !std::fs::symlink_metadata(p).is_ok_and(|m| {
+            m.file_type().is_char_device()
+                && libc::major(m.rdev()) == *ma
+                && libc::minor(m.rdev()) == *mi
         })
-        .map(|(p, _, _)| format!("the host's {p} is no longer a char device"))
-        .collect()
+    })
+    .map(|(p, _, _)| format!("the host's {p} is no longer a char device"))
+    .collect()
 }

@@ -103,7 +103,10 @@ fn main() {
     });
     let broken = conformance::harness::host_devices_broken();
     if !broken.is_empty() {
-        eprintln!("strata-conformance: refusing to run on a damaged host: {}", broken.join(", "));
+        eprintln!(
+            "strata-conformance: refusing to run on a damaged host: {}",
+            broken.join(", ")
+        );
         std::process::exit(2);
     }
     let mut rows: Vec<Row> = cases

@@ -1,7 +1,7 @@
 //! config-linux.md "Control groups": the cgroup the container is placed in and the
 //! resource limits written there, read on the host while the container is created.
 
-use super::{Entry, set_ns};
+use super::{set_ns, Entry};
 use crate::ensure;
 use crate::harness::{skip, Ctx, Fail, R};
 use serde_json::json;
@@ -23,19 +23,34 @@ fn created(ctx: &mut Ctx) -> Result<String, Fail> {
     ctx.args(&["sleep", "1000"]);
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    Ok(ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string())
+    Ok(ctx.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string())
 }
 
 fn path_used(ctx: &mut Ctx) -> R {
     ctx.args(&["sleep", "1000"]);
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    let path = ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+    let path = ctx.config["linux"]["cgroupsPath"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let pid = ctx.state(&id)?["pid"].as_i64().unwrap_or(0);
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let bad: Vec<&str> = cg.lines().filter(|l| !l.contains(&*path) && !l.contains("name=systemd") && !l.ends_with(":/")).collect();
-    ensure!(cg.contains(&*path), "/proc/{pid}/cgroup does not name {path}:\n{cg}");
-    ensure!(bad.len() < cg.lines().count(), "cgroups outside {path}: {bad:?}");
+    let bad: Vec<&str> = cg
+        .lines()
+        .filter(|l| !l.contains(&*path) && !l.contains("name=systemd") && !l.ends_with(":/"))
+        .collect();
+    ensure!(
+        cg.contains(&*path),
+        "/proc/{pid}/cgroup does not name {path}:\n{cg}"
+    );
+    ensure!(
+        bad.len() < cg.lines().count(),
+        "cgroups outside {path}: {bad:?}"
+    );
     Ok(())
 }
 
@@ -48,20 +63,40 @@ fn limit(ctx: &mut Ctx, res: serde_json::Value, ctrl: &str, v1: &str, v2: &str, 
     }
     let path = created(ctx)?;
     let got = crate::cgroup::read(&path, ctrl, v1, v2)?;
-    ensure!(got == want || got.split_whitespace().next() == Some(want), "{ctrl} file reads {got:?}, want {want:?}");
+    ensure!(
+        got == want || got.split_whitespace().next() == Some(want),
+        "{ctrl} file reads {got:?}, want {want:?}"
+    );
     Ok(())
 }
 
 fn cpu_shares(ctx: &mut Ctx) -> R {
     // cgroup v2 converts shares to weight: 1 + ((shares - 2) * 9999) / 262142.
     let want = if crate::cgroup::is_v2() { "20" } else { "512" };
-    limit(ctx, json!({ "cpu": { "shares": 512 } }), "cpu", "cpu.shares", "cpu.weight", want)
+    limit(
+        ctx,
+        json!({ "cpu": { "shares": 512 } }),
+        "cpu",
+        "cpu.shares",
+        "cpu.weight",
+        want,
+    )
 }
 
 fn cpu_quota(ctx: &mut Ctx) -> R {
-    limit(ctx, json!({ "cpu": { "quota": 50000, "period": 100000 } }), "cpu", "cpu.cfs_quota_us", "cpu.max", "50000")?;
+    limit(
+        ctx,
+        json!({ "cpu": { "quota": 50000, "period": 100000 } }),
+        "cpu",
+        "cpu.cfs_quota_us",
+        "cpu.max",
+        "50000",
+    )?;
     if !crate::cgroup::is_v2() {
-        let path = ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
+        let path = ctx.config["linux"]["cgroupsPath"]
+            .as_str()
+            .unwrap()
+            .to_string();
         let p = crate::cgroup::read(&path, "cpu", "cpu.cfs_period_us", "cpu.max")?;
         ensure!(p == "100000", "cpu.cfs_period_us reads {p:?}");
     }
@@ -75,15 +110,29 @@ fn devices(ctx: &mut Ctx, allow: bool) -> R {
     if !std::path::Path::new("/dev/loop0").exists() {
         return skip("host has no /dev/loop0 to bind into the container");
     }
-    super::add_mount(ctx, json!({ "destination": "/dev/testloop", "type": "bind", "source": "/dev/loop0", "options": ["bind"] }));
+    super::add_mount(
+        ctx,
+        json!({ "destination": "/dev/testloop", "type": "bind", "source": "/dev/loop0", "options": ["bind"] }),
+    );
     let rule = json!({ "allow": allow, "type": "b", "major": 7, "minor": 0, "access": "rwm" });
-    ctx.config["linux"]["resources"]["devices"].as_array_mut().unwrap().push(rule);
+    ctx.config["linux"]["resources"]["devices"]
+        .as_array_mut()
+        .unwrap()
+        .push(rule);
     let r = ctx.probe(&["--open", "/dev/testloop"])?;
     let e = crate::check::op_errno(&r, "open:/dev/testloop")?;
     if allow {
-        ensure!(e != Some(libc::EPERM as i64), "opening an allowed device: {}", r["ops"]["open:/dev/testloop"]);
+        ensure!(
+            e != Some(libc::EPERM as i64),
+            "opening an allowed device: {}",
+            r["ops"]["open:/dev/testloop"]
+        );
     } else {
-        ensure!(e == Some(libc::EPERM as i64), "opening a denied device: {}", r["ops"]["open:/dev/testloop"]);
+        ensure!(
+            e == Some(libc::EPERM as i64),
+            "opening a denied device: {}",
+            r["ops"]["open:/dev/testloop"]
+        );
     }
     Ok(())
 }
@@ -93,7 +142,13 @@ fn cgroupns_root(ctx: &mut Ctx) -> R {
     set_ns(ctx, "cgroup", None);
     let r = ctx.probe(&[])?;
     let cg = r["cgroup"].as_str().unwrap_or("");
-    let own: Vec<&str> = cg.lines().filter(|l| l.contains("pids") || l.contains("memory") || l.starts_with("0::")).collect();
-    ensure!(!own.is_empty() && own.iter().all(|l| l.ends_with(":/")), "/proc/self/cgroup in a new cgroup namespace:\n{cg}");
+    let own: Vec<&str> = cg
+        .lines()
+        .filter(|l| l.contains("pids") || l.contains("memory") || l.starts_with("0::"))
+        .collect();
+    ensure!(
+        !own.is_empty() && own.iter().all(|l| l.ends_with(":/")),
+        "/proc/self/cgroup in a new cgroup namespace:\n{cg}"
+    );
     Ok(())
 }

@@ -30,12 +30,28 @@ fn pty(ctx: &mut Ctx, size: Option<(u16, u16)>) -> R {
     ensure!(o.ok(), "create with --console-socket failed: {}", o.brief());
     let o = ctx.start(&id);
     ensure!(o.ok(), "start failed: {}", o.brief());
-    let out = rx.recv_timeout(Duration::from_secs(10)).map_err(|_| "no pty master received, or it never closed".to_string())??;
-    let line = out.lines().map(|l| l.trim_end_matches('\r')).find(|l| l.starts_with('{'));
-    let r: Value = line.and_then(|l| serde_json::from_str(l).ok()).ok_or_else(|| Fail::NotOk(format!("no report on the console: {out:.200}")))?;
-    ensure!(r["tty"]["isatty"] == true, "stdin is not a tty: {}", r["tty"]);
+    let out = rx
+        .recv_timeout(Duration::from_secs(10))
+        .map_err(|_| "no pty master received, or it never closed".to_string())??;
+    let line = out
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find(|l| l.starts_with('{'));
+    let r: Value = line
+        .and_then(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| Fail::NotOk(format!("no report on the console: {out:.200}")))?;
+    ensure!(
+        r["tty"]["isatty"] == true,
+        "stdin is not a tty: {}",
+        r["tty"]
+    );
     if let Some((h, w)) = size {
-        ensure!(r["tty"]["rows"] == h && r["tty"]["cols"] == w, "console is {}x{}, want {h}x{w}", r["tty"]["rows"], r["tty"]["cols"]);
+        ensure!(
+            r["tty"]["rows"] == h && r["tty"]["cols"] == w,
+            "console is {}x{}, want {h}x{w}",
+            r["tty"]["rows"],
+            r["tty"]["cols"]
+        );
     }
     Ok(())
 }
@@ -53,7 +69,10 @@ fn pid_file(ctx: &mut Ctx) -> R {
     ensure!(o.ok(), "create --pid-file failed: {}", o.brief());
     let pid = ctx.state(&id)?["pid"].clone();
     let got = std::fs::read_to_string(&p).unwrap_or_default();
-    ensure!(got.trim() == pid.to_string(), "pid file holds {got:?}, state pid is {pid}");
+    ensure!(
+        pid.as_i64().map(|p| p.to_string()).as_deref() == Some(got.trim()),
+        "pid file holds {got:?}, state pid is {pid}"
+    );
     Ok(())
 }
 
@@ -66,18 +85,41 @@ fn preserve_fds(ctx: &mut Ctx) -> R {
     let extra = std::fs::File::open("/dev/null").unwrap();
     let fd = extra.as_raw_fd();
     let mut c = std::process::Command::new(&ctx.env.runtime);
-    c.arg("--root").arg(&ctx.env.root).args(["run", "--preserve-fds", "1", "--bundle", &ctx.bundle(), &id]);
+    c.arg("--root").arg(&ctx.env.root).args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        &ctx.bundle(),
+        &id,
+    ]);
     // SAFETY: dup2 and fcntl are async-signal-safe; they run in the child between fork
     // and exec. dup2(3, 3) would keep FD_CLOEXEC, so an fd that already is 3 is
     // cleared instead.
     unsafe {
         c.pre_exec(move || {
-            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
-            if r < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
         })
     };
     let o = crate::harness::run_cmd(c, &ctx.env.work, ctx.env.next());
-    let r: Value = o.stdout.lines().find_map(|l| serde_json::from_str(l).ok()).ok_or_else(|| format!("run --preserve-fds 1 failed: {}", o.brief()))?;
-    ensure!(r["fds"] == json!([0, 1, 2, 3]), "open fds are {}, want [0,1,2,3]", r["fds"]);
+    let r: Value = o
+        .stdout
+        .lines()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("run --preserve-fds 1 failed: {}", o.brief()))?;
+    ensure!(
+        r["fds"] == json!([0, 1, 2, 3]),
+        "open fds are {}, want [0,1,2,3]",
+        r["fds"]
+    );
     Ok(())
 }

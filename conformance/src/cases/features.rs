@@ -18,7 +18,11 @@ pub const CASES: &[Entry] = &[
 
 fn doc(ctx: &Ctx) -> Result<Value, Fail> {
     let o = ctx.rt(&["features"]);
-    if !o.ok() && (o.stderr.contains("No help topic") || o.stderr.contains("unrecognized") || o.stderr.contains("unknown command")) {
+    if !o.ok()
+        && (o.stderr.contains("No help topic")
+            || o.stderr.contains("unrecognized")
+            || o.stderr.contains("unknown command"))
+    {
         return skip("runtime has no features command");
     }
     ensure!(o.ok(), "features failed: {}", o.brief());
@@ -32,46 +36,91 @@ fn schema(ctx: &mut Ctx) -> R {
 }
 
 fn semver(s: &str) -> Vec<u64> {
-    s.split(['.', '-', '+']).take(3).map(|x| x.parse().unwrap_or(0)).collect()
+    s.split(['.', '-', '+'])
+        .take(3)
+        .map(|x| x.parse().unwrap_or(0))
+        .collect()
 }
 
 fn versions(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let (a, b) = (f["ociVersionMin"].as_str().unwrap_or(""), f["ociVersionMax"].as_str().unwrap_or(""));
-    ensure!(!a.is_empty() && semver(a) <= semver(b), "ociVersionMin {a:?} > ociVersionMax {b:?}");
+    let (a, b) = (
+        f["ociVersionMin"].as_str().unwrap_or(""),
+        f["ociVersionMax"].as_str().unwrap_or(""),
+    );
+    ensure!(
+        !a.is_empty() && semver(a) <= semver(b),
+        "ociVersionMin {a:?} > ociVersionMax {b:?}"
+    );
     Ok(())
 }
 
 fn known(ctx: &mut Ctx, ptr: &str, names: &[&str]) -> R {
     let f = doc(ctx)?;
-    let Some(list) = f.pointer(ptr).and_then(Value::as_array) else { return skip(format!("features has no {ptr}")) };
-    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| names.contains(&s))).collect();
+    let Some(list) = f.pointer(ptr).and_then(Value::as_array) else {
+        return skip(format!("features has no {ptr}"));
+    };
+    let bad: Vec<&Value> = list
+        .iter()
+        .filter(|v| !v.as_str().is_some_and(|s| names.contains(&s)))
+        .collect();
     ensure!(bad.is_empty(), "unknown entries in {ptr}: {bad:?}");
     Ok(())
 }
 
 fn caps(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let Some(list) = f.pointer("/linux/capabilities").and_then(Value::as_array) else { return skip("features has no linux.capabilities") };
-    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| s.starts_with("CAP_"))).collect();
-    ensure!(bad.is_empty() && !list.is_empty(), "bad capability names: {bad:?}");
+    let Some(list) = f.pointer("/linux/capabilities").and_then(Value::as_array) else {
+        return skip("features has no linux.capabilities");
+    };
+    let bad: Vec<&Value> = list
+        .iter()
+        .filter(|v| !v.as_str().is_some_and(|s| s.starts_with("CAP_")))
+        .collect();
+    ensure!(
+        bad.is_empty() && !list.is_empty(),
+        "bad capability names: {bad:?}"
+    );
     Ok(())
 }
 
 fn seccomp(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let Some(list) = f.pointer("/linux/seccomp/actions").and_then(Value::as_array) else { return skip("features has no linux.seccomp.actions") };
-    let known = ["SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
-        "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"];
-    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| known.contains(&s))).collect();
+    let Some(list) = f
+        .pointer("/linux/seccomp/actions")
+        .and_then(Value::as_array)
+    else {
+        return skip("features has no linux.seccomp.actions");
+    };
+    let known = [
+        "SCMP_ACT_KILL",
+        "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD",
+        "SCMP_ACT_TRAP",
+        "SCMP_ACT_ERRNO",
+        "SCMP_ACT_TRACE",
+        "SCMP_ACT_ALLOW",
+        "SCMP_ACT_LOG",
+        "SCMP_ACT_NOTIFY",
+    ];
+    let bad: Vec<&Value> = list
+        .iter()
+        .filter(|v| !v.as_str().is_some_and(|s| known.contains(&s)))
+        .collect();
     ensure!(bad.is_empty(), "unknown seccomp actions: {bad:?}");
     Ok(())
 }
 
 fn cgroup(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let Some(cg) = f.pointer("/linux/cgroup").and_then(Value::as_object) else { return skip("features has no linux.cgroup") };
-    let bad: Vec<&String> = cg.iter().filter(|(_, v)| !v.is_boolean()).map(|(k, _)| k).collect();
+    let Some(cg) = f.pointer("/linux/cgroup").and_then(Value::as_object) else {
+        return skip("features has no linux.cgroup");
+    };
+    let bad: Vec<&String> = cg
+        .iter()
+        .filter(|(_, v)| !v.is_boolean())
+        .map(|(k, _)| k)
+        .collect();
     ensure!(bad.is_empty(), "non-boolean linux.cgroup fields: {bad:?}");
     Ok(())
 }

@@ -15,7 +15,13 @@ pub const CASES: &[Entry] = &[
 ];
 
 fn need(ctx: &Ctx) -> R {
-    if ctx.env.features.as_ref().and_then(|f| f.pointer("/linux/seccomp/enabled")) == Some(&json!(false)) {
+    if ctx
+        .env
+        .features
+        .as_ref()
+        .and_then(|f| f.pointer("/linux/seccomp/enabled"))
+        == Some(&json!(false))
+    {
         return skip("runtime features says seccomp is not enabled");
     }
     Ok(())
@@ -33,7 +39,11 @@ fn mode_filter(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", None);
     let r = ctx.probe(&[])?;
-    ensure!(r["status"]["Seccomp"] == "2", "Seccomp is {}", r["status"]["Seccomp"]);
+    ensure!(
+        r["status"]["Seccomp"] == "2",
+        "Seccomp is {}",
+        r["status"]["Seccomp"]
+    );
     Ok(())
 }
 
@@ -41,7 +51,11 @@ fn errno_default(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", None);
     let r = ctx.probe(&["--mkdir", "/tmp/d"])?;
-    ensure!(op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EPERM as i64), "mkdir: {}", r["ops"]["mkdir:/tmp/d"]);
+    ensure!(
+        op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EPERM as i64),
+        "mkdir: {}",
+        r["ops"]["mkdir:/tmp/d"]
+    );
     Ok(())
 }
 
@@ -49,7 +63,11 @@ fn errno_ret(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", Some(libc::EXDEV as u32));
     let r = ctx.probe(&["--mkdir", "/tmp/d"])?;
-    ensure!(op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EXDEV as i64), "mkdir: {}", r["ops"]["mkdir:/tmp/d"]);
+    ensure!(
+        op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EXDEV as i64),
+        "mkdir: {}",
+        r["ops"]["mkdir:/tmp/d"]
+    );
     Ok(())
 }
 
@@ -60,7 +78,12 @@ fn kill(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     let o = ctx.run(&id);
     // runc-style `run` exits 128 + the signal that killed the process.
-    ensure!(o.code == Some(128 + libc::SIGSYS) && !o.stdout.contains("\"ops\""), "run: {} stdout {:?}", o.brief(), o.stdout.chars().take(80).collect::<String>());
+    ensure!(
+        o.code == Some(128 + libc::SIGSYS) && !o.stdout.contains("\"ops\""),
+        "run: {} stdout {:?}",
+        o.brief(),
+        o.stdout.chars().take(80).collect::<String>()
+    );
     Ok(())
 }
 
@@ -69,6 +92,9 @@ fn invalid(ctx: &mut Ctx) -> R {
     ctx.config["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_NO_SUCH_ACTION" });
     let id = ctx.id();
     let o = ctx.create(&id, &[]);
-    ensure!(!(o.ok() && ctx.start(&id).ok()), "an invalid seccomp action was accepted");
+    ensure!(
+        !(o.ok() && ctx.start(&id).ok()),
+        "an invalid seccomp action was accepted"
+    );
     Ok(())
 }
