@@ -99,8 +99,10 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         lowers: vec![],
         store: None,
     };
+    let mut registration = None;
     if opts.overlay {
         let store = Store::open(&opts.store)?;
+        let lock = store.lock(false)?;
         meta.lowers = extract_to_store(&img, &store, opts)?;
         meta.store = Some(store.root.clone());
         let (upper, work) = (upper_dir(tmp.path()), work_dir(tmp.path()));
@@ -110,6 +112,7 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         store::set_mode(&upper, 0o755)?;
         overlay::mount_overlay(&meta.lowers, &upper, &work, &rootfs)?;
         guard.0 = Some(rootfs.clone());
+        registration = Some((store, lock));
     } else {
         let n = img.layers.len();
         for (i, l) in img.layers.iter().enumerate() {
@@ -130,6 +133,12 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     fs::rename(tmp.path(), bundle).map_err(|e| Error::io(bundle, e))?;
     let _ = tmp.keep();
     guard.0 = None;
+    if let Some((store, _lock)) = registration {
+        if let Err(e) = store.register(bundle) {
+            let _ = remove(bundle);
+            return Err(e);
+        }
+    }
     Ok(meta)
 }
 
@@ -168,11 +177,14 @@ pub fn umount(bundle: &Path) -> Result<()> {
 /// Unmounts and deletes a bundle. Refuses to recurse into a rootfs that is
 /// still a mount point (it would delete the layers' union view).
 pub fn remove(bundle: &Path) -> Result<()> {
-    BundleMeta::load(bundle)?;
+    let meta = BundleMeta::load(bundle)?;
     let rootfs = bundle.join("rootfs");
     overlay::unmount(&rootfs)?;
     if overlay::is_mounted(&rootfs) {
         return Err(Error::Invalid(format!("{}: still mounted", rootfs.display())));
+    }
+    if let Some(root) = meta.store.as_ref().filter(|r| r.is_dir()) {
+        Store::open(root)?.unregister(bundle)?;
     }
     fs::remove_dir_all(bundle).map_err(|e| Error::io(bundle, e))
 }

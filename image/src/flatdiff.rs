@@ -97,6 +97,8 @@ pub struct DiffStats {
     pub added: u64,
     pub changed: u64,
     pub deleted: u64,
+    /// Apparent bytes of the new and changed files and symlinks.
+    pub bytes: u64,
 }
 
 struct Differ<'a> {
@@ -125,6 +127,9 @@ impl Differ<'_> {
             };
             if was.is_some() {
                 self.peeked = None;
+            }
+            if was.as_ref() != Some(&now) && !m.is_dir() {
+                self.stats.bytes += m.len();
             }
             match was {
                 None => {
@@ -184,6 +189,23 @@ impl Differ<'_> {
         }
         Ok(self.peeked.as_ref())
     }
+}
+
+/// Apparent bytes of the files and symlinks the record lists (hardlinks once):
+/// the size of the image as it was unpacked.
+pub fn recorded_size(tree: &Path) -> Result<u64> {
+    let f = fs::File::open(tree).map_err(|e| Error::io(tree, e))?;
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for (n, line) in BufReader::new(f).split(b'\n').enumerate() {
+        let mut line = line.map_err(|e| Error::io(tree, e))?;
+        line.push(b'\n');
+        let (_, r) = parse(&line).ok_or_else(|| Error::Invalid(format!("{}: line {}: not a tree record", tree.display(), n + 1)))?;
+        if matches!(r.kind, 'f' | 'l') && seen.insert(r.ino) {
+            total += r.size;
+        }
+    }
+    Ok(total)
 }
 
 fn parse(line: &[u8]) -> Option<(Vec<u8>, Rec)> {

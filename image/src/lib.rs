@@ -28,4 +28,6 @@ pub mod writer;
 pub mod treetar;
 pub mod commit;
 pub mod flatdiff;
+pub mod gc;
+pub mod usage;
 pub mod transfer;

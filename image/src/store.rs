@@ -2,6 +2,12 @@
 //! extracted once, into `<store>/layers/sha256/<diff_id hex>`, and shared by
 //! every bundle that uses it. Extraction goes to a temp dir and is renamed
 //! into place, so a half-extracted layer is never visible.
+//!
+//! The store keeps a registry of the bundles using it (`bundles/<key>`, a
+//! symlink to the bundle), because `gc` must know every bundle whose rootfs
+//! is layered on it and bundles can live anywhere. Unpack holds the store's
+//! lock shared from extraction until registration; gc holds it exclusive, so
+//! it never removes a layer an unpack in flight is about to use.
 
 use crate::apply::{self, Mode};
 use crate::digest;
@@ -65,6 +71,60 @@ impl Store {
         }
     }
 
+    fn registry(&self) -> PathBuf {
+        self.root.join("bundles")
+    }
+
+    /// The registry entry of `bundle` (its path must exist).
+    fn entry_of(&self, bundle: &Path) -> Result<(PathBuf, PathBuf)> {
+        let canon = fs::canonicalize(bundle).map_err(|e| Error::io(bundle, e))?;
+        let key = digest::of_bytes(canon.as_os_str().as_encoded_bytes());
+        let hex = digest::hex_of(&key)?;
+        Ok((self.registry().join(&hex[..32]), canon))
+    }
+
+    /// Records that `bundle` is layered on this store.
+    pub fn register(&self, bundle: &Path) -> Result<()> {
+        let (link, target) = self.entry_of(bundle)?;
+        let dir = self.registry();
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(&target, &link).map_err(|e| Error::io(&link, e))
+    }
+
+    pub fn unregister(&self, bundle: &Path) -> Result<()> {
+        let (link, _) = self.entry_of(bundle)?;
+        match fs::remove_file(&link) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io(&link, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The registered bundles: (registry entry, bundle path).
+    pub fn bundles(&self) -> Result<Vec<(PathBuf, PathBuf)>> {
+        let dir = self.registry();
+        let Ok(rd) = fs::read_dir(&dir) else { return Ok(vec![]) };
+        let mut out = vec![];
+        for e in rd {
+            let e = e.map_err(|e| Error::io(&dir, e))?;
+            if let Ok(t) = fs::read_link(e.path()) {
+                out.push((e.path(), t));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// flock(2) on `<store>/lock`: shared for unpack, exclusive for gc.
+    pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
+        use std::os::fd::AsRawFd;
+        let p = self.root.join("lock");
+        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io(&p, e))?;
+        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        nix::errno::Errno::result(unsafe { libc::flock(f.as_raw_fd(), op) }).map_err(|e| Error::sys("flock", &p, e))?;
+        Ok(StoreLock(f))
+    }
+
     /// Extracted layers in the store.
     pub fn layers(&self) -> Result<Vec<String>> {
         let dir = self.root.join("layers/sha256");
@@ -79,6 +139,9 @@ impl Store {
         Ok(out)
     }
 }
+
+/// Held while the lock is; released when dropped (the fd closes).
+pub struct StoreLock(#[allow(dead_code)] fs::File);
 
 pub fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -9,6 +9,9 @@ pub struct Args {
     /// Destination LAYOUT:TAG (created if missing).
     #[arg(long)]
     image: String,
+    /// Print the new manifest's descriptor as JSON.
+    #[arg(long)]
+    json: bool,
     #[arg(long)]
     message: Option<String>,
     #[arg(long)]
@@ -17,6 +20,5 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let d = commit::commit(&a.bundle, &Reference::parse(&a.image)?, &CommitOptions { message: a.message, author: a.author })?;
-    println!("{}", d.digest());
-    Ok(())
+    crate::strata_image_cli::print_written(&d, &a.image, a.json)
 }

@@ -9,10 +9,12 @@ pub struct Args {
     /// Destination LAYOUT:TAG (created if missing).
     #[arg(long)]
     image: String,
+    /// Print the new manifest's descriptor as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let d = transfer::import(&a.tar, &Reference::parse(&a.image)?)?;
-    println!("{}", d.digest());
-    Ok(())
+    crate::strata_image_cli::print_written(&d, &a.image, a.json)
 }

@@ -2,6 +2,8 @@
 //! as a single line.
 
 mod commit;
+mod du;
+mod gc;
 mod export;
 mod history;
 mod import;
@@ -41,6 +43,10 @@ enum Cmd {
     Import(import::Args),
     /// Copy an image into an OCI layout or archive.
     Save(save::Args),
+    /// Sizes: a bundle's read-write layer vs its whole view, or a store's layers.
+    Du(du::Args),
+    /// Remove store layers no bundle uses and layout blobs no tag reaches.
+    Gc(gc::Args),
 }
 
 pub fn run() -> i32 {
@@ -56,6 +62,8 @@ pub fn run() -> i32 {
         Cmd::Export(a) => export::run(a),
         Cmd::Import(a) => import::run(a),
         Cmd::Save(a) => save::run(a),
+        Cmd::Du(a) => du::run(a),
+        Cmd::Gc(a) => gc::run(a),
     };
     match r {
         Ok(()) => 0,
@@ -69,5 +77,15 @@ pub fn run() -> i32 {
 pub fn print_json<T: serde::Serialize>(v: &T) -> strata_image::Result<()> {
     let s = serde_json::to_string_pretty(v).map_err(|e| strata_image::Error::json("output", e))?;
     println!("{s}");
+    Ok(())
+}
+
+/// What commit, import and save print: the new manifest's digest, or with
+/// --json its descriptor and where it was written.
+pub fn print_written(d: &oci_spec::image::Descriptor, image: &str, json: bool) -> strata_image::Result<()> {
+    if json {
+        return print_json(&serde_json::json!({"image": image, "digest": d.digest().to_string(), "mediaType": d.media_type().to_string(), "size": d.size()}));
+    }
+    println!("{}", d.digest());
     Ok(())
 }

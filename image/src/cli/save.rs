@@ -17,12 +17,14 @@ pub struct Args {
     archive: bool,
     #[arg(long)]
     platform: Option<String>,
+    /// Print the saved manifest's descriptor as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
     let platform = a.platform.as_deref().map(PlatformSpec::parse).transpose()?.unwrap_or_else(PlatformSpec::host);
     let img = image::open(&Reference::parse(&a.image)?, &platform)?;
     let d = transfer::save(&img, &a.output, &a.tag, a.archive)?;
-    println!("{}", d.digest());
-    Ok(())
+    crate::strata_image_cli::print_written(&d, &format!("{}:{}", a.output.display(), a.tag), a.json)
 }

@@ -1,0 +1,44 @@
+use std::path::PathBuf;
+use strata_image::layout::Layout;
+use strata_image::store::Store;
+use strata_image::{gc, Error, Result};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Layer store: remove the layers no registered bundle uses.
+    #[arg(long)]
+    store: Option<PathBuf>,
+    /// Image layout: remove the blobs no tag reaches.
+    #[arg(long)]
+    layout: Option<PathBuf>,
+    /// Report what would be removed, remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    if a.store.is_none() && a.layout.is_none() {
+        return Err(Error::Invalid("gc: name a --store, a --layout, or both".into()));
+    }
+    let mut out = serde_json::Map::new();
+    if let Some(s) = &a.store {
+        let r = gc::gc_store(&Store::open(s)?, a.dry_run)?;
+        if !a.json {
+            println!("store {}: removed {} layers ({} bytes), kept {}", s.display(), r.removed.len(), r.freed, r.kept);
+        }
+        out.insert("store".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
+    }
+    if let Some(l) = &a.layout {
+        let r = gc::gc_layout(&Layout::open(l)?, a.dry_run)?;
+        if !a.json {
+            println!("layout {}: removed {} blobs ({} bytes), kept {}", l.display(), r.removed.len(), r.freed, r.kept);
+        }
+        out.insert("layout".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
+    }
+    if a.json {
+        crate::strata_image_cli::print_json(&out)?;
+    }
+    Ok(())
+}
