@@ -13,7 +13,7 @@ pub fn features() -> Value {
         "linux": {
             "namespaces": namespaces,
             "capabilities": crate::capabilities::known_names(),
-            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": false },
+            "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

@@ -83,6 +83,11 @@ pub fn rules(config: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Ve
 
 pub fn apply(cg: &Cgroup, rules: &[DeviceRule]) -> Result<()> {
     let field = "linux.resources.devices";
+    // Only allow rules on top of a cgroup that allows everything: nothing to enforce,
+    // so no writes (v1) and no program (v2) on the create path.
+    if rules.iter().all(|r| r.allow) {
+        return Ok(());
+    }
     let d = match cg.find_controller("devices") {
         Some((d, _)) => d,
         // v2 has no devices controller: the eBPF program takes its place.
