@@ -59,6 +59,8 @@ fn every_hook_kind_runs_in_order_in_its_namespace_with_the_state() {
     assert_eq!(lines[3].2["pid"], pid);
     assert_eq!(lines[4].2["status"], "stopped");
 
+    // createContainer and startContainer see the init's pid as the host knows it.
+    assert_eq!(lines[2].2["pid"], pid);
     let start = std::fs::read_to_string(b.dir.join("rootfs/start.log")).unwrap();
     let (kind, rest) = start.split_once(' ').unwrap();
     let (ns, state) = rest.split_once(' ').unwrap();
@@ -66,6 +68,7 @@ fn every_hook_kind_runs_in_order_in_its_namespace_with_the_state() {
     assert_eq!(ns, container_mnt);
     let state: serde_json::Value = serde_json::from_str(state.trim()).unwrap();
     assert_eq!(state["status"], "created");
+    assert_eq!(state["pid"], pid);
 }
 
 #[test]

@@ -47,6 +47,13 @@ pub struct NamespacePlan {
     pub new_time: bool,
 }
 
+impl NamespacePlan {
+    /// The init runs in a user namespace other than the runtime's (new or joined).
+    pub fn in_user_ns(&self) -> bool {
+        self.new_user || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::User)
+    }
+}
+
 pub fn clone_flag(typ: LinuxNamespaceType) -> CloneFlags {
     match typ {
         LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,

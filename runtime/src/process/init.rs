@@ -64,7 +64,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         Some(Message::Go) => {}
         _ => return Err(Error::Init("runtime went away before the init could start".into())),
     }
-    if plan.new_user || plan.joins_in_init.iter().any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User) {
+    if plan.in_user_ns() {
         become_namespace_root()?;
     }
     if plan.new_cgroup {
@@ -94,7 +94,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         rootfs: opts.rootfs,
         cgroup: opts.cgroup,
         new_cgroup_ns: plan.new_cgroup,
-        in_user_ns: plan.new_user || plan.joins_in_init.iter().any(|j| j.typ == oci_spec::runtime::LinuxNamespaceType::User),
+        in_user_ns: plan.in_user_ns(),
         no_pivot: opts.no_pivot,
     };
     rootfs::prepare(&rootfs_ctx)?;
@@ -105,9 +105,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
             _ => return Err(Error::Init("runtime went away while running hooks".into())),
         }
     }
-    // SAFETY: getpid has no preconditions; our pid as the runtime's namespace sees it
-    // isn't known here, so hooks get the pid the init sees (runc does the same).
-    let own_pid = unsafe { libc::getpid() };
+    // Hooks get our pid as the host sees it: the host's /proc still answers /proc/self.
+    let own_pid = host_pid();
     let hook_state = || hooks::state_json(opts.spec, opts.id, "creating", own_pid, opts.bundle);
     if !hooks::Kind::CreateContainer.of(opts.spec).is_empty() {
         hooks::run(hooks::Kind::CreateContainer, opts.spec, &hook_state())?;
@@ -172,6 +171,16 @@ fn reset_signals() {
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
     }
+}
+
+/// Our pid in the runtime's pid namespace, read before pivot_root through the host's
+/// /proc (getpid would answer 1 inside a new pid namespace).
+fn host_pid() -> i32 {
+    std::fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
+        // SAFETY: getpid has no preconditions.
+        .unwrap_or_else(|| unsafe { libc::getpid() })
 }
 
 /// In a new (or joined) user namespace, become its root before setting things up.
