@@ -36,7 +36,11 @@ pub fn signal_init(state: &ContainerState, sig: i32) -> Result<()> {
     if proc_stat(state.pid).is_none_or(|s| s.start_time != state.pid_start_time) {
         return Ok(());
     }
-    pidfd_send_signal(&pidfd, sig).map_err(|e| Error::os(format!("signal {sig} to pid {}", state.pid), e))
+    match pidfd_send_signal(&pidfd, sig) {
+        // Died since the pidfd was opened (delete -f kills the cgroup first): done.
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Error::os(format!("signal {sig} to pid {}", state.pid), e)),
+    }
 }
 
 /// Signals every process in the container's cgroup; refused for a cgroup that is the
