@@ -7,6 +7,7 @@
 use conformance::harness::{Env, Fail};
 use conformance::report::{self, Outcome, Row};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 struct Opts {
     runtimes: Vec<String>,
@@ -117,10 +118,15 @@ fn main() {
             results: vec![],
         })
         .collect();
+    stop_on_signals();
     for (i, rt) in o.runtimes.iter().enumerate() {
         let path = std::fs::canonicalize(rt).unwrap_or_else(|_| PathBuf::from(rt));
         let env = Env::new(&path, &work, &tpl, &probe, &format!("sc{i}"));
         for (c, row) in cases.iter().zip(&mut rows) {
+            if STOP.load(Ordering::SeqCst) {
+                row.results.push(Outcome::Skip("interrupted".into()));
+                continue;
+            }
             eprintln!("# {} {}", path.display(), c.full_name());
             row.results.push(run_case(&env, c));
         }
@@ -139,6 +145,25 @@ fn main() {
         .iter()
         .any(|r| r.results.iter().any(|x| matches!(x, Outcome::Fail(_))));
     std::process::exit(failed as i32);
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+/// SIGINT/SIGTERM/SIGHUP end the run after the current case, so its cleanup (and the
+/// final sweep of containers and cgroups) still happens.
+fn stop_on_signals() {
+    extern "C" fn on_signal(_: libc::c_int) {
+        STOP.store(true, Ordering::SeqCst);
+    }
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(
+                sig,
+                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            )
+        };
+    }
 }
 
 /// One case on one runtime: a fresh bundle, the case, then cleanup and the leak check.
