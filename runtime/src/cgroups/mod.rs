@@ -8,6 +8,15 @@
 //! Path rules (runc's): an absolute `linux.cgroupsPath` is taken from each hierarchy's
 //! root; a relative one from the runtime's own cgroup; an absent one means
 //! `strata/<id>` relative to it.
+//!
+//! Module map: [`resources`] writes `linux.resources` (one file per controller, each
+//! knowing its v1 and v2 files), [`bpf`] is the v2 device filter, [`freezer`] pauses,
+//! [`stats`] reads usage for `events`, [`v2`] enables controllers down a v2 tree, [`fs`]
+//! reads and writes interface files with errors that name the config field.
+//!
+//! On a hybrid host a controller is used where it is mounted: v1 first, else the
+//! cgroup2 mount (here only hugetlb lives there, and strata enables it only in
+//! directories it created: a host whose root doesn't delegate it gets an error).
 
 pub mod bpf;
 pub mod freezer;
