@@ -198,3 +198,17 @@ fn v1_fields_this_kernel_lacks_are_errors_naming_the_field() {
     refused("rt", json!({ "cpu": { "realtimeRuntime": 1000, "realtimePeriod": 1000000 } }), "linux.resources.cpu.realtimeRuntime");
     refused("unifiedv1", json!({ "unified": { "hugetlb.2MB.max": "0" } }), "linux.resources.unified[\"hugetlb.2MB.max\"]: the hugetlb controller is not enabled");
 }
+
+#[test]
+fn unified_keys_go_to_the_cgroup2_mount_of_a_hybrid_host() {
+    let mut c = CgBundle::new("unified");
+    c.resources(json!({ "unified": { "cgroup.max.descendants": "5", "cgroup.max.depth": "2" } }));
+    c.b.sh("sleep 30");
+    c.run_detached();
+    assert_eq!(read(&c.unified().join("cgroup.max.descendants")), "5");
+    assert_eq!(read(&c.unified().join("cgroup.max.depth")), "2");
+    // The init sits in the cgroup2 directory too.
+    let pid = c.b.state(&c.id).unwrap()["pid"].as_i64().unwrap();
+    assert!(read(&c.unified().join("cgroup.procs")).lines().any(|l| l == pid.to_string()));
+    c.delete_and_check();
+}
