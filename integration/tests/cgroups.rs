@@ -212,3 +212,23 @@ fn unified_keys_go_to_the_cgroup2_mount_of_a_hybrid_host() {
     assert!(read(&c.unified().join("cgroup.procs")).lines().any(|l| l == pid.to_string()));
     c.delete_and_check();
 }
+
+#[test]
+fn cpu_quota_throttles_a_busy_loop() {
+    let mut c = CgBundle::new("quota");
+    // 10 ms of CPU per 100 ms period.
+    c.resources(json!({ "cpu": { "quota": 10000, "period": 100000 } }));
+    c.b.sh("while true; do :; done");
+    c.run_detached();
+    let usage = || read(&c.v1("cpuacct").join("cpuacct.usage")).parse::<u64>().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let (before, t0) = (usage(), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let used = (usage() - before) as f64 / t0.elapsed().as_nanos() as f64;
+    assert!(used < 0.2, "a 10% quota let the loop use {:.0}% of a CPU", used * 100.0);
+    assert!(used > 0.02, "the loop barely ran ({:.1}%)", used * 100.0);
+    assert!(keyed(&c.v1("cpu").join("cpu.stat"), "nr_throttled ") > 0);
+    let stats: serde_json::Value = serde_json::from_slice(&c.strata(&["events", "--stats", &c.id]).stdout).unwrap();
+    assert!(stats["data"]["cpu"]["throttling"]["throttled_periods"].as_u64().unwrap() > 0, "{stats}");
+    c.delete_and_check();
+}
