@@ -33,6 +33,7 @@ scenarios!(
     user_workdir_env,
     bind_volumes_and_tmpfs,
     memory_and_pids_limits_are_set_and_enforced,
+    update_changes_the_limits_of_a_running_container,
     cap_drop_and_cap_add,
     seccomp_default_and_unconfined,
     tty_run,
@@ -69,6 +70,10 @@ fn detached_logs_exec_top_stats(rt: &Runtime) {
     let out = p.podman(&["exec", "-e", "X=42", &name, "sh", "-c", "echo exec:$X; exit 5"]);
     assert_eq!(out.status.code(), Some(5), "exec: {}", stderr(&out));
     assert_eq!(stdout(&out), "exec:42\n");
+
+    let out = p.podman(&["exec", "--user", "1000:1000", "--workdir", "/home/user", &name, "sh", "-c", "id -u; pwd"]);
+    assert_ok(&out, "podman exec --user --workdir");
+    assert_eq!(stdout(&out), "1000\n/home/user\n");
 
     let out = p.podman(&["top", &name, "pid", "args"]);
     assert_ok(&out, "podman top");
@@ -230,6 +235,20 @@ fn memory_and_pids_limits_are_set_and_enforced(rt: &Runtime) {
     // A 100 MiB buffer in a 32 MiB cgroup: the OOM killer ends it.
     let out = p.run(&limits, &["dd", "if=/dev/zero", "of=/dev/null", "bs=100M", "count=1"]);
     assert_eq!(out.status.code(), Some(137), "dd should be OOM-killed: {}", stderr(&out));
+}
+
+/// `podman update` hands the new resources to the runtime's `update --resources`.
+fn update_changes_the_limits_of_a_running_container(rt: &Runtime) {
+    let p = Podman::new(rt);
+    let name = p.run_detached("update", &["--memory", "32m"], &["sleep", "1000"]);
+    let mem = p.cgroup_dir(&name, "memory").join("memory.limit_in_bytes");
+    let shares = p.cgroup_dir(&name, "cpu").join("cpu.shares");
+    assert_eq!(std::fs::read_to_string(&mem).unwrap(), "33554432\n");
+    let out = p.podman(&["update", "--memory", "64m", "--cpu-shares", "512", &name]);
+    assert_ok(&out, "podman update");
+    assert_eq!(std::fs::read_to_string(&mem).unwrap(), "67108864\n");
+    assert_eq!(std::fs::read_to_string(&shares).unwrap(), "512\n");
+    assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
 }
 
 fn cap_drop_and_cap_add(rt: &Runtime) {
