@@ -37,8 +37,43 @@ pub fn parse_spec_file(file: &Path) -> Result<Spec> {
     parse_spec(&bytes).map_err(|message| Error::Config { file: file.to_path_buf(), message })
 }
 
-/// Parses config.json bytes; the error names the field path and the line.
+/// Parses config.json bytes; the error names the field path and the line. Capability
+/// names this runtime doesn't know are left out with a warning (config.md: runtimes
+/// SHOULD NOT fail for them); that slower path runs only when the strict parse fails.
 pub fn parse_spec(bytes: &[u8]) -> std::result::Result<Spec, String> {
+    match parse_strict(bytes) {
+        Err(e) if e.starts_with("process.capabilities.") => {
+            let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(bytes) else { return Err(e) };
+            if !drop_unknown_caps(&mut v) {
+                return Err(e);
+            }
+            parse_strict(&serde_json::to_vec(&v).map_err(|e| e.to_string())?)
+        }
+        r => r,
+    }
+}
+
+/// Removes unknown names from every capability set, warning for each; false if none.
+fn drop_unknown_caps(v: &mut serde_json::Value) -> bool {
+    let mut dropped = false;
+    if let Some(sets) = v.pointer_mut("/process/capabilities").and_then(|c| c.as_object_mut()) {
+        for (set, names) in sets.iter_mut() {
+            if let Some(list) = names.as_array_mut() {
+                list.retain(|n| {
+                    let known = n.as_str().is_some_and(crate::capabilities::is_known_name);
+                    if !known {
+                        dropped = true;
+                        crate::logging::warn(&format!("process.capabilities.{set}: {n} is unknown to this runtime; left out"));
+                    }
+                    known
+                });
+            }
+        }
+    }
+    dropped
+}
+
+fn parse_strict(bytes: &[u8]) -> std::result::Result<Spec, String> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();

@@ -59,10 +59,10 @@ fn write(level: &str, msg: &str) {
                 let _ = f.write_all(line.as_bytes());
             }
         }
-        // Without --log, debug lines and warnings go to stderr (errors are printed by
-        // the CLI itself).
+        // Without --log, debug lines and warnings go to stderr as plain lines (errors
+        // are printed by the CLI itself).
         None if level != "error" => {
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            let _ = writeln!(std::io::stderr(), "strata: {level}: {msg}");
         }
         None => {}
     }

@@ -68,7 +68,7 @@ mod tests {
             path: PathBuf::from(path),
             runtime_path: PathBuf::from(runtime),
         };
-        Cgroup { dirs: vec![dir], created: Vec::new() }
+        Cgroup { dirs: vec![dir], created: Vec::new(), shared_parent: false }
     }
 
     #[test]

@@ -43,6 +43,10 @@ pub struct Cgroup {
     pub dirs: Vec<CgroupDir>,
     /// Directories strata made, parents before children.
     pub created: Vec<PathBuf>,
+    /// The default path's `strata/` parent is shared by every container that uses it:
+    /// the last one out removes it, whoever made it.
+    #[serde(default)]
+    pub shared_parent: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -96,32 +100,47 @@ pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result
             }
         })
         .collect();
-    Ok(Cgroup { dirs, created: Vec::new() })
+    Ok(Cgroup { dirs, created: Vec::new(), shared_parent: cgroups_path.is_none() })
 }
 
 impl Cgroup {
     /// Makes every missing directory, recording what it made so `remove` undoes only that.
     pub fn create(&mut self) -> Result<()> {
         for dir in self.dirs.clone() {
-            let full = dir.full();
-            let mut missing = Vec::new();
-            let mut p = full.as_path();
-            while !p.exists() && p != dir.mountpoint {
-                missing.push(p.to_path_buf());
-                p = p.parent().unwrap_or(&dir.mountpoint);
-            }
-            for m in missing.into_iter().rev() {
-                match std::fs::create_dir(&m) {
-                    Ok(()) => self.created.push(m.clone()),
-                    Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                    Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
-                }
-                if dir.controllers.iter().any(|c| c == "cpuset") {
-                    inherit_cpuset(&m)?;
+            // A shared parent removed by another container's delete between our check and
+            // our mkdir shows up as ENOENT: start over for this hierarchy.
+            let mut tries = 0;
+            while !self.create_dir(&dir)? {
+                tries += 1;
+                if tries == 5 {
+                    return Err(Error::os(format!("create cgroup {}", dir.full().display()), std::io::Error::from_raw_os_error(libc::ENOENT)));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Makes the missing part of one hierarchy's path; false when a parent vanished.
+    fn create_dir(&mut self, dir: &CgroupDir) -> Result<bool> {
+        let full = dir.full();
+        let mut missing = Vec::new();
+        let mut p = full.as_path();
+        while !p.exists() && p != dir.mountpoint {
+            missing.push(p.to_path_buf());
+            p = p.parent().unwrap_or(&dir.mountpoint);
+        }
+        for m in missing.into_iter().rev() {
+            match std::fs::create_dir(&m) {
+                Ok(()) => self.created.push(m.clone()),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
+            }
+            if dir.controllers.iter().any(|c| c == "cpuset") {
+                inherit_cpuset(&m)?;
+            }
+        }
+        Ok(true)
     }
 
     /// Moves `pid` into the cgroup in every hierarchy.
@@ -225,6 +244,14 @@ impl Cgroup {
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
                     Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
+                }
+            }
+        }
+        if self.shared_parent {
+            for dir in &self.dirs {
+                // Still in use by another container (ENOTEMPTY) or already gone: fine.
+                if let Some(parent) = dir.full().parent() {
+                    let _ = std::fs::remove_dir(parent);
                 }
             }
         }

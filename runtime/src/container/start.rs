@@ -3,9 +3,8 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use super::{load, ContainerState, Status, Store, EXEC_FIFO};
+use super::{load, Status, Store, EXEC_FIFO};
 use crate::hooks;
-use crate::sys::proc_stat;
 use crate::error::{Context, Error, Result};
 use crate::process::open_exec_fifo_reader;
 
@@ -18,32 +17,11 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
     release_init(&fifo_path, || state.status(&locked.dir) != Status::Stopped)?;
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     let spec = &state.config;
-    if !hooks::Kind::StartContainer.of(spec).is_empty() {
-        wait_for_exec(&state)?;
-    }
     if !hooks::Kind::Poststart.of(spec).is_empty() {
         let json = hooks::state_json(spec, id, "running", state.pid, &state.bundle);
         hooks::run_warn(hooks::Kind::Poststart, spec, &json);
     }
     Ok(())
-}
-
-/// With startContainer hooks the init runs them after the release: wait until it has
-/// exec'd the user process (its executable is no longer ours) or died of a failed hook.
-fn wait_for_exec(state: &ContainerState) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let ours = std::fs::metadata("/proc/self/exe").ctx(|| "stat /proc/self/exe")?;
-    let exe = format!("/proc/{}/exe", state.pid);
-    loop {
-        match std::fs::metadata(&exe) {
-            Ok(m) if m.dev() != ours.dev() || m.ino() != ours.ino() => return Ok(()),
-            Ok(_) => std::thread::sleep(std::time::Duration::from_millis(1)),
-            Err(_) => return Err(Error::Init("a startContainer hook failed: the container was stopped".into())),
-        }
-        if proc_stat(state.pid).is_none_or(|s| s.start_time != state.pid_start_time || s.state == 'Z') {
-            return Err(Error::Init("a startContainer hook failed: the container was stopped".into()));
-        }
-    }
 }
 
 /// Opens the fifo (the init's blocked open then completes) and reads its one byte,
@@ -63,7 +41,9 @@ fn release_init(fifo_path: &Path, alive: impl Fn() -> bool) -> Result<()> {
             }
         }
         if !alive() {
-            return Err(Error::Init("container init exited before it could start".into()));
+            return Err(Error::Init(
+                "container init exited before it could start (a startContainer hook failed, or the init was killed)".into(),
+            ));
         }
     }
 }

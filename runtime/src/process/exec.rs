@@ -34,8 +34,8 @@ pub struct Prepared {
 /// program so a missing one fails `create`, not `start`.
 pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
     super::attrs::apply(spec, process)?;
-    let caps = process.capabilities().as_ref();
-    if let Some(c) = caps {
+    let caps = process.capabilities().as_ref().map(capabilities::resolve).transpose()?;
+    if let Some(c) = &caps {
         capabilities::drop_bounding(c)?;
     }
     // SAFETY: plain prctl calls with integer arguments.
@@ -52,7 +52,7 @@ pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
         _ => return Err(Error::field("process.cwd", format!("{} is outside the container", cwd.display()))),
     }
 
-    if let Some(c) = caps {
+    if let Some(c) = &caps {
         capabilities::apply(c)?;
     }
     if process.no_new_privileges().unwrap_or(false) {
@@ -91,11 +91,14 @@ fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
         .ok_or_else(|| Error::field("process.args[0]", format!("{arg0:?}: executable file not found in $PATH")))
 }
 
-/// Blocks until `start` opens the fifo, then tells it we are going.
-pub fn wait_for_start(host_proc: &OwnedFd, fifo: &OwnedFd) -> Result<()> {
+/// Blocks until `start` opens the fifo, runs `before_go`, then tells `start` we are going.
+pub fn wait_for_start(host_proc: &OwnedFd, fifo: &OwnedFd, before_go: impl FnOnce() -> Result<()>) -> Result<()> {
     let path = format!("self/fd/{}", fifo.as_raw_fd());
     let w = nix::fcntl::openat(host_proc.as_fd(), path.as_str(), OFlag::O_WRONLY | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| "open exec fifo")?;
+    // `start` is now waiting on the other end: its byte comes only if this succeeds,
+    // so a failure (a startContainer hook) reaches it as end-of-file.
+    before_go()?;
     nix::unistd::write(&w, b"0").ctx(|| "write exec fifo")?;
     Ok(())
 }

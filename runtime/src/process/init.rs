@@ -126,18 +126,17 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     ch.send(&Message::Ready)?;
 
     // Nobody listens on the channel any more: failures from here go to stderr.
-    let err = match exec::wait_for_start(&host_proc, &fifo) {
+    let start_hooks = || {
+        if hooks::Kind::StartContainer.of(opts.spec).is_empty() {
+            return Ok(());
+        }
+        let state = hooks::state_json(opts.spec, opts.id, "created", own_pid, opts.bundle);
+        hooks::run(hooks::Kind::StartContainer, opts.spec, &state)
+    };
+    let err = match exec::wait_for_start(&host_proc, &fifo, start_hooks) {
         Ok(()) => {
             drop(fifo);
             drop(host_proc);
-            if !hooks::Kind::StartContainer.of(opts.spec).is_empty() {
-                let state = hooks::state_json(opts.spec, opts.id, "created", own_pid, opts.bundle);
-                if let Err(e) = hooks::run(hooks::Kind::StartContainer, opts.spec, &state) {
-                    eprintln!("strata: {e}");
-                    // SAFETY: leave without running the runtime's destructors.
-                    unsafe { libc::_exit(126) }
-                }
-            }
             match super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,

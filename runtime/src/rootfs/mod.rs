@@ -103,10 +103,14 @@ fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
     }
 }
 
-/// Never let what we mount reach back into the host: at most slave while setting up.
+/// The propagation while setting up: never shared (what we mount must not reach back
+/// into the host), never unbindable (the rootfs is bind-mounted onto itself). The
+/// configured one is applied to / after pivot_root.
 fn first_propagation(p: MsFlags) -> MsFlags {
     if p.contains(MsFlags::MS_SHARED) {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
+    } else if p.contains(MsFlags::MS_UNBINDABLE) {
+        MsFlags::MS_PRIVATE | MsFlags::MS_REC
     } else {
         p
     }
