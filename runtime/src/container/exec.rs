@@ -99,6 +99,8 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
         seccomp: seccomp.as_ref(),
         preserve_fds: o.preserve_fds,
         console_socket,
+        // A frozen process can't exec until `resume`: don't wait for it then.
+        wait_for_exec: status != Status::Paused,
     };
     let pid = process::spawn_exec(&join)?;
     if let Some(path) = &o.pid_file {

@@ -3,13 +3,17 @@
 //! for a container to overwrite: the CVE-2019-5736 class).
 //!
 //! ```text
-//! strata exec ──fork──> joiner: non-dumpable, cgroup.procs, setns user→…→mnt
+//! strata exec ──fork──> joiner: non-dumpable, setns user→…→mnt
 //!                         └─fork──> process: in the pid/time namespaces, prepare()
-//!                                   (rlimits, caps, user, cwd, nnp), seccomp, execve
+//!                                   (rlimits, caps, user, cwd, nnp), Ready, wait Go,
+//!                                   seccomp, execve
 //! ```
 //! setns(CLONE_NEWPID) and setns(CLONE_NEWTIME) only apply to children, hence the
-//! second fork. The joiner reports the process's pid and exits; the process reports
-//! only failures (its end of the channel closes on execve: EOF means exec'd).
+//! second fork. The joiner reports the process's pid and exits. Between Ready and Go
+//! the runtime moves the process into the container's cgroup from the host side: no
+//! container code has run yet, and a paused (frozen) container can't stall the
+//! setup, only the exec itself. After Go the process reports only failures (its end
+//! of the channel closes on execve: EOF means exec'd).
 
 use std::convert::Infallible;
 use std::os::fd::{AsFd, OwnedFd};
@@ -43,6 +47,8 @@ pub struct JoinOptions<'a> {
     pub preserve_fds: u32,
     /// Connected --console-socket when the process wants a terminal.
     pub console_socket: Option<OwnedFd>,
+    /// False for a frozen container: return once the process is in the cgroup.
+    pub wait_for_exec: bool,
 }
 
 /// Starts the process; returns its pid (in our pid namespace) once it has exec'd.
@@ -67,22 +73,47 @@ pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
         Forked::Parent(pid) => pid,
     };
     drop(child);
-    let first = parent.recv();
-    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(joiner), None);
-    let pid = match first? {
-        Some(Message::Pid(p)) => p,
-        Some(Message::Failed(m)) => return Err(Error::Init(m)),
-        _ => return Err(Error::Init("exec: the process went away while joining the container".into())),
+    // The joiner's Pid and the process's Ready race each other: take both, any order.
+    let (mut pid, mut ready) = (None, false);
+    let outcome = loop {
+        if pid.is_some() && ready {
+            break Ok(());
+        }
+        match parent.recv() {
+            Ok(Some(Message::Pid(p))) => {
+                pid = Some(p);
+                // The process reads this before installing a NOTIFY filter.
+                if let Some(n) = opts.seccomp.and_then(|f| f.notify.as_ref()) {
+                    if let Err(e) = n.publish(p, agent_state(opts, p)) {
+                        break Err(e);
+                    }
+                }
+            }
+            Ok(Some(Message::Ready)) => ready = true,
+            Ok(Some(Message::Failed(m))) => break Err(Error::Init(m)),
+            Ok(_) => break Err(Error::Init("exec: the process went away while joining the container".into())),
+            Err(e) => break Err(e),
+        }
     };
-    if let Some(n) = opts.seccomp.and_then(|f| f.notify.as_ref()) {
-        let state = serde_json::json!({
-            "ociVersion": opts.spec.version(),
-            "id": opts.id,
-            "status": "running",
-            "pid": pid,
-            "annotations": opts.spec.annotations().clone().unwrap_or_default(),
-        });
-        n.publish(pid, state)?;
+    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(joiner), None);
+    if let Err(e) = outcome {
+        if let Some(p) = pid {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(p), None);
+        }
+        return Err(e);
+    }
+    let pid = pid.expect("received");
+    for procs in &opts.cgroup_procs {
+        if let Err(e) = std::fs::write(procs, pid.to_string()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            return Err(Error::os(format!("join cgroup: write {}", procs.display()), e));
+        }
+    }
+    parent.send(&Message::Go)?;
+    if !opts.wait_for_exec {
+        return Ok(pid);
     }
     match parent.recv()? {
         None => Ok(pid),
@@ -94,18 +125,24 @@ pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
     }
 }
 
-/// The joiner: cgroup, namespaces, then the fork into the pid namespace.
+/// What a seccomp agent receives with a NOTIFY listener of an exec'd process.
+fn agent_state(opts: &JoinOptions, pid: i32) -> serde_json::Value {
+    serde_json::json!({
+        "ociVersion": opts.spec.version(),
+        "id": opts.id,
+        "status": "running",
+        "pid": pid,
+        "annotations": opts.spec.annotations().clone().unwrap_or_default(),
+    })
+}
+
+/// The joiner: namespaces, then the fork into the pid namespace.
 fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     // Nothing in the container may open our /proc entries (exe is the host's strata).
     // SAFETY: plain prctl calls with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-    }
-    // SAFETY: getpid has no preconditions.
-    let me = unsafe { libc::getpid() };
-    for procs in &opts.cgroup_procs {
-        std::fs::write(procs, me.to_string()).ctx(|| format!("join cgroup: write {}", procs.display()))?;
     }
     for ns in &opts.namespaces {
         nix::sched::setns(ns.fd.as_fd(), ns.flag).ctx(|| format!("join the container's {} namespace", ns.name))?;
@@ -116,12 +153,12 @@ fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
             // SAFETY: the joiner is done.
             unsafe { libc::_exit(0) }
         }
-        Forked::Child => become_process(opts),
+        Forked::Child => become_process(opts, ch),
     }
 }
 
 /// The process: identity, limits, seccomp, execve.
-fn become_process(opts: &JoinOptions) -> Result<Infallible> {
+fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     // SAFETY: plain prctl calls with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -133,6 +170,11 @@ fn become_process(opts: &JoinOptions) -> Result<Infallible> {
     }
     super::finish::install_early(opts.seccomp)?;
     let prepared = super::exec::prepare(opts.spec, opts.process)?;
+    ch.send(&Message::Ready)?;
+    match ch.recv()? {
+        Some(Message::Go) => {}
+        _ => return Err(Error::Init("exec: the runtime went away before the process could start".into())),
+    }
     super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp)
 }
 
