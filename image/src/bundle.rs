@@ -50,16 +50,23 @@ pub fn work_dir(bundle: &Path) -> PathBuf {
     bundle.join("overlay/work")
 }
 
-/// Told about each layer: (index, count, diff_id, extracted now).
-pub type Progress = Box<dyn Fn(usize, usize, &str, bool)>;
+/// What unpack tells as it works, for the CLI's progress bar. Byte counts are
+/// of the stored (compressed) blobs: the only sizes known before extracting.
+pub trait Progress {
+    /// Before the first layer: each layer's stored size, where known.
+    fn start(&self, _sizes: &[Option<u64>]) {}
+    /// `n` more stored bytes of the current layer were read.
+    fn bytes(&self, _n: u64) {}
+    /// Layer `index` of `count` is in place: extracted now, or found in the store.
+    fn layer(&self, index: usize, count: usize, diff_id: &str, fresh: bool);
+}
 
 pub struct UnpackOptions {
     pub platform: PlatformSpec,
     pub overlay: bool,
     pub store: PathBuf,
     pub args: Option<Vec<String>>,
-    /// Called once per layer: (index, count, diff_id, extracted-now).
-    pub progress: Option<Progress>,
+    pub progress: Option<Box<dyn Progress>>,
 }
 
 impl Default for UnpackOptions {
@@ -99,11 +106,19 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         lowers: vec![],
         store: None,
     };
+    if let Some(p) = &opts.progress {
+        p.start(&img.layers.iter().map(|l| l.size).collect::<Vec<_>>());
+    }
+    let on_bytes = |n: u64| {
+        if let Some(p) = &opts.progress {
+            p.bytes(n)
+        }
+    };
     let mut registration = None;
     if opts.overlay {
         let store = Store::open(&opts.store)?;
         let lock = store.lock(false)?;
-        meta.lowers = extract_to_store(&img, &store, opts)?;
+        meta.lowers = extract_to_store(&img, &store, opts, &on_bytes)?;
         meta.store = Some(store.root.clone());
         let (upper, work) = (upper_dir(tmp.path()), work_dir(tmp.path()));
         for d in [&upper, &work] {
@@ -116,9 +131,9 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     } else {
         let n = img.layers.len();
         for (i, l) in img.layers.iter().enumerate() {
-            image::with_layer(l, |rd| apply::apply_layer(&rootfs, rd, &Mode::Flatten))?;
+            image::with_layer_progress(l, Some(&on_bytes), |rd| apply::apply_layer(&rootfs, rd, &Mode::Flatten))?;
             if let Some(p) = &opts.progress {
-                p(i, n, &l.diff_id, true);
+                p.layer(i, n, &l.diff_id, true);
             }
         }
         // What commit will diff the rootfs against.
@@ -142,13 +157,16 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     Ok(meta)
 }
 
-fn extract_to_store(img: &ResolvedImage, store: &Store, opts: &UnpackOptions) -> Result<Vec<PathBuf>> {
+fn extract_to_store(img: &ResolvedImage, store: &Store, opts: &UnpackOptions, on_bytes: &dyn Fn(u64)) -> Result<Vec<PathBuf>> {
     let mut below: Vec<PathBuf> = Vec::new(); // topmost first
     let n = img.layers.len();
     for (i, l) in img.layers.iter().enumerate() {
-        let (dir, fresh) = store.ensure(l, &below)?;
+        let (dir, fresh) = store.ensure_with(l, &below, Some(on_bytes))?;
         if let Some(p) = &opts.progress {
-            p(i, n, &l.diff_id, fresh);
+            if !fresh {
+                p.bytes(l.size.unwrap_or(0)); // nothing to read: the bar jumps over it
+            }
+            p.layer(i, n, &l.diff_id, fresh);
         }
         below.insert(0, dir);
     }

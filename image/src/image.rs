@@ -63,6 +63,12 @@ pub fn parse_config(raw: &[u8], digest: &str) -> Result<ImageConfiguration> {
 /// checks complete when the stream is drained after `f` returns. When the
 /// blob itself is corrupt, that is the error reported (not the decoder's).
 pub fn with_layer<T>(layer: &LayerBlob, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+    with_layer_progress(layer, None, f)
+}
+
+/// `with_layer`, telling `on_bytes` how many stored bytes were read as the
+/// extraction proceeds (what a progress bar shows).
+pub fn with_layer_progress<T>(layer: &LayerBlob, on_bytes: Option<&dyn Fn(u64)>, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
     let name = layer.name().to_string();
     let file = File::open(&layer.path).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound if !layer.urls.is_empty() || layer.media_type.contains("nondistributable") || layer.media_type.contains("foreign") => {
@@ -75,7 +81,8 @@ pub fn with_layer<T>(layer: &LayerBlob, f: impl FnOnce(&mut dyn Read) -> Result<
         Some(d) => Check::Blob { digest: d.clone(), size: layer.size },
         None => Check::Blob { digest: layer.diff_id.clone(), size: None },
     };
-    let mut outer = Verifier::new(BufReader::with_capacity(256 * 1024, file), check);
+    let counted = Counting { inner: file, on_bytes };
+    let mut outer = Verifier::new(BufReader::with_capacity(256 * 1024, counted), check);
     let docker_save = layer.digest.is_none();
     let inner_result: Result<T> = (|| {
         let decoder = decoder(&mut outer, &layer.media_type, &name)?;
@@ -91,6 +98,21 @@ pub fn with_layer<T>(layer: &LayerBlob, f: impl FnOnce(&mut dyn Read) -> Result<
         (_, Err(e)) if !docker_save => Err(e.in_layer(&name)),
         (Err(e), _) => Err(e.in_layer(&name)),
         (Ok(v), _) => Ok(v),
+    }
+}
+
+struct Counting<'a, R> {
+    inner: R,
+    on_bytes: Option<&'a dyn Fn(u64)>,
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if let Some(f) = self.on_bytes {
+            f(n as u64);
+        }
+        Ok(n)
     }
 }
 

@@ -51,6 +51,11 @@ impl Store {
     /// it, topmost first. Returns the layer's directory and whether it was
     /// extracted now.
     pub fn ensure(&self, layer: &LayerBlob, below: &[PathBuf]) -> Result<(PathBuf, bool)> {
+        self.ensure_with(layer, below, None)
+    }
+
+    /// `ensure`, reporting the stored bytes read while extracting.
+    pub fn ensure_with(&self, layer: &LayerBlob, below: &[PathBuf], on_bytes: Option<&dyn Fn(u64)>) -> Result<(PathBuf, bool)> {
         let dest = self.layer_dir(&layer.diff_id)?;
         if dest.is_dir() {
             return Ok((dest, false));
@@ -58,7 +63,7 @@ impl Store {
         let parent = dest.parent().unwrap();
         let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
         let mode = Mode::Overlay { lowers: below.to_vec() };
-        image::with_layer(layer, |r| apply::apply_layer(tmp.path(), r, &mode))?;
+        image::with_layer_progress(layer, on_bytes, |r| apply::apply_layer(tmp.path(), r, &mode))?;
         set_mode(tmp.path(), 0o755)?;
         match fs::rename(tmp.path(), &dest) {
             Ok(()) => {

@@ -40,18 +40,36 @@ pub fn run(a: Args) -> Result<()> {
         overlay: a.overlay,
         store: a.store,
         args: (!a.args.is_empty()).then_some(a.args),
-        progress: tty.then(|| {
-            Box::new(|i: usize, n: usize, d: &str, fresh: bool| {
-                eprint!("\r\x1b[Klayer {}/{} {} {}", i + 1, n, &d[..d.len().min(19)], if fresh { "extracted" } else { "cached" });
-                if i + 1 == n {
-                    eprintln!();
-                }
-            }) as Box<dyn Fn(usize, usize, &str, bool)>
-        }),
+        progress: tty.then(|| Box::new(Bar(indicatif::ProgressBar::new(0))) as Box<dyn bundle::Progress>),
     };
     let meta = bundle::unpack(&r, &a.bundle, &opts)?;
     if a.json {
         crate::strata_image_cli::print_json(&meta)?;
     }
     Ok(())
+}
+
+/// indicatif bar on stderr (only when it is a terminal): stored bytes read
+/// over the image's total, with the layer being extracted.
+struct Bar(indicatif::ProgressBar);
+
+impl bundle::Progress for Bar {
+    fn start(&self, sizes: &[Option<u64>]) {
+        let style = indicatif::ProgressStyle::with_template("{spinner} [{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> ");
+        self.0.set_style(style);
+        self.0.set_length(sizes.iter().map(|s| s.unwrap_or(0)).sum());
+        self.0.set_message(format!("layer 1/{}", sizes.len()));
+    }
+    fn bytes(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn layer(&self, i: usize, n: usize, d: &str, fresh: bool) {
+        self.0.println(format!("layer {}/{n} {} {}", i + 1, &d[..d.len().min(19)], if fresh { "extracted" } else { "cached" }));
+        self.0.set_message(format!("layer {}/{n}", (i + 2).min(n)));
+        if i + 1 == n {
+            self.0.finish_and_clear();
+        }
+    }
 }
