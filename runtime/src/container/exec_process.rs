@@ -113,3 +113,53 @@ fn add_caps(mut c: LinuxCapabilities, names: &[String]) -> Result<LinuxCapabilit
     }
     Ok(c)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> Spec {
+        serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.1",
+            "process": { "args": ["sleep", "1"], "cwd": "/", "env": ["PATH=/bin", "A=1"], "user": { "uid": 0, "gid": 0, "additionalGids": [3] },
+                         "capabilities": { "bounding": ["CAP_KILL"], "effective": ["CAP_KILL"], "permitted": ["CAP_KILL"], "inheritable": ["CAP_KILL"] } }
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn flags_override_the_containers_process_like_runc() {
+        let a = ExecProcessArgs {
+            args: vec!["ls".into()],
+            env: vec!["A=2".into(), "B=3".into()],
+            cwd: Some("/tmp".into()),
+            user: Some("1000:1001".into()),
+            additional_gids: vec![44],
+            caps: vec!["CAP_SYS_ADMIN".into()],
+            no_new_privs: true,
+            ..Default::default()
+        };
+        let p = build(&spec(), &a).unwrap();
+        assert_eq!(p.args().as_deref().unwrap(), ["ls"]);
+        assert_eq!(p.env().as_deref().unwrap(), ["PATH=/bin", "A=2", "B=3"]);
+        assert_eq!(p.cwd(), Path::new("/tmp"));
+        assert_eq!((p.user().uid(), p.user().gid()), (1000, 1001));
+        assert_eq!(p.user().additional_gids().as_deref().unwrap(), [3, 44]);
+        let c = p.capabilities().as_ref().unwrap();
+        for set in [c.bounding(), c.effective(), c.permitted(), c.ambient()] {
+            assert!(set.as_ref().unwrap().contains(&Capability::SysAdmin));
+        }
+        assert_eq!(p.no_new_privileges(), Some(true));
+        assert_eq!(p.terminal(), Some(false));
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        let base = ExecProcessArgs { args: vec!["ls".into()], ..Default::default() };
+        assert!(build(&spec(), &ExecProcessArgs { args: vec![], ..base.clone() }).is_err());
+        assert!(build(&spec(), &ExecProcessArgs { user: Some("root".into()), ..base.clone() }).is_err());
+        assert!(build(&spec(), &ExecProcessArgs { cwd: Some("rel".into()), ..base.clone() }).is_err());
+        let e = build(&spec(), &ExecProcessArgs { caps: vec!["CAP_NOPE".into()], ..base }).unwrap_err();
+        assert!(e.to_string().contains("CAP_NOPE"), "{e}");
+    }
+}
