@@ -294,7 +294,26 @@ fn podman_like(b: &mut Bundle) {
 
 #[test]
 fn podman_default_profile_runs_busybox_and_matches_runc() {
-    let mut b = bundle("podman", podman_default_profile(), &podman_probe_script());
+    check_podman_profile(podman_default_profile());
+}
+
+/// The profile exactly as podman writes it: taken from the config.json of a container
+/// podman (with runc) made, then run under strata and runc.
+#[test]
+fn podmans_own_config_json_profile_runs_busybox_and_matches_runc() {
+    use strata_integration::engines::{runc, Podman};
+    let p = Podman::new(&runc());
+    let name = p.run_detached("seccomp-src", &[], &["sleep", "1000"]);
+    let dir = p.inspect(&name, "{{.StaticDir}}");
+    let config: Value = serde_json::from_slice(&std::fs::read(Path::new(&dir).join("config.json")).unwrap()).unwrap();
+    let _ = p.podman(&["rm", "-f", "-t", "0", &name]);
+    let profile = config["linux"]["seccomp"].clone();
+    assert_eq!(profile["defaultErrnoRet"], 38, "podman's profile: {profile}");
+    check_podman_profile(profile);
+}
+
+fn check_podman_profile(profile: Value) {
+    let mut b = bundle("podman", profile, &podman_probe_script());
     podman_like(&mut b);
     let ours = run_ok(&b, "podman");
     let lines: Vec<&str> = ours.lines().collect();
