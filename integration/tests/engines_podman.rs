@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use strata_integration::engines::{Podman, Runtime};
+use strata_integration::engines::{Podman, Runtime, IMAGE};
 use strata_integration::{assert_ok, stderr, stdout};
 
 /// One `#[test]` per scenario and runtime: `strata::NAME` and `runc::NAME`.
@@ -37,6 +37,7 @@ scenarios!(
     cap_drop_and_cap_add,
     seccomp_default_and_unconfined,
     tty_run,
+    interactive_tty_reads_what_the_user_types,
     fifty_containers_in_a_row_leave_nothing,
     missing_binary_error_reaches_the_user,
     bad_mount_error_reaches_the_user,
@@ -285,6 +286,29 @@ fn tty_run(rt: &Runtime) {
     assert_eq!(out.status.code(), Some(7), "stderr: {}", stderr(&out));
     // The terminal turns \n into \r\n: the output went through the container's pty.
     assert_eq!(stdout(&out), "/dev/pts/0\r\nboth-ttys\r\n");
+}
+
+/// `podman run -it` as a user at a terminal: `script` gives podman a pty for its stdin,
+/// the typed line reaches the container's shell through conmon and strata's console.
+fn interactive_tty_reads_what_the_user_types(rt: &Runtime) {
+    let p = Podman::new(rt);
+    let parent = format!("/{}", p.cgroup_parent);
+    let cmd = p.command(&["run", "--rm", "-it", "--network", "none", "--cgroup-parent", &parent, IMAGE, "sh", "-c", "read x; echo got:$x; exit 4"]);
+    let line: Vec<String> =
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    // timeout: a lost keystroke must fail the test, not hang it.
+    let mut child = std::process::Command::new("timeout")
+        .args(["60", "script", "-qfec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, b"hello\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_eq!(out.status.code(), Some(4), "podman run -it: {:?}", stdout(&out));
+    assert!(stdout(&out).contains("got:hello\r\n"), "podman run -it: {:?}", stdout(&out));
 }
 
 fn fifty_containers_in_a_row_leave_nothing(rt: &Runtime) {
