@@ -1,6 +1,7 @@
 //! Image in, container out, and back: a busybox image unpacked both ways runs under
 //! `strata run`; what the container writes into its overlay bundle is committed,
-//! unpacked again and run again; the committed image loads and runs in podman.
+//! unpacked again and run again; the committed image loads and runs in podman,
+//! and containerd's `ctr image import` accepts and unpacks it.
 //! Needs the `strata` binary (hack/test builds every bin first; `$STRATA_BIN`
 //! overrides), busybox-static, and podman + runc for the last part.
 
@@ -97,6 +98,19 @@ fn unpack_run_commit_unpack_run_and_podman() {
     let out = run::podman(&pm, &host.cgroup_parent, &["history", "--format", "{{.Comment}}", &name]);
     ok(&out, "podman history");
     assert!(String::from_utf8_lossy(&out.stdout).lines().any(|l| l == "e2e"), "commit message in podman's history");
+
+    if Command::new("containerd").arg("--version").output().is_ok() {
+        let c = run::Containerd::start(&dir.join("containerd"));
+        let out = c.ctr(&["image", "import", "--base-name", "localhost/strata-e2e", s(&archive)]);
+        ok(&out, "ctr image import");
+        let out = c.ctr(&["image", "check"]);
+        ok(&out, "ctr image check");
+        let line = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("localhost/strata-e2e:e2e-committed")).map(str::to_string);
+        let line = line.expect("ctr lists the imported image");
+        assert!(line.contains("complete (3/3)") && line.trim_end().ends_with("true"), "config and both layers present, unpacked: {line}");
+    } else {
+        eprintln!("SKIPPED containerd part: containerd not installed");
+    }
     drop(host);
     assert!(run::mounts_under(dir).is_empty(), "no mount left");
 }

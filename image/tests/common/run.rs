@@ -132,3 +132,53 @@ fn ensure_containers_conf() {
 pub fn ok(out: &Output, what: &str) {
     assert!(out.status.success(), "{what}: {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
 }
+
+/// A private containerd (own socket, root and state under `dir`, no CRI), stopped
+/// by pid when dropped: enough to check that `ctr image import` accepts an image.
+pub struct Containerd {
+    pub dir: PathBuf,
+    daemon: std::process::Child,
+}
+
+impl Containerd {
+    pub fn start(dir: &Path) -> Containerd {
+        fs::create_dir_all(dir).unwrap();
+        let d = |s: &str| dir.join(s).to_string_lossy().into_owned();
+        let config = format!(
+            "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+             [grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n[debug]\n  address = \"{}\"\n\
+             [plugins.\"io.containerd.monitor.v1.cgroups\"]\n  no_prometheus = true\n",
+            d("root"), d("state"), d("c.sock"), d("c.sock.ttrpc"), d("debug.sock"),
+        );
+        fs::write(dir.join("config.toml"), config).unwrap();
+        let log = fs::File::create(dir.join("containerd.log")).unwrap();
+        let daemon = Command::new("containerd").arg("--config").arg(dir.join("config.toml"))
+            .stdin(std::process::Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let c = Containerd { dir: dir.to_path_buf(), daemon };
+        let up = (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            c.ctr(&["version"]).status.success()
+        });
+        assert!(up, "containerd did not come up: {}", fs::read_to_string(dir.join("containerd.log")).unwrap_or_default());
+        c
+    }
+
+    pub fn ctr(&self, args: &[&str]) -> Output {
+        Command::new("ctr").arg("--address").arg(self.dir.join("c.sock")).args(["--namespace", "strata-image-test"]).args(args)
+            .stdin(std::process::Stdio::null()).output().unwrap()
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
+        for _ in 0..100 {
+            if matches!(self.daemon.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
