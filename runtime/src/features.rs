@@ -14,6 +14,7 @@ pub fn features() -> Value {
             "namespaces": namespaces,
             "capabilities": crate::capabilities::known_names(),
             "cgroup": { "v1": true, "v2": true, "systemd": false, "systemdUser": false, "rdma": true },
+            "seccomp": crate::seccomp::features(),
             "apparmor": { "enabled": false },
             "selinux": { "enabled": false },
             "intelRdt": { "enabled": false },

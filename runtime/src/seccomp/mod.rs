@@ -119,5 +119,26 @@ impl Filter {
     }
 }
 
+/// The `linux.seccomp` part of `strata features` (runc's shape). Foreign
+/// architectures are accepted in profiles and ignored, so only the ones filtered are
+/// listed; WAIT_KILLABLE_RECV is used whenever the kernel has it.
+pub fn features() -> serde_json::Value {
+    let flags = [
+        "SECCOMP_FILTER_FLAG_TSYNC",
+        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+        "SECCOMP_FILTER_FLAG_LOG",
+        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    ];
+    serde_json::json!({
+        "enabled": true,
+        "actions": ["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+                    "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
+        "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
+        "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"],
+        "knownFlags": flags,
+        "supportedFlags": flags,
+    })
+}
+
 #[cfg(test)]
 mod tests;
