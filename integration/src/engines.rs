@@ -92,7 +92,14 @@ pub fn busybox_tar() -> &'static Path {
         let tar = workspace().join("target/fixtures/busybox-rootfs.tar");
         if !tar.exists() {
             let tmp = tar.with_extension(format!("tmp{}", std::process::id()));
-            let st = Command::new("tar").arg("-C").arg(crate::busybox_template()).arg("-cf").arg(&tmp).arg(".").status().unwrap();
+            let st = Command::new("tar")
+                .arg("-C")
+                .arg(crate::busybox_template())
+                .arg("-cf")
+                .arg(&tmp)
+                .arg(".")
+                .status()
+                .unwrap();
             assert!(st.success(), "tar of the busybox rootfs failed");
             std::fs::rename(&tmp, &tar).unwrap();
         }
@@ -133,8 +140,12 @@ fn world_dir(kind: &str) -> (PathBuf, String) {
 pub fn mounts_under(dir: &Path) -> Vec<String> {
     let prefix = format!("{}/", dir.display());
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<String> =
-        info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&prefix)).map(str::to_string).collect();
+    let mut v: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|m| m.starts_with(&prefix))
+        .map(str::to_string)
+        .collect();
     v.sort_by_key(|m| std::cmp::Reverse(m.len()));
     v
 }
@@ -317,10 +328,20 @@ impl Podman {
         let states = || ids.iter().map(|id| root.join(id)).filter(|p| p.exists()).collect::<Vec<_>>();
         wait_until(10, || states().is_empty());
         assert!(states().is_empty(), "{}: runtime state dirs left: {:?}", self.runtime.name, states());
-        let cgs = || cgroups_under(&self.cgroup_parent).into_iter().filter(|p| p.to_string_lossy().contains("libpod-")).collect::<Vec<_>>();
+        let cgs = || {
+            cgroups_under(&self.cgroup_parent)
+                .into_iter()
+                .filter(|p| p.to_string_lossy().contains("libpod-"))
+                .collect::<Vec<_>>()
+        };
         wait_until(10, || cgs().is_empty());
         assert!(cgs().is_empty(), "{}: container cgroups left: {:?}", self.runtime.name, cgs());
-        let mounts = || mounts_under(&self.dir).into_iter().filter(|m| m.contains("/merged") || m.contains("/userdata/")).collect::<Vec<_>>();
+        let mounts = || {
+            mounts_under(&self.dir)
+                .into_iter()
+                .filter(|m| m.contains("/merged") || m.contains("/userdata/"))
+                .collect::<Vec<_>>()
+        };
         wait_until(10, || mounts().is_empty());
         assert!(mounts().is_empty(), "{}: container mounts left: {:?}", self.runtime.name, mounts());
         let procs = || processes_mentioning(self.dir.to_str().unwrap());
@@ -375,7 +396,11 @@ impl Containerd {
             .expect("containerd is missing: hack/deps installs it");
         let c = Containerd { dir, runtime: runtime.clone(), namespace: tag, daemon };
         let up = wait_until(20, || c.ctr(&["version"]).status.success());
-        assert!(up, "containerd did not come up: {}", std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default());
+        assert!(
+            up,
+            "containerd did not come up: {}",
+            std::fs::read_to_string(c.dir.join("containerd.log")).unwrap_or_default()
+        );
         // The archive's index names the image (podman save writes the annotation).
         let out = c.ctr(&["image", "import", archive.to_str().unwrap()]);
         crate::assert_ok(&out, "ctr image import");
@@ -400,7 +425,11 @@ impl Containerd {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new("ctr");
-        c.arg("--address").arg(self.dir.join("containerd.sock")).args(["--namespace", &self.namespace]).args(args).stdin(Stdio::null());
+        c.arg("--address")
+            .arg(self.dir.join("containerd.sock"))
+            .args(["--namespace", &self.namespace])
+            .args(args)
+            .stdin(Stdio::null());
         c
     }
 
@@ -465,15 +494,16 @@ impl Containerd {
     pub fn assert_nothing_left(&self) {
         // The shim keeps the runtime's containers under `--runc-root`/NAMESPACE.
         let root = self.runtime_root().join(&self.namespace);
-        let states: Vec<_> = std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let states: Vec<_> =
+            std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
         assert!(states.is_empty(), "{}: runtime state dirs left: {states:?}", self.runtime.name);
-        let cgs: Vec<_> = cgroups_under(&self.namespace).into_iter().filter(|p| !p.ends_with(&self.namespace)).collect();
+        let cgs: Vec<_> =
+            cgroups_under(&self.namespace).into_iter().filter(|p| !p.ends_with(&self.namespace)).collect();
         assert!(cgs.is_empty(), "{}: container cgroups left: {cgs:?}", self.runtime.name);
         let mounts: Vec<_> = mounts_under(&self.dir).into_iter().filter(|m| m.ends_with("/rootfs")).collect();
         assert!(mounts.is_empty(), "{}: container mounts left: {mounts:?}", self.runtime.name);
-        let ok = wait_until(10, || {
-            processes_mentioning(&self.namespace).iter().all(|p| !p.contains("containerd-shim"))
-        });
+        let ok =
+            wait_until(10, || processes_mentioning(&self.namespace).iter().all(|p| !p.contains("containerd-shim")));
         assert!(ok, "{}: shims left: {:?}", self.runtime.name, processes_mentioning(&self.namespace));
     }
 }

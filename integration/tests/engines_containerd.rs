@@ -40,8 +40,10 @@ scenarios!(
 /// stdin to be a console.
 fn under_pty(c: &Containerd, args: &[String]) -> std::process::Output {
     let cmd = c.command(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    let line: Vec<String> =
-        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
     let mut s = Command::new("script");
     s.args(["-qfec", &line.join(" "), "/dev/null"]).stdin(Stdio::null());
     output_of(s)
@@ -67,7 +69,19 @@ fn detached_exec_ps_metrics(rt: &Runtime) {
     let c = Containerd::new(rt);
     let name = c.run_detached("det", &[], &["sleep", "1000"]);
     assert_eq!(c.task_status(&name), "RUNNING");
-    let out = c.ctr(&["task", "exec", &c.fifo_dir_flag(), "--exec-id", "e1", "--cwd", "/tmp", &name, "sh", "-c", "pwd; exit 5"]);
+    let out = c.ctr(&[
+        "task",
+        "exec",
+        &c.fifo_dir_flag(),
+        "--exec-id",
+        "e1",
+        "--cwd",
+        "/tmp",
+        &name,
+        "sh",
+        "-c",
+        "pwd; exit 5",
+    ]);
     assert_eq!(out.status.code(), Some(5), "exec: {}", stderr(&out));
     assert_eq!(stdout(&out), "/tmp\n");
     let out = c.ctr(&["task", "exec", &c.fifo_dir_flag(), "--exec-id", "e2", "--user", "1000", &name, "id", "-u"]);
@@ -87,7 +101,10 @@ fn detached_exec_ps_metrics(rt: &Runtime) {
     let m = stdout(&out);
     let pids_current = m.lines().find(|l| l.starts_with("pids.current")).and_then(|l| l.split_whitespace().nth(1));
     assert_eq!(pids_current, Some("1"), "metrics: {m}");
-    let mem = m.lines().find(|l| l.starts_with("memory.usage_in_bytes")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
+    let mem = m
+        .lines()
+        .find(|l| l.starts_with("memory.usage_in_bytes"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
     assert!(mem.unwrap_or(0) > 0, "memory use: {m}");
 
     c.remove(&name);
@@ -105,10 +122,11 @@ fn tty_run_and_exec(rt: &Runtime) {
 
     let name = c.run_detached("exect", &[], &["sleep", "1000"]);
     let fifo = c.fifo_dir_flag();
-    let args: Vec<String> = ["task", "exec", &fifo, "-t", "--exec-id", "t1", &name, "sh", "-c", "tty; test -t 1 && echo is-a-tty"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> =
+        ["task", "exec", &fifo, "-t", "--exec-id", "t1", &name, "sh", "-c", "tty; test -t 1 && echo is-a-tty"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let out = under_pty(&c, &args);
     assert_ok(&out, "ctr task exec -t");
     assert!(stdout(&out).contains("/dev/pts/"), "exec -t: {:?}", stdout(&out));
@@ -206,7 +224,10 @@ fn cap_drop_and_cap_add(rt: &Runtime) {
     let default = cap_eff(&stdout(&c.run(&[], &["cat", "/proc/self/status"])));
     assert_ne!(default & 1, 0, "CAP_CHOWN is in containerd's default set");
     assert_eq!(default & (1 << 21), 0, "CAP_SYS_ADMIN is not");
-    let out = c.run(&["--cap-drop", "CAP_CHOWN", "--cap-add", "CAP_SYS_ADMIN"], &["sh", "-c", "grep CapEff /proc/self/status; chown 1000 /tmp && echo chowned"]);
+    let out = c.run(
+        &["--cap-drop", "CAP_CHOWN", "--cap-add", "CAP_SYS_ADMIN"],
+        &["sh", "-c", "grep CapEff /proc/self/status; chown 1000 /tmp && echo chowned"],
+    );
     assert_eq!(cap_eff(&stdout(&out)), (default & !1) | (1 << 21), "{}", stdout(&out));
     assert!(!stdout(&out).contains("chowned"), "chown without CAP_CHOWN succeeded");
 }
@@ -238,7 +259,11 @@ fn missing_binary_error_reaches_the_user(rt: &Runtime) {
     let out = c.run(&[], &["/no/such/binary"]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(e.contains(rt.missing_binary_msg) && e.contains("/no/such/binary"), "ctr's stderr lacks {}'s message: {e}", rt.name);
+    assert!(
+        e.contains(rt.missing_binary_msg) && e.contains("/no/such/binary"),
+        "ctr's stderr lacks {}'s message: {e}",
+        rt.name
+    );
     c.assert_nothing_left();
 }
 
@@ -250,6 +275,10 @@ fn bad_mount_error_reaches_the_user(rt: &Runtime) {
     let out = c.run(&["--mount", &m], &["true"]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(e.contains(rt.bad_mount_msg) && e.contains("/bin/busybox/sub"), "ctr's stderr lacks {}'s message: {e}", rt.name);
+    assert!(
+        e.contains(rt.bad_mount_msg) && e.contains("/bin/busybox/sub"),
+        "ctr's stderr lacks {}'s message: {e}",
+        rt.name
+    );
     c.assert_nothing_left();
 }

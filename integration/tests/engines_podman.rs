@@ -121,7 +121,8 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout(rt: &Runtime) {
     assert!(p.wait_log(&polite, "got-term"));
 
     // A process that ignores SIGTERM: SIGKILL after the 2 s timeout.
-    let stubborn = p.run_detached("stubborn", &[], &["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]);
+    let stubborn =
+        p.run_detached("stubborn", &[], &["sh", "-c", "trap '' TERM; echo ready; while true; do sleep 0.1; done"]);
     assert!(p.wait_log(&stubborn, "ready"));
     let t = Instant::now();
     let out = p.podman(&["stop", "-t", "2", &stubborn]);
@@ -137,7 +138,8 @@ fn stop_sends_sigterm_then_sigkill_after_the_timeout(rt: &Runtime) {
 
 fn kill_delivers_the_signal(rt: &Runtime) {
     let p = Podman::new(rt);
-    let name = p.run_detached("kill", &[], &["sh", "-c", "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done"]);
+    let name =
+        p.run_detached("kill", &[], &["sh", "-c", "trap 'exit 10' USR1; echo ready; while true; do sleep 0.1; done"]);
     assert!(p.wait_log(&name, "ready"));
     assert_ok(&p.podman(&["kill", "-s", "USR1", &name]), "podman kill -s USR1");
     assert_ok(&p.podman(&["wait", &name]), "podman wait");
@@ -171,11 +173,14 @@ fn restart_runs_the_process_again(rt: &Runtime) {
     std::fs::create_dir(&vol).unwrap();
     let v = format!("{}:/data", vol.display());
     let name = p.run_detached("restart", &["-v", &v], &["sh", "-c", "echo start >> /data/log; exec sleep 1000"]);
-    assert!(strata_integration::engines::wait_until(10, || std::fs::read_to_string(vol.join("log")).unwrap_or_default() == "start\n"));
+    assert!(strata_integration::engines::wait_until(10, || std::fs::read_to_string(vol.join("log"))
+        .unwrap_or_default()
+        == "start\n"));
     assert_ok(&p.podman(&["restart", "-t", "0", &name]), "podman restart");
     assert_eq!(p.inspect(&name, "{{.State.Status}}"), "running");
     assert!(
-        strata_integration::engines::wait_until(10, || std::fs::read_to_string(vol.join("log")).unwrap_or_default() == "start\nstart\n"),
+        strata_integration::engines::wait_until(10, || std::fs::read_to_string(vol.join("log")).unwrap_or_default()
+            == "start\nstart\n"),
         "the process did not run again: {:?}",
         std::fs::read_to_string(vol.join("log"))
     );
@@ -224,7 +229,8 @@ fn bind_volumes_and_tmpfs(rt: &Runtime) {
 fn memory_and_pids_limits_are_set_and_enforced(rt: &Runtime) {
     let p = Podman::new(rt);
     let limits = ["--memory", "32m", "--memory-swap", "32m", "--pids-limit", "20"];
-    let out = p.run(&limits, &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"]);
+    let out =
+        p.run(&limits, &["sh", "-c", "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max"]);
     assert_ok(&out, "podman run --memory --pids-limit");
     assert_eq!(stdout(&out), "33554432\n20\n");
     // More processes than pids.max: forks fail inside the container.
@@ -260,7 +266,8 @@ fn cap_drop_and_cap_add(rt: &Runtime) {
     let out = p.run(&[], &["cat", "/proc/self/status"]);
     let default = cap_eff(&stdout(&out));
     assert_ne!(default & 1, 0, "CAP_CHOWN is in podman's default set");
-    let out = p.run(&["--cap-drop", "CHOWN"], &["sh", "-c", "grep CapEff /proc/self/status; chown 1000 /tmp && echo chowned"]);
+    let out = p
+        .run(&["--cap-drop", "CHOWN"], &["sh", "-c", "grep CapEff /proc/self/status; chown 1000 /tmp && echo chowned"]);
     assert_eq!(cap_eff(&stdout(&out)), default & !1, "default minus CAP_CHOWN");
     assert!(!stdout(&out).contains("chowned"), "chown without CAP_CHOWN succeeded");
 }
@@ -276,7 +283,10 @@ fn seccomp_default_and_unconfined(rt: &Runtime) {
     let out = p.run(&["--security-opt", "seccomp=unconfined"], &["grep", "^Seccomp:", "/proc/self/status"]);
     assert_ok(&out, "podman run --security-opt seccomp=unconfined");
     assert_eq!(stdout(&out).split_whitespace().nth(1), Some("0"), "unconfined: {}", stdout(&out));
-    let out = p.run(&["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"], &["sh", "-c", "swapoff /dev/null 2>&1; true"]);
+    let out = p.run(
+        &["--cap-add", "SYS_ADMIN", "--security-opt", "seccomp=unconfined"],
+        &["sh", "-c", "swapoff /dev/null 2>&1; true"],
+    );
     assert!(stdout(&out).contains("Invalid argument"), "swapoff unconfined reaches the kernel: {}", stdout(&out));
 }
 
@@ -293,9 +303,23 @@ fn tty_run(rt: &Runtime) {
 fn interactive_tty_reads_what_the_user_types(rt: &Runtime) {
     let p = Podman::new(rt);
     let parent = format!("/{}", p.cgroup_parent);
-    let cmd = p.command(&["run", "--rm", "-it", "--network", "none", "--cgroup-parent", &parent, IMAGE, "sh", "-c", "read x; echo got:$x; exit 4"]);
-    let line: Vec<String> =
-        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| format!("'{}'", a.to_string_lossy())).collect();
+    let cmd = p.command(&[
+        "run",
+        "--rm",
+        "-it",
+        "--network",
+        "none",
+        "--cgroup-parent",
+        &parent,
+        IMAGE,
+        "sh",
+        "-c",
+        "read x; echo got:$x; exit 4",
+    ]);
+    let line: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| format!("'{}'", a.to_string_lossy()))
+        .collect();
     // timeout: a lost keystroke must fail the test, not hang it.
     let mut child = std::process::Command::new("timeout")
         .args(["60", "script", "-qfec", &line.join(" "), "/dev/null"])
@@ -328,7 +352,11 @@ fn missing_binary_error_reaches_the_user(rt: &Runtime) {
     let out = p.run(&[], &["/no/such/binary"]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(e.contains(&*rt.path.to_string_lossy()) && e.contains(rt.missing_binary_msg), "podman's stderr lacks {}'s message: {e}", rt.name);
+    assert!(
+        e.contains(&*rt.path.to_string_lossy()) && e.contains(rt.missing_binary_msg),
+        "podman's stderr lacks {}'s message: {e}",
+        rt.name
+    );
     assert!(e.contains("/no/such/binary"), "{e}");
     p.assert_nothing_left();
 }
@@ -342,7 +370,11 @@ fn bad_mount_error_reaches_the_user(rt: &Runtime) {
     let out = p.run(&["-v", &v], &["true"]);
     assert!(!out.status.success());
     let e = stderr(&out);
-    assert!(e.contains(&*rt.path.to_string_lossy()) && e.contains(rt.bad_mount_msg), "podman's stderr lacks {}'s message: {e}", rt.name);
+    assert!(
+        e.contains(&*rt.path.to_string_lossy()) && e.contains(rt.bad_mount_msg),
+        "podman's stderr lacks {}'s message: {e}",
+        rt.name
+    );
     assert!(e.contains("/bin/busybox/sub"), "{e}");
     p.assert_nothing_left();
 }
