@@ -99,13 +99,44 @@ fn kill_actions_kill_and_trap_delivers_a_catchable_sigsys() {
 }
 
 #[test]
-fn log_action_lets_the_call_succeed() {
+fn trace_without_a_tracer_fails_the_call_with_enosys() {
+    let b = bundle(
+        "trace",
+        allow_all_but(json!([{ "names": ["rmdir"], "action": "SCMP_ACT_TRACE", "errnoRet": 5 }])),
+        &format!("sysprobe {RMDIR} 0; echo rc=$?"),
+    );
+    // No ptracer attached: the kernel skips the call and answers ENOSYS.
+    assert_eq!(run_ok(&b, "trace"), "errno 38\nrc=0\n");
+}
+
+/// Audit lines the kernel printed for SECCOMP_RET_LOG of mkdir (no auditd here, so
+/// they land in the kernel log).
+fn logged_mkdirs() -> usize {
+    let out = Command::new("dmesg").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("type=1326") && l.contains("syscall=83") && l.contains("code=0x7ffc0000"))
+        .count()
+}
+
+#[test]
+fn log_action_lets_the_call_succeed_and_logs_it() {
+    let before = logged_mkdirs();
     let b = bundle(
         "log",
         allow_all_but(json!([{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_LOG" }])),
         "mkdir /dev/shm/logged && test -d /dev/shm/logged && echo made",
     );
     assert_eq!(run_ok(&b, "log").trim(), "made");
+    let mut after = logged_mkdirs();
+    for _ in 0..50 {
+        if after > before {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        after = logged_mkdirs();
+    }
+    assert!(after > before, "no audit line for the logged mkdir");
 }
 
 #[test]
