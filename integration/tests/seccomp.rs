@@ -39,12 +39,15 @@ fn allow_all_but(rules: Value) -> Value {
 
 #[test]
 fn errno_rules_return_eperm_or_their_errno_ret() {
+    let mut profile = allow_all_but(json!([
+        { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" },
+        { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36 },
+    ]));
+    // Every filter flag the kernel takes for a filter without a listener.
+    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]);
     let b = bundle(
         "errno",
-        allow_all_but(json!([
-            { "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" },
-            { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36 },
-        ])),
+        profile,
         &format!("mkdir /dev/shm/d 2>&1; test -d /dev/shm/d && echo exists; sysprobe {MKDIR} 0; sysprobe {RMDIR} 0; sysprobe 39"),
     );
     let out = run_ok(&b, "errno");
@@ -197,6 +200,8 @@ fn notify_hands_the_listener_to_the_agent_which_answers() {
         "defaultAction": "SCMP_ACT_ALLOW",
         "listenerPath": sock,
         "listenerMetadata": "meta-42",
+        // With a listener, TSYNC needs TSYNC_ESRCH and WAIT_KILLABLE_RECV applies.
+        "flags": ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"],
         "syscalls": [{ "names": ["mkdir"], "action": "SCMP_ACT_NOTIFY" }],
     });
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
@@ -211,6 +216,38 @@ fn notify_hands_the_listener_to_the_agent_which_answers() {
     assert!(state["pid"].as_i64().unwrap() > 0);
 }
 
+#[test]
+fn notify_reaches_the_agent_for_exec_processes_too() {
+    let mut b = bundle("notify-exec", json!(null), "true");
+    b.args(&["sleep", "1000"]);
+    let sock = b.dir.join("agent.sock");
+    b.config["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": sock,
+        "syscalls": [{ "names": ["rmdir"], "action": "SCMP_ACT_NOTIFY" }],
+    });
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let agents = std::thread::spawn(move || {
+        // First the init's listener, then the exec'd process's: each answered on its own thread.
+        let (first, _) = listener.accept().unwrap();
+        let init = std::thread::spawn(move || agent::serve(first, -(libc::ENOEXEC)));
+        let exec = agent::serve_one(listener, -(libc::E2BIG));
+        (init, exec)
+    });
+    let id = b.id("notify-exec");
+    b.create(&id);
+    assert_ok(&output_of(b.command(&["start", &id])), "start");
+    let out = output_of(b.command(&["exec", &id, "sysprobe", &RMDIR.to_string(), "0"]));
+    assert_ok(&out, "exec");
+    assert_eq!(stdout(&out), "errno 7\n", "the exec'd process's rmdir was answered by its agent");
+    let (init, (state, answered)) = agents.join().unwrap();
+    assert_eq!(answered, vec![RMDIR as i32]);
+    assert_eq!(state["state"]["id"], id.as_str());
+    assert_ok(&output_of(b.command(&["delete", "--force", &id])), "delete");
+    let (_, init_answered) = init.join().unwrap();
+    assert!(init_answered.is_empty(), "sleep never calls rmdir: {init_answered:?}");
+}
+
 /// A minimal seccomp agent: takes the listener and state, answers every notification
 /// with `error` until the container goes away.
 mod agent {
@@ -218,7 +255,10 @@ mod agent {
     use std::os::unix::net::UnixListener;
 
     pub fn serve_one(l: UnixListener, error: i32) -> (serde_json::Value, Vec<i32>) {
-        let (conn, _) = l.accept().unwrap();
+        serve(l.accept().unwrap().0, error)
+    }
+
+    pub fn serve(conn: std::os::unix::net::UnixStream, error: i32) -> (serde_json::Value, Vec<i32>) {
         let mut buf = vec![0u8; 65536];
         let mut cmsg = [0u64; 16];
         let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
