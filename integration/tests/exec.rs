@@ -294,3 +294,26 @@ fn the_host_strata_binary_cannot_be_opened_for_writing_from_inside() {
     assert!(!log.contains("WROTE"), "a container process opened a strata binary for writing: {log}");
     assert_eq!(sha256(&bin), before, "the host strata binary changed");
 }
+
+#[test]
+fn preserve_fds_passes_exactly_the_extra_fds() {
+    let mut b = Bundle::new("fds");
+    let (id, _) = running(&mut b, "fds");
+    let file = b.dir.join("passed.txt");
+    std::fs::write(&file, "through-fd-3\n").unwrap();
+    // A shell opens fd 3 for strata; strata itself holds more (lock, sync socket).
+    let cmd = format!(
+        "exec {} --root {} exec --preserve-fds 1 {id} sh -c 'ls /proc/self/fd | tr \"\\n\" \" \"; echo; cat <&3' 3<{}",
+        strata_bin().display(),
+        b.root.display(),
+        file.display()
+    );
+    let out = output_of({
+        let mut c = Command::new("sh");
+        c.arg("-c").arg(cmd);
+        c
+    });
+    assert_ok(&out, "exec --preserve-fds");
+    // 0-2, the passed fd 3, and the directory ls itself has open.
+    assert_eq!(stdout(&out), "0 1 2 3 4 \nthrough-fd-3\n");
+}
