@@ -204,6 +204,22 @@ pub fn output_of(mut cmd: Command) -> Output {
     out
 }
 
+/// Makes `file` the child's fd 3 (for --preserve-fds and LISTEN_FDS tests).
+pub fn pass_as_fd3(cmd: &mut Command, file: &std::fs::File) {
+    use std::os::unix::process::CommandExt;
+    let raw = std::os::fd::AsRawFd::as_raw_fd(file);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            // dup2 onto itself would keep close-on-exec: clear it explicitly.
+            if (raw != 3 && libc::dup2(raw, 3) < 0) || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

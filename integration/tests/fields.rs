@@ -227,23 +227,14 @@ fn io_priority_scheduler_and_personality_apply() {
 
 #[test]
 fn socket_activation_fds_and_env_pass_through() {
-    use std::os::unix::process::CommandExt;
     let mut b = Bundle::new("listenfds");
     b.sh("echo $LISTEN_FDS $LISTEN_PID; readlink /proc/self/fd/3");
     b.write_config();
     let id = b.id("lfd");
     let file = std::fs::File::open("/etc/hostname").unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
     let mut cmd = b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]);
     cmd.env("LISTEN_FDS", "1");
-    unsafe {
-        cmd.pre_exec(move || {
-            if (raw != 3 && libc::dup2(raw, 3) < 0) || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &file);
     let out = output_of(cmd);
     assert_ok(&out, "run with LISTEN_FDS=1");
     assert_eq!(stdout(&out), "1 1\n/etc/hostname\n");

@@ -197,23 +197,13 @@ fn time_namespace_offsets_the_boottime_clock() {
 
 #[test]
 fn only_stdio_and_preserved_fds_reach_the_container() {
-    use std::os::unix::process::CommandExt;
     let mut b = Bundle::new("fds");
     b.sh("ls /proc/self/fd | sort -n | tr '\\n' ' '; echo; readlink /proc/self/fd/3");
     b.write_config();
     let id = b.id("fds");
     let file = std::fs::File::open("/etc/hostname").unwrap();
-    let raw = std::os::fd::AsRawFd::as_raw_fd(&file);
     let mut cmd = b.command(&["run", "--preserve-fds", "1", "-b", b.dir.to_str().unwrap(), &id]);
-    unsafe {
-        cmd.pre_exec(move || {
-            // dup2 onto itself would keep close-on-exec: clear it explicitly.
-            if (raw != 3 && libc::dup2(raw, 3) < 0) || libc::fcntl(3, libc::F_SETFD, 0) < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    pass_as_fd3(&mut cmd, &file);
     let out = cmd.output().unwrap();
     assert_ok(&out, "run --preserve-fds 1");
     // ls's own directory fd shows up as one more entry.
