@@ -317,3 +317,37 @@ fn preserve_fds_passes_exactly_the_extra_fds() {
     // 0-2, the passed fd 3, and the directory ls itself has open.
     assert_eq!(stdout(&out), "0 1 2 3 4 \nthrough-fd-3\n");
 }
+
+/// The CVE-2019-5736 vector itself: a program whose interpreter is `/proc/self/exe`.
+/// The kernel resolves it in the exec'ing process, which must not be the host strata
+/// binary then (strata execs through a sealed memfd trampoline): the host binary never
+/// runs as a container process, so nothing in the container can hold it open.
+#[test]
+fn a_proc_self_exe_interpreter_never_runs_the_host_binary_in_the_container() {
+    let mut b = Bundle::new("cve-interp");
+    b.config["root"]["readonly"] = json!(false);
+    let (id, _) = running(&mut b, "interp");
+    std::fs::write(b.dir.join("rootfs/tmp/pwn"), "#!/proc/self/exe\n").unwrap();
+    Command::new("chmod").arg("+x").arg(b.dir.join("rootfs/tmp/pwn")).status().unwrap();
+    let pid_file = b.dir.join("pwn.pid");
+    let out = exec(&b, &["-d", "--pid-file", pid_file.to_str().unwrap(), &id, "/tmp/pwn"]);
+    assert_ok(&out, "exec -d /tmp/pwn");
+    let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_string();
+    let host_bin = std::fs::canonicalize(strata_bin()).unwrap();
+    for _ in 0..100 {
+        match std::fs::read_link(format!("/proc/{pid}/exe")) {
+            Ok(exe) => assert_ne!(exe, host_bin, "the host strata binary runs inside the container"),
+            Err(_) => break,
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // With an argument the interpreter would print the host binary's version; through
+    // the trampoline it names a program that doesn't exist: 127, and no strata ran.
+    std::fs::write(b.dir.join("rootfs/tmp/pwn2"), "#!/proc/self/exe --version\n").unwrap();
+    Command::new("chmod").arg("+x").arg(b.dir.join("rootfs/tmp/pwn2")).status().unwrap();
+    let out = exec(&b, &[&id, "/tmp/pwn2"]);
+    assert!(!stdout(&out).contains("strata version"), "the host binary ran in the container: {}", stdout(&out));
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    // The first script can only loop through the sealed trampoline; stop it with the container.
+    assert_ok(&output_of(b.command(&["delete", "--force", &id])), "delete");
+}

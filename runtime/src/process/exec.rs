@@ -110,12 +110,6 @@ pub fn open_exec_fifo_reader(path: &Path) -> Result<OwnedFd> {
         .ctx(|| format!("open {}", path.display()))
 }
 
-/// Execs the workload. Only stdio and the preserved fds survive.
-pub fn exec(p: Prepared, preserve_fds: u32) -> Result<Infallible> {
-    close_fds(preserve_fds)?;
-    execve(p)
-}
-
 /// Marks every fd but stdio and the preserved ones close-on-exec.
 pub fn close_fds(preserve_fds: u32) -> Result<()> {
     for fd in 3..3 + preserve_fds as i32 {
@@ -123,6 +117,13 @@ pub fn close_fds(preserve_fds: u32) -> Result<()> {
         let _ = nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
     }
     crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")
+}
+
+impl Prepared {
+    /// Program, argv and envp, for an exec through the trampoline.
+    pub(super) fn parts(&self) -> (&std::ffi::CStr, &[CString], &[CString]) {
+        (&self.path, &self.argv, &self.envp)
+    }
 }
 
 /// The execve itself (after [`close_fds`]).

@@ -9,6 +9,7 @@ mod exec_tty;
 mod finish;
 mod init;
 mod join;
+mod trampoline;
 pub mod sync;
 
 use std::os::fd::{AsRawFd, OwnedFd};
