@@ -351,3 +351,46 @@ fn a_proc_self_exe_interpreter_never_runs_the_host_binary_in_the_container() {
     // The first script can only loop through the sealed trampoline; stop it with the container.
     assert_ok(&output_of(b.command(&["delete", "--force", &id])), "delete");
 }
+
+#[test]
+fn cgroup_flag_puts_the_process_in_a_sub_cgroup() {
+    let mut b = Bundle::new("subcg");
+    let (id, _) = running(&mut b, "subcg");
+    let dirs = find_cgroup_dirs(&id);
+    assert!(!dirs.is_empty());
+    let missing = exec(&b, &["--cgroup", "nope", &id, "true"]);
+    assert!(!missing.status.success() && stderr(&missing).contains("does not exist"), "{}", stderr(&missing));
+    let escape = exec(&b, &["--cgroup", "../..", &id, "true"]);
+    assert!(!escape.status.success(), "a sub-cgroup outside the container's is refused");
+    for d in &dirs {
+        std::fs::create_dir(d.join("sub")).unwrap();
+        // A v1 cpuset starts empty: give it the parent's cpus and mems.
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(d.join(f)) {
+                std::fs::write(d.join("sub").join(f), v).unwrap();
+            }
+        }
+    }
+    let pid_file = b.dir.join("sub.pid");
+    let out = exec(&b, &["-d", "--pid-file", pid_file.to_str().unwrap(), "--cgroup", "sub", &id, "sleep", "1000"]);
+    let pid: i32 = if out.status.success() { std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap() } else { 0 };
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    // Clean up before asserting: the sub-cgroups are ours to remove.
+    if pid > 0 {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+        for _ in 0..100 {
+            if !process_alive(pid) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    for d in &dirs {
+        let _ = std::fs::remove_dir(d.join("sub"));
+    }
+    assert_ok(&out, "exec --cgroup sub");
+    let ours: Vec<&str> = cgroups.lines().filter(|l| l.contains(&id)).collect();
+    assert_eq!(ours.len(), dirs.len(), "{cgroups}");
+    assert!(ours.iter().all(|l| l.ends_with(&format!("{id}/sub"))), "{cgroups}");
+}
