@@ -172,6 +172,8 @@ fn unknown_stopped_and_paused_containers_are_refused() {
     // --ignore-paused: the process is made (frozen) and runs once resumed.
     let out = exec(&b, &["--ignore-paused", "-d", &id, "sh", "-c", "echo ran > /dev/shm/flag"]);
     assert_ok(&out, "exec --ignore-paused");
+    // A task joining a frozen v1 freezer makes it FREEZING until the task is frozen too.
+    b.wait_status(&id, "paused");
     assert_ok(&output_of(b.command(&["resume", &id])), "resume");
     let mut seen = String::new();
     for _ in 0..100 {
