@@ -21,8 +21,11 @@ pub fn connect(path: &Path) -> Result<OwnedFd> {
     Ok(OwnedFd::from(stream))
 }
 
-/// In the init, after pivot_root: make the pty, hand over the master, adopt the slave.
-pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
+/// In a container process (the init after pivot_root, or an exec'd process in the
+/// container's mount namespace): make a pty on the container's devpts, hand the master
+/// to the console socket, adopt the slave as controlling terminal and stdio. Only the
+/// init also makes it /dev/console (`is_init`); an exec leaves that to the init.
+pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, is_init: bool) -> Result<()> {
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx")?;
     grantpt(&master).ctx(|| "grantpt")?;
     unlockpt(&master).ctx(|| "unlockpt")?;
@@ -41,7 +44,9 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>) -> Result<()> {
 
     let slave = nix::fcntl::open(slave_path.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
         .ctx(|| format!("open {slave_path}"))?;
-    bind_dev_console(&slave_path);
+    if is_init {
+        bind_dev_console(&slave_path);
+    }
     nix::unistd::setsid().ctx(|| "setsid")?;
     // SAFETY: TIOCSCTTY on an open tty fd.
     let r = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCSCTTY, 0) };

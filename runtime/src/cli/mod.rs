@@ -61,7 +61,7 @@ enum Command {
     /// Create a container from a bundle; it waits for `start`.
     Create(create::Args),
     /// Run another process in a running container.
-    Exec(exec::Args),
+    Exec(Box<exec::Args>),
     /// Run the user-defined process of a created container.
     Start(start::Args),
     /// Create and start a container (in the foreground unless --detach).

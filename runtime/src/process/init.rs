@@ -114,7 +114,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     rootfs::enter(&rootfs_ctx)?;
     if let Some(socket) = &opts.console_socket {
         let size = opts.spec.process().as_ref().and_then(|p| p.console_size());
-        crate::console::setup(socket, size)?;
+        crate::console::setup(socket, size, true)?;
     }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;

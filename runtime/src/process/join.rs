@@ -166,7 +166,7 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     }
     reset_signals();
     if let Some(socket) = &opts.console_socket {
-        super::exec_tty::setup(socket, opts.process.console_size())?;
+        crate::console::setup(socket, opts.process.console_size(), false)?;
     }
     super::finish::install_early(opts.seccomp)?;
     let prepared = super::exec::prepare(opts.spec, opts.process)?;

@@ -5,7 +5,6 @@
 
 mod attrs;
 mod exec;
-mod exec_tty;
 mod finish;
 mod init;
 mod join;
