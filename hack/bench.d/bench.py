@@ -178,9 +178,18 @@ class Runtime:
         self.name, self.path = name, path
         self.root = os.path.join(work, "root-" + name)
         os.makedirs(self.root, exist_ok=True)
-        self.errlog = os.open(os.path.join(work, f"{name}.stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self.errlog_path = os.path.join(work, f"{name}.stderr.log")
+        self.errlog = os.open(self.errlog_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self.seq = 0
         self.lock = threading.Lock()
+
+    def last_error(self):
+        try:
+            with open(self.errlog_path) as f:
+                lines = [x.strip() for x in f.read().splitlines() if x.strip()]
+            return lines[-1] if lines else ""
+        except OSError:
+            return ""
 
     def cmd(self, *a):
         return [self.path, "--root", self.root, *a]
@@ -240,25 +249,32 @@ def foreground_run(rt, bundle):
     return r
 
 
-def rounds(rts, n, warmup, fn):
+def rounds(rts, n, warmup, fn, max_failures=3):
     """Runs fn(rt) for every runtime, n+warmup interleaved rounds; returns per-runtime
-    lists of samples (warm-up rounds dropped). A runtime that fails is dropped (noted)."""
+    lists of samples (warm-up rounds dropped) and errors. A failed sample is counted and
+    its round is left out for that runtime; after max_failures the runtime is dropped.
+    Samples carry their round number so ratios pair the same rounds."""
     out = {rt.name: [] for rt in rts}
-    errors = {}
+    errors, failures = {}, {}
     for i in range(n + warmup):
         order = list(rts)
         random.shuffle(order)
         for rt in order:
-            if rt.name in errors:
+            if failures.get(rt.name, 0) >= max_failures:
                 continue
             try:
                 r = fn(rt)
-            except Exception as e:  # a runtime that cannot do this: say so, go on
-                errors[rt.name] = str(e)
+            except Exception as e:  # say so, go on; the table reports the count
+                failures[rt.name] = failures.get(rt.name, 0) + 1
+                errors[rt.name] = f"{failures[rt.name]} failed, last: `{rt.last_error()[:200]}`"
                 log(f"{rt.name}: {e}")
                 continue
             if i >= warmup:
+                r["round"] = i
                 out[rt.name].append(r)
+    for name, k in failures.items():
+        if k >= max_failures:
+            out[name] = []
     return out, errors
 
 
@@ -360,9 +376,13 @@ def summarize(samples, key):
 
 
 def pair_ratio(samples, key, a="strata", b="crun"):
-    """Median of round-by-round ratios a/b (rounds are aligned: same index, same round)."""
-    xa, xb = samples.get(a) or [], samples.get(b) or []
-    rs = [p[key] / q[key] for p, q in zip(xa, xb) if q[key] > 0]
+    """Median of round-by-round ratios a/b (only rounds both have a sample for)."""
+    xb = {q.get("round", j): q for j, q in enumerate(samples.get(b) or [])}
+    rs = []
+    for j, p in enumerate(samples.get(a) or []):
+        q = xb.get(p.get("round", j))
+        if q is not None and q[key] > 0:
+            rs.append(p[key] / q[key])
     return stats(rs) if rs else None
 
 
@@ -403,8 +423,12 @@ def runtimes(work, out_path):
     sbundle = os.path.join(work, "bundle-seccomp")
 
     def paired(rt):
-        a = lifecycle(rt, bundle, work)
-        b = lifecycle(rt, sbundle, work)
+        if random.random() < 0.5:  # no order bias inside a pair
+            a = lifecycle(rt, bundle, work)
+            b = lifecycle(rt, sbundle, work)
+        else:
+            b = lifecycle(rt, sbundle, work)
+            a = lifecycle(rt, bundle, work)
         return {"wall": b["wall"], "cpu": b["cpu"], "added_wall": b["wall"] - a["wall"], "added_cpu": b["cpu"] - a["cpu"],
                 "rss_create": b["rss_create"]}
     s, e = rounds(sec_rts, n, 3, paired)
@@ -591,6 +615,11 @@ def render(work, raw_path, table_path):
         cs = [cell(by[n], ms, "ms") if n in by else "—" for n in names]
         rtxt = f"{by['strata']['median'] / by['crun']['median']:.2f}" if "strata" in by and "crun" in by else "—"
         L.append(f"| `run` wall, hyperfine cross-check ({by[names[0]]['times'].__len__()} runs each, not paired) | " + " | ".join(cs) + f" | {rtxt} | | |")
+    notes = [f"{n} {fig}: {e}" for fig, errs in rt["errors"].items() for n, e in errs.items()
+             if rt["samples"].get(fig, {}).get(n)]
+    if notes:
+        L.append("")
+        L.append("Failed samples (left out of the figures above): " + "; ".join(notes) + ".")
     L.append("")
     L.append(f"seccomp check (a profile that denies mkdir): " + ", ".join(f"{k}: {v}" for k, v in rt["seccomp_probe"].items()) + ".")
     if im:
