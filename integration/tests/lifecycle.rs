@@ -287,3 +287,23 @@ fn run_with_a_terminal_proxies_the_callers_tty() {
     assert!(text.contains("got hello on /dev/"), "{text:?}");
     b.assert_nothing_left(&id, None);
 }
+
+/// Containers on the default cgroup path share a `strata/` parent: whichever is deleted
+/// first must neither fail nor leave its own cgroup in any hierarchy (v1 answers EBUSY
+/// for a parent with children).
+#[test]
+fn deletes_around_a_shared_default_cgroup_parent_leave_nothing() {
+    let mut a = Bundle::new("shared-a");
+    a.args(&["sleep", "100"]);
+    let mut b = Bundle::new("shared-b");
+    b.args(&["sleep", "100"]);
+    let (ida, idb) = (a.id("sa"), b.id("sb"));
+    a.create(&ida);
+    b.create(&idb);
+    for (bundle, id) in [(&a, &ida), (&b, &idb)] {
+        let t = std::time::Instant::now();
+        assert_ok(&output_of(bundle.command(&["delete", "--force", id])), "delete");
+        assert!(t.elapsed().as_secs() < 2, "delete stalled on the shared parent");
+        bundle.assert_nothing_left(id, None);
+    }
+}

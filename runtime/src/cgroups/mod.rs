@@ -231,21 +231,36 @@ impl Cgroup {
     /// Removes the directories strata created, children first, retrying briefly while
     /// exiting tasks still hold them.
     pub fn remove(&self) -> Result<()> {
+        let leaves: Vec<PathBuf> = self.dirs.iter().map(CgroupDir::full).collect();
+        // Every hierarchy is tried even if one fails: a leak in one is no reason to
+        // leak in the others. The first error is returned.
+        let mut first_error = None;
         for dir in self.created.iter().rev() {
+            if !leaves.contains(dir) {
+                // A parent strata made, maybe shared by other containers by now: cgroupfs
+                // answers EBUSY (v1) or ENOTEMPTY while it has children. Not ours yet.
+                let _ = std::fs::remove_dir(dir);
+                continue;
+            }
             let mut tries = 0;
             loop {
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    // A parent shared with other containers: not ours to remove yet.
-                    Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) => break,
+                    // Tasks that are still exiting keep the container's own cgroup busy.
                     Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
                         tries += 1;
                         std::thread::sleep(std::time::Duration::from_millis(10));
                     }
-                    Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
+                    Err(e) => {
+                        first_error.get_or_insert(Error::os(format!("remove cgroup {}", dir.display()), e));
+                        break;
+                    }
                 }
             }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         if self.shared_parent {
             for dir in &self.dirs {
