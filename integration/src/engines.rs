@@ -532,3 +532,17 @@ impl Drop for Containerd {
         teardown(&self.dir, &self.namespace);
     }
 }
+
+/// One `#[test]` per scenario and runtime, `strata::NAME` and `runc::NAME`: runc is the
+/// control that tells a strata bug from a setup problem.
+#[macro_export]
+macro_rules! scenarios {
+    ($($name:ident),* $(,)?) => {
+        mod strata {
+            $( #[test] fn $name() { super::$name(&strata_integration::engines::strata()) } )*
+        }
+        mod runc {
+            $( #[test] fn $name() { super::$name(&strata_integration::engines::runc()) } )*
+        }
+    };
+}

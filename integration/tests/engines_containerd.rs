@@ -8,19 +8,7 @@ use std::process::{Command, Stdio};
 use strata_integration::engines::{wait_until, Containerd, Runtime};
 use strata_integration::{assert_ok, output_of, stderr, stdout};
 
-/// One `#[test]` per scenario and runtime: `strata::NAME` and `runc::NAME`.
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        mod strata {
-            $( #[test] fn $name() { super::$name(&strata_integration::engines::strata()) } )*
-        }
-        mod runc {
-            $( #[test] fn $name() { super::$name(&strata_integration::engines::runc()) } )*
-        }
-    };
-}
-
-scenarios!(
+strata_integration::scenarios!(
     run_returns_output_and_exit_codes,
     detached_exec_ps_metrics,
     tty_run_and_exec,

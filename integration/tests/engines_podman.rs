@@ -9,19 +9,7 @@ use std::time::Instant;
 use strata_integration::engines::{Podman, Runtime, IMAGE};
 use strata_integration::{assert_ok, stderr, stdout};
 
-/// One `#[test]` per scenario and runtime: `strata::NAME` and `runc::NAME`.
-macro_rules! scenarios {
-    ($($name:ident),* $(,)?) => {
-        mod strata {
-            $( #[test] fn $name() { super::$name(&strata_integration::engines::strata()) } )*
-        }
-        mod runc {
-            $( #[test] fn $name() { super::$name(&strata_integration::engines::runc()) } )*
-        }
-    };
-}
-
-scenarios!(
+strata_integration::scenarios!(
     run_returns_output_and_exit_codes,
     detached_logs_exec_top_stats,
     exec_with_a_tty,
