@@ -46,16 +46,25 @@ pub fn busybox_template() -> &'static Path {
 }
 
 /// One test's world: a private state root, a bundle with a copy of the busybox rootfs,
-/// and a config.json from `strata spec` that the test edits.
+/// and a config.json from `strata spec` that the test edits. Commands go to strata, or
+/// to the runtime given to [`Bundle::with_runtime`] (runc, as the control of a
+/// differential test: see [`differential`]).
 pub struct Bundle {
     pub dir: PathBuf,
     pub root: PathBuf,
     pub config: Value,
+    /// The runtime binary `strata()`/`command()` run: strata unless `with_runtime`.
+    pub runtime: PathBuf,
     ids: std::cell::RefCell<Vec<String>>,
 }
 
 impl Bundle {
     pub fn new(name: &str) -> Bundle {
+        Bundle::with_runtime(name, &strata_bin())
+    }
+
+    /// A bundle whose commands go to `runtime` (e.g. `engines::runc().path`).
+    pub fn with_runtime(name: &str, runtime: &Path) -> Bundle {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("strata-it-{}-{}-{n}", std::process::id(), name));
         let _ = std::fs::remove_dir_all(&dir);
@@ -65,7 +74,7 @@ impl Bundle {
         let out = Command::new(strata_bin()).arg("spec").arg("-b").arg(&dir).output().unwrap();
         assert!(out.status.success(), "strata spec: {}", String::from_utf8_lossy(&out.stderr));
         let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-        let mut b = Bundle { root: dir.join("state"), dir, config, ids: Default::default() };
+        let mut b = Bundle { root: dir.join("state"), dir, config, runtime: runtime.to_path_buf(), ids: Default::default() };
         b.config["process"]["terminal"] = json!(false);
         b
     }
@@ -94,14 +103,14 @@ impl Bundle {
         std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap()).unwrap();
     }
 
-    /// `strata --root ROOT ARGS...` with config.json written first.
+    /// `RUNTIME --root ROOT ARGS...` (strata unless `with_runtime`) with config.json written first.
     pub fn strata(&self, args: &[&str]) -> Output {
         self.write_config();
         output_of(self.command(args))
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(strata_bin());
+        let mut c = Command::new(&self.runtime);
         c.arg("--root").arg(&self.root).args(args).stdin(Stdio::null());
         c
     }
@@ -172,6 +181,23 @@ impl Drop for Bundle {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// The oracle pattern: runs `scenario` on a fresh bundle under runc, then under strata,
+/// and asserts that both give the same observation (exit codes, what the container saw,
+/// host-side state: whatever `scenario` returns). Returns strata's, for further checks.
+/// The scenario gets the runtime's name ("runc" or "strata") for its messages.
+pub fn differential<T: PartialEq + std::fmt::Debug>(name: &str, scenario: impl Fn(&mut Bundle, &str) -> T) -> T {
+    let control = {
+        let mut b = Bundle::with_runtime(name, &engines::runc().path);
+        scenario(&mut b, "runc")
+    };
+    let ours = {
+        let mut b = Bundle::new(name);
+        scenario(&mut b, "strata")
+    };
+    assert_eq!(ours, control, "{name}: strata (left) differs from runc (right)");
+    ours
 }
 
 /// Cgroup directories whose name is the container id, anywhere under /sys/fs/cgroup.
