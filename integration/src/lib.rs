@@ -262,3 +262,18 @@ pub fn assert_ok(o: &Output, what: &str) {
 pub fn ns_link(pid: &str, ns: &str) -> String {
     std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).unwrap().to_string_lossy().into_owned()
 }
+
+/// Marks the calling test as skipped, visibly: a `SKIPPED: test: reason` line on stderr
+/// and, when hack/test set `$STRATA_SKIP_LOG`, the same line appended there, so the
+/// suite's summary counts it. A test that cannot run on this host says so through this
+/// and returns; it never passes silently.
+pub fn skip(test: &str, reason: &str) {
+    let line = format!("SKIPPED: {test}: {reason}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("STRATA_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}

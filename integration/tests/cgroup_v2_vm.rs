@@ -11,14 +11,14 @@ use strata_integration::*;
 #[test]
 fn cgroup_tests_pass_on_a_pure_cgroup_v2_kernel() {
     if std::env::var_os("STRATA_SKIP_VM").is_some() {
-        eprintln!("\n*** cgroup v2 VM test SKIPPED: STRATA_SKIP_VM is set ***\n");
+        skip("cgroup_v2_vm", "STRATA_SKIP_VM is set");
         return;
     }
     let out = Command::new(workspace().join("hack/cgroup-v2-vm")).arg(strata_bin()).output().expect("run hack/cgroup-v2-vm");
     let err = String::from_utf8_lossy(&out.stderr);
     let checks = String::from_utf8_lossy(&out.stdout);
     if out.status.code() == Some(77) {
-        eprintln!("\n*** cgroup v2 VM test SKIPPED: {} ***\n", err.trim());
+        skip("cgroup_v2_vm", err.trim());
         return;
     }
     assert!(out.status.success(), "cgroup v2 VM checks failed:\n{checks}\n{err}");

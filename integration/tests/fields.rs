@@ -73,7 +73,7 @@ fn an_rlimit_the_host_will_not_grant_fails_create() {
     let caps = std::fs::read_to_string("/proc/self/status").unwrap();
     let eff = caps.lines().find(|l| l.starts_with("CapEff")).unwrap().split_whitespace().nth(1).unwrap().to_string();
     if u64::from_str_radix(&eff, 16).unwrap() & (1 << 24) != 0 {
-        eprintln!("skip: this host lets root raise hard limits (CAP_SYS_RESOURCE)");
+        skip("rlimit above the hard limit", "this host lets root raise hard limits (CAP_SYS_RESOURCE)");
         return;
     }
     create_fails(&b, "process.rlimits[0]");
@@ -297,7 +297,7 @@ fn unknown_or_ungrantable_capabilities_are_left_out_with_a_warning() {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let bnd = status.lines().find(|l| l.starts_with("CapBnd")).unwrap().split_whitespace().nth(1).unwrap().to_string();
     if u64::from_str_radix(&bnd, 16).unwrap() & (1 << 24) != 0 {
-        eprintln!("skip: this host can grant CAP_SYS_RESOURCE");
+        skip("ungrantable capability", "this host can grant CAP_SYS_RESOURCE");
         return;
     }
     let mut b = Bundle::new("cap-ungrantable");
