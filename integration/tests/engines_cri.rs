@@ -35,11 +35,14 @@ fn pod_lifecycle(rt: &Runtime) {
         cpu_quota: 50_000,
         cpu_shares: 512,
         memory_limit_in_bytes: 64 * MIB,
+        // A kubelet always sets it (1000 for a BestEffort pod, less for Burstable).
+        oom_score_adj: 500,
         ..Default::default()
     };
     let app = w.start_container(&pod, &pod_config, w.container_config("app", &["sleep", "100000"], limits));
     assert_eq!(w.state(&app), api::ContainerState::ContainerRunning, "{h}: StartContainer");
     let app_pid = w.container_pid(&app);
+    assert_eq!(read(std::path::Path::new(&format!("/proc/{app_pid}/oom_score_adj"))), "500", "{h}: oom_score_adj");
 
     // ExecSync: output and the real exit code; the exec runs in the container's cgroup.
     let r = w.exec(&app, &["sh", "-c", "echo out; echo err >&2; exit 7"]);

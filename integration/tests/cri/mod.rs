@@ -272,11 +272,12 @@ impl CriWorld {
     pub fn wait_exited(&self, id: &str, secs: u64) -> api::ContainerStatus {
         let exited = wait_until(secs, || self.state(id) == api::ContainerState::ContainerExited);
         let st = self.container_status(id, false).status.unwrap();
+        let name = st.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
         assert!(
             exited,
-            "{}: container {} still {:?} after {secs} s\ncontainerd's log:\n{}",
+            "{}: container {name} ({id}) still {:?} {secs} s after its process ended or was killed\n\
+             containerd's last errors:\n{}",
             self.handler,
-            id,
             api::ContainerState::try_from(st.state),
             self.log()
         );
