@@ -10,7 +10,7 @@ mod cri;
 use cri::{api, CriWorld};
 use strata_integration::engines::Runtime;
 
-strata_integration::scenarios!(pod_lifecycle);
+strata_integration::scenarios!(pod_lifecycle, pod_sharing_its_pid_namespace);
 
 const MIB: i64 = 1024 * 1024;
 
@@ -24,7 +24,7 @@ fn read(path: &std::path::Path) -> String {
 fn pod_lifecycle(rt: &Runtime) {
     let w = CriWorld::new(rt);
     let h = rt.name;
-    let pod_config = w.pod_config("web");
+    let pod_config = w.pod_config("web", api::NamespaceMode::Container);
     let pod = w.run_pod(&pod_config);
     assert_eq!(w.pod_state(&pod), api::PodSandboxState::SandboxReady, "{h}: RunPodSandbox");
     let pause = w.pause_pid(&pod);
@@ -39,7 +39,7 @@ fn pod_lifecycle(rt: &Runtime) {
         oom_score_adj: 500,
         ..Default::default()
     };
-    let app = w.start_container(&pod, &pod_config, w.container_config("app", &["sleep", "100000"], limits));
+    let app = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "app", &["sleep", "100000"], limits));
     assert_eq!(w.state(&app), api::ContainerState::ContainerRunning, "{h}: StartContainer");
     let app_pid = w.container_pid(&app);
     assert_eq!(read(std::path::Path::new(&format!("/proc/{app_pid}/oom_score_adj"))), "500", "{h}: oom_score_adj");
@@ -82,7 +82,7 @@ fn pod_lifecycle(rt: &Runtime) {
     assert!(stats.cpu.is_some(), "{h}: no cpu usage in the stats");
 
     // A second container shares the pod's IPC namespace (and its /dev/shm) and network.
-    let side = w.start_container(&pod, &pod_config, w.container_config("side", &["sleep", "100000"], Default::default()));
+    let side = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "side", &["sleep", "100000"], Default::default()));
     let side_pid = w.container_pid(&side);
     let ns = |id: &str| w.exec_ok(id, &["sh", "-c", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/net"]);
     assert_eq!(ns(&app), ns(&side), "{h}: the pod's containers do not share IPC and network");
@@ -93,7 +93,7 @@ fn pod_lifecycle(rt: &Runtime) {
 
     // A container that exits by itself: ContainerStatus has its real exit code, its log
     // has its output. (containerd deletes the exited task with `kill --all` first.)
-    let job = w.start_container(&pod, &pod_config, w.container_config("job", &["sh", "-c", "echo bye; exit 3"], Default::default()));
+    let job = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "job", &["sh", "-c", "echo bye; exit 3"], Default::default()));
     let st = w.wait_exited(&job, 20);
     assert_eq!(st.exit_code, 3, "{h}: exit code of the job");
     let log = std::fs::read_to_string(&st.log_path).unwrap_or_default();
@@ -114,5 +114,36 @@ fn pod_lifecycle(rt: &Runtime) {
     w.call("RemovePodSandbox", 30, |mut c| async move { c.remove_pod_sandbox(req).await });
     assert!(w.list_containers().is_empty(), "{h}: containers left: {:?}", w.list_containers());
     assert!(w.list_pods().is_empty(), "{h}: pods left: {:?}", w.list_pods());
+    w.assert_nothing_left(&[pause, app_pid, side_pid]);
+}
+
+/// `shareProcessNamespace: true`: the pod's containers join the pause container's PID
+/// namespace by path, so the pause is their PID 1 and they see each other's processes.
+/// The shim then sends `kill --all` when each container's process ends, as in any pod.
+fn pod_sharing_its_pid_namespace(rt: &Runtime) {
+    let w = CriWorld::new(rt);
+    let h = rt.name;
+    let pod_config = w.pod_config("shared", api::NamespaceMode::Pod);
+    let pod = w.run_pod(&pod_config);
+    let pause = w.pause_pid(&pod);
+    let app = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "app", &["sleep", "100001"], Default::default()));
+    let app_pid = w.container_pid(&app);
+    let side = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "side", &["sleep", "100002"], Default::default()));
+    let side_pid = w.container_pid(&side);
+    let init = w.exec_ok(&app, &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]);
+    assert_eq!(init.trim(), "/bin/sleep 1000000000", "{h}: PID 1 of the pod's containers is not the pause");
+    let ps = w.exec_ok(&side, &["ps"]);
+    assert!(ps.contains("sleep 100001") && ps.contains("sleep 100002"), "{h}: the containers do not see each other: {ps}");
+    // Not PID 1 of its namespace, the app dies of the SIGTERM.
+    let req = api::StopContainerRequest { container_id: app.clone(), timeout: 10 };
+    w.call("StopContainer", 30, |mut c| async move { c.stop_container(req).await });
+    assert_eq!(w.wait_exited(&app, 10).exit_code, 143, "{h}: exit code of the stopped container");
+    assert!(!w.exec_ok(&side, &["ps"]).contains("sleep 100001"), "{h}: the stopped container's process is left");
+    let req = api::StopPodSandboxRequest { pod_sandbox_id: pod.clone() };
+    w.call("StopPodSandbox", 30, |mut c| async move { c.stop_pod_sandbox(req).await });
+    assert_eq!(w.wait_exited(&side, 10).exit_code, 137, "{h}: exit code of the container the pod's stop killed");
+    let req = api::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() };
+    w.call("RemovePodSandbox", 30, |mut c| async move { c.remove_pod_sandbox(req).await });
+    assert!(w.list_containers().is_empty() && w.list_pods().is_empty(), "{h}: containers or pods left");
     w.assert_nothing_left(&[pause, app_pid, side_pid]);
 }

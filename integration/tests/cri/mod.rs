@@ -172,12 +172,13 @@ impl CriWorld {
     }
 
     /// A pod's config as a kubelet sends it: host network (no CNI here), its own IPC
-    /// namespace shared by its containers, a private PID namespace per container, the
+    /// namespace shared by its containers, PID namespaces as `pid` says (`Container`: one
+    /// per container; `Pod`: one for the pod, as `shareProcessNamespace: true`), the
     /// world's cgroup parent and a log directory in the world.
-    pub fn pod_config(&self, name: &str) -> api::PodSandboxConfig {
+    pub fn pod_config(&self, name: &str, pid: api::NamespaceMode) -> api::PodSandboxConfig {
         let ns = api::NamespaceOption {
             network: api::NamespaceMode::Node as i32,
-            pid: api::NamespaceMode::Container as i32,
+            pid: pid as i32,
             ipc: api::NamespaceMode::Pod as i32,
             ..Default::default()
         };
@@ -201,14 +202,16 @@ impl CriWorld {
         }
     }
 
-    /// A busybox container's config running `args`, in a pod of `pod_config`'s shape.
-    pub fn container_config(&self, name: &str, args: &[&str], resources: api::LinuxContainerResources) -> api::ContainerConfig {
-        let ns = api::NamespaceOption {
-            network: api::NamespaceMode::Node as i32,
-            pid: api::NamespaceMode::Container as i32,
-            ipc: api::NamespaceMode::Pod as i32,
-            ..Default::default()
-        };
+    /// A busybox container's config running `args` in `pod`, with the pod's namespace
+    /// options, as a kubelet derives both from one pod spec.
+    pub fn container_config(
+        &self,
+        pod: &api::PodSandboxConfig,
+        name: &str,
+        args: &[&str],
+        resources: api::LinuxContainerResources,
+    ) -> api::ContainerConfig {
+        let ns = pod.linux.as_ref().and_then(|l| l.security_context.as_ref()).and_then(|s| s.namespace_options.clone());
         api::ContainerConfig {
             metadata: Some(api::ContainerMetadata { name: name.into(), attempt: 0 }),
             image: Some(api::ImageSpec { image: IMAGE.into(), ..Default::default() }),
@@ -217,7 +220,7 @@ impl CriWorld {
             linux: Some(api::LinuxContainerConfig {
                 resources: Some(resources),
                 security_context: Some(api::LinuxContainerSecurityContext {
-                    namespace_options: Some(ns),
+                    namespace_options: ns,
                     ..Default::default()
                 }),
             }),
