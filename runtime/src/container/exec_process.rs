@@ -30,7 +30,7 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
         None => {
             let mut p = spec.process().clone().unwrap_or_default();
             if a.args.is_empty() {
-                return Err(Error::Refused("exec: no command given (pass CMD [ARGS...] or --process)".into()));
+                return Err(Error::Refused("no command given (pass COMMAND [ARGS...] or --process FILE)".into()));
             }
             p.set_args(Some(a.args.clone()));
             p
@@ -86,10 +86,15 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
     }
 }
 
+/// Reads --process FILE. A missing `user` is uid 0, gid 0, as in runc (Go's zero value).
 fn read_process_file(file: &Path) -> Result<Process> {
-    let bytes = std::fs::read(file).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })
+    let bad = |message: String| Error::Config { file: file.into(), message };
+    let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user").or_insert_with(|| serde_json::json!({}));
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| bad(e.to_string()))
 }
 
 /// runc's --cap: added to bounding, effective and permitted, and to ambient when the
