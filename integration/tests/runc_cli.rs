@@ -1,0 +1,202 @@
+//! The engine-facing command line, runc as the oracle: what containerd's go-runc and
+//! podman's conmon read back (exit codes, the --log lines, `kill`/`ps`/`exec` on
+//! stopped, paused and missing containers). Each test runs the same bundle and
+//! commands under runc, then strata, and expects the same observation.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use strata_integration::*;
+
+fn run_detached(b: &Bundle, id: &str) {
+    assert_ok(&b.strata(&["run", "-d", "-b", b.dir.to_str().unwrap(), id]), "run -d");
+}
+
+fn code(out: &std::process::Output) -> Option<i32> {
+    out.status.code()
+}
+
+/// True once `pid` is gone (or a zombie), polling up to 5 s.
+fn gone_soon(pid: i32) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while process_alive(pid) {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// Waits up to 5 s for a file the container writes.
+fn read_soon(path: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(s) = std::fs::read_to_string(path) {
+            if s.ends_with('\n') {
+                return s;
+            }
+        }
+        assert!(Instant::now() < deadline, "{} never written", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// containerd's shim sends `kill --all ID 9` when a container's init exits: runc exits
+/// 0 and kills what is left in the cgroup; plain `kill` says "container not running"
+/// (a phrase containerd matches); `ps` lists what is left (nothing: a header / null).
+#[test]
+fn kill_all_and_ps_on_a_stopped_container() {
+    differential("kill-stopped", |b, rt| {
+        // No pid namespace: the init's death leaves its child running in the cgroup.
+        b.config["linux"]["namespaces"] = json!([{ "type": "mount" }, { "type": "ipc" }, { "type": "uts" }]);
+        b.config["root"]["readonly"] = json!(false);
+        b.sh("sleep 1000 & echo $! > /child; exec sleep 2000");
+        let id = b.id("ks");
+        run_detached(b, &id);
+        let child: i32 = read_soon(&b.dir.join("rootfs/child")).trim().parse().unwrap();
+        let init = b.state(&id).unwrap()["pid"].as_i64().unwrap() as i32;
+        unsafe { libc::kill(init, libc::SIGKILL) };
+        b.wait_status(&id, "stopped");
+        let plain = output_of(b.command(&["kill", &id, "9"]));
+        let probe = output_of(b.command(&["kill", &id, "0"]));
+        assert!(stderr(&plain).contains("container not running"), "{rt}: {}", stderr(&plain));
+        let leftover_before = process_alive(child);
+        let all = output_of(b.command(&["kill", "--all", &id, "9"]));
+        let leftover_gone = gone_soon(child);
+        let ps_json = output_of(b.command(&["ps", "-f", "json", &id]));
+        let ps_table = output_of(b.command(&["ps", &id]));
+        let delete = output_of(b.command(&["delete", &id]));
+        json!({
+            "kill": code(&plain), "kill 0": code(&probe), "leftover before": leftover_before,
+            "kill --all": [code(&all), stderr(&all)], "leftover gone": leftover_gone,
+            "ps json": [code(&ps_json), stdout(&ps_json)],
+            "ps table": [code(&ps_table), stdout(&ps_table).lines().count(), stdout(&ps_table).starts_with("UID")],
+            "delete": code(&delete),
+        })
+    });
+}
+
+/// `kill ID 0` is a liveness probe: 0 while running; an unknown id "does not exist".
+#[test]
+fn kill_signal_zero_and_unknown_ids() {
+    differential("kill-zero", |b, rt| {
+        b.args(&["sleep", "1000"]);
+        let id = b.id("kz");
+        run_detached(b, &id);
+        let probe = output_of(b.command(&["kill", &id, "0"]));
+        let probe_all = output_of(b.command(&["kill", "--all", &id, "0"]));
+        let status = b.status(&id);
+        let ghost = output_of(b.command(&["kill", "no-such-container-kz", "9"]));
+        assert!(stderr(&ghost).contains("does not exist"), "{rt}: {}", stderr(&ghost));
+        let bad = output_of(b.command(&["kill", &id, "NOPE"]));
+        (code(&probe), code(&probe_all), status, code(&ghost), code(&bad))
+    });
+}
+
+/// runc exits 255 when exec itself fails and 1 for a command line it can't parse, so
+/// engines can tell either from the program's own status. runc's exact messages:
+/// "exec failed: container does not exist", "exec failed: cannot exec in a paused
+/// container (use --ignore-paused to override)".
+#[test]
+fn exec_exit_codes_match_runc() {
+    differential("exec-codes", |b, rt| {
+        b.args(&["sleep", "1000"]);
+        let id = b.id("ec");
+        run_detached(b, &id);
+        let pidfile_dir = b.dir.join("no/such/dir");
+        let process_json = b.dir.join("process.json");
+        std::fs::write(&process_json, r#"{"args":["/bin/id","-u"],"cwd":"/"}"#).unwrap();
+        let cases: Vec<Vec<String>> = vec![
+            vec!["no-such-container-ec".into(), "true".into()],
+            vec![id.clone()],
+            vec!["--bogus".into(), id.clone(), "true".into()],
+            vec!["--pid-file".into(), pidfile_dir.join("p").display().to_string(), id.clone(), "true".into()],
+            vec!["--cwd".into(), "rel".into(), id.clone(), "true".into()],
+            vec!["--cwd".into(), "/no/such/dir".into(), id.clone(), "true".into()],
+            vec![id.clone(), "/no/such/program".into()],
+            vec!["--user".into(), "root".into(), id.clone(), "true".into()],
+            vec!["--cgroup".into(), "whaaat:/".into(), id.clone(), "true".into()],
+            vec!["-p".into(), process_json.display().to_string(), id.clone()],
+            vec![id.clone(), "sh".into(), "-c".into(), "exit 3".into()],
+        ];
+        let mut seen = Vec::new();
+        for args in &cases {
+            let mut full = vec!["exec"];
+            full.extend(args.iter().map(String::as_str));
+            let out = output_of(b.command(&full));
+            if rt == "strata" && args[0] == "--cwd" && code(&out) == Some(255) {
+                assert!(stderr(&out).contains("--cwd") && !stderr(&out).contains("config.json"), "{}", stderr(&out));
+            }
+            if rt == "strata" && args.get(1).map(String::as_str) == Some("/no/such/program") {
+                assert!(stderr(&out).contains("command") && !stderr(&out).contains("config.json"), "{}", stderr(&out));
+            }
+            // runc prints its usage text on stdout, clap on stderr: only a program's output counts.
+            let output = if out.status.success() || code(&out) == Some(3) { stdout(&out) } else { String::new() };
+            seen.push((args.join(" ").replace(&id, "ID").replace(b.dir.to_str().unwrap(), "DIR"), code(&out), output));
+        }
+        assert_ok(&output_of(b.command(&["pause", &id])), "pause");
+        let paused = output_of(b.command(&["exec", &id, "true"]));
+        assert_ok(&output_of(b.command(&["resume", &id])), "resume");
+        seen.push(("(paused) ID true".into(), code(&paused), stdout(&paused)));
+        // Nothing was left running by the failed execs: only the init is in the cgroup.
+        let ps = output_of(b.command(&["ps", "-f", "json", &id]));
+        let pids: Vec<i32> = serde_json::from_slice(&ps.stdout).unwrap();
+        (seen, pids.len())
+    });
+}
+
+/// A detached exec whose --pid-file can't be written is killed, not left running.
+#[test]
+fn exec_with_an_unwritable_pid_file_leaves_nothing_running() {
+    differential("exec-pidfile", |b, _rt| {
+        b.args(&["sleep", "1000"]);
+        let id = b.id("ep");
+        run_detached(b, &id);
+        let bad = b.dir.join("no/such/dir/p");
+        let out = output_of(b.command(&["exec", "-d", "--pid-file", bad.to_str().unwrap(), &id, "sleep", "999"]));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut count = 0;
+        while Instant::now() < deadline {
+            let ps = output_of(b.command(&["ps", "-f", "json", &id]));
+            count = serde_json::from_slice::<Vec<i32>>(&ps.stdout).unwrap().len();
+            if count == 1 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (code(&out), count)
+    });
+}
+
+/// Log lines as containerd reads them: with --log and --log-format json every error,
+/// usage errors included, is one `{"level":"error","msg":...,"time":...}` line; text is
+/// logrus's `time="..." level=error msg="..."`; an unopenable --log is an error.
+#[test]
+fn errors_and_usage_errors_reach_the_log_in_runcs_shape() {
+    differential("log-shape", |b, rt| {
+        let json_log = b.dir.join("log.json");
+        let text_log = b.dir.join("log.txt");
+        let jl = json_log.to_str().unwrap();
+        let usage = output_of(b.command(&["--log", jl, "--log-format", "json", "exec", "--bogus", "x", "true"]));
+        let missing = output_of(b.command(&["--log", jl, "--log-format", "json", "kill", "no-such-ctr-log", "9"]));
+        let unknown = output_of(b.command(&["--log", jl, "--log-format", "json", "bogus-command"]));
+        let lines: Vec<Value> = std::fs::read_to_string(&json_log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rt}: not JSON ({e}): {l}")))
+            .collect();
+        let shapes: Vec<(Vec<String>, Value)> =
+            lines.iter().map(|v| (v.as_object().unwrap().keys().cloned().collect(), v["level"].clone())).collect();
+        assert!(lines[0]["msg"].as_str().unwrap().contains("bogus"), "{rt}: {lines:?}");
+        assert!(lines[1]["msg"].as_str().unwrap().contains("does not exist"), "{rt}: {lines:?}");
+        let text = output_of(b.command(&["--log", text_log.to_str().unwrap(), "kill", "no-such-ctr-log", "9"]));
+        let line = std::fs::read_to_string(&text_log).unwrap();
+        let text_shape = line.starts_with("time=\"") && line.contains("\" level=error msg=\"") && line.lines().count() == 1;
+        let unopenable = output_of(b.command(&["--log", b.dir.join("no/such/dir/log").to_str().unwrap(), "list"]));
+        json!({
+            "codes": [code(&usage), code(&missing), code(&unknown), code(&text), code(&unopenable)],
+            "json lines": shapes, "text shape": text_shape,
+        })
+    });
+}
