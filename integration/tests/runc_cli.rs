@@ -200,3 +200,83 @@ fn errors_and_usage_errors_reach_the_log_in_runcs_shape() {
         })
     });
 }
+
+/// Deletes (with --force) the listed containers of a bundle's runtime, even on panic.
+struct Cleanup<'a>(&'a Bundle, Vec<String>);
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        for id in &self.1 {
+            let _ = output_of(self.0.command(&["delete", "--force", id]));
+        }
+    }
+}
+
+/// The `list` table split into (cell, column offset); pids and times (which differ from
+/// run to run) become placeholders, and the OWNER offset (after the time) is left out.
+fn table_shape(text: &str) -> Vec<Vec<(String, usize)>> {
+    let mut rows = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let mut cells = Vec::new();
+        let mut start = None;
+        for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
+            match (c == ' ', start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    cells.push((line[s..i].to_string(), s));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        if n > 0 && cells.len() == 6 {
+            cells[1].0 = "PID".into();
+            cells[4].0 = "CREATED".into();
+        }
+        if let Some(owner) = cells.get_mut(5) {
+            owner.1 = 0;
+        }
+        rows.push(cells);
+    }
+    rows
+}
+
+/// `list` as scripts parse it: the table aligned like runc's (Go tabwriter: 64-char ids
+/// widen the first column), and `-f json` one compact line with runc's fields in
+/// runc's order; `null` and a bare header when there is nothing to list.
+#[test]
+fn list_output_has_runcs_byte_shape() {
+    let mut b = Bundle::new("list");
+    b.args(&["sleep", "1000"]);
+    b.write_config();
+    let long = format!("{:x<64}", format!("it-{}-list-", std::process::id()));
+    let short = format!("it-{}-ls", std::process::id());
+    let mut seen = Vec::new();
+    for (rt, path) in [("runc", engines::runc().path), ("strata", strata_bin())] {
+        b.runtime = path;
+        b.root = b.dir.join(format!("state-{rt}"));
+        let _cleanup = Cleanup(&b, vec![long.clone(), short.clone()]);
+        let empty_table = stdout(&output_of(b.command(&["list"])));
+        let empty_json = stdout(&output_of(b.command(&["list", "-f", "json"])));
+        for id in [&long, &short] {
+            assert_ok(&output_of(b.command(&["run", "-d", "-b", b.dir.to_str().unwrap(), id])), "run -d");
+        }
+        let table = stdout(&output_of(b.command(&["list"])));
+        let json_text = stdout(&output_of(b.command(&["list", "-f", "json"])));
+        let quiet = stdout(&output_of(b.command(&["list", "-q"])));
+        let entries: Vec<Value> = serde_json::from_str(&json_text).unwrap();
+        let keys: Vec<Vec<String>> = json_text
+            .split("},{")
+            .map(|e| e.split("\":").filter_map(|k| k.rsplit('"').next().map(str::to_string)).collect())
+            .collect();
+        let fields: Vec<Value> =
+            entries.iter().map(|e| json!([e["id"], e["status"], e["bundle"], e["rootfs"], e["owner"], e["pid"].as_i64() > Some(0)])).collect();
+        seen.push(json!({
+            "empty": [empty_table, empty_json],
+            "table": table_shape(&table),
+            "json lines": json_text.lines().count(), "json keys": keys, "json fields": fields,
+            "quiet": quiet,
+        }));
+    }
+    assert_eq!(seen[1], seen[0], "strata (left) differs from runc (right)");
+}
