@@ -280,3 +280,34 @@ fn list_output_has_runcs_byte_shape() {
     }
     assert_eq!(seen[1], seen[0], "strata (left) differs from runc (right)");
 }
+
+/// `strata spec` writes the installed runc's default config.json byte for byte (field
+/// order, tab indentation, no trailing newline), so scripts that patch it work
+/// unchanged. Only ociVersion differs: runc stamps its vendored spec's "1.0.2-dev";
+/// strata writes "1.0.2" (the fields are all 1.0; crun 1.8 refuses 1.2.x).
+#[test]
+fn spec_writes_runcs_default_config() {
+    for flags in [&[][..], &["--rootless"][..]] {
+        let mut texts = Vec::new();
+        for rt in [engines::runc().path, strata_bin()] {
+            let dir = std::env::temp_dir().join(format!("strata-it-spec-cli-{}-{}", std::process::id(), texts.len()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            let out = output_of({
+                let mut c = std::process::Command::new(&rt);
+                c.arg("spec").args(flags).arg("-b").arg(&dir);
+                c
+            });
+            let again = output_of({
+                let mut c = std::process::Command::new(&rt);
+                c.arg("spec").arg("-b").arg(&dir);
+                c
+            });
+            let text = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
+            std::fs::remove_dir_all(&dir).unwrap();
+            texts.push((code(&out), code(&again), text.replacen("\"ociVersion\": \"1.0.2-dev\"", "\"ociVersion\": \"1.0.2\"", 1)));
+        }
+        assert!(texts[0].2.starts_with("{\n\t\"ociVersion\": \"1.0.2\""), "{}", texts[0].2);
+        assert_eq!(texts[1], texts[0], "spec {flags:?}: strata (left) differs from runc (right)");
+    }
+}
