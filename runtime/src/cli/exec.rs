@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A process.json to run instead of CMD (the other process flags are then ignored).
+    /// A process.json to run instead of COMMAND (the other process flags are then ignored, as in runc).
     #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
     /// Allocate a pseudo-TTY (needs --console-socket).

@@ -26,7 +26,8 @@ pub struct ExecProcessArgs {
 
 pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
     let mut p = match &a.process_file {
-        Some(file) => read_process_file(file)?,
+        // runc: the file is the whole process; the other process flags are ignored.
+        Some(file) => return with_args(read_process_file(file)?),
         None => {
             let mut p = spec.process().clone().unwrap_or_default();
             if a.args.is_empty() {
@@ -36,11 +37,7 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
             p
         }
     };
-    if a.tty {
-        p.set_terminal(Some(true));
-    } else if a.process_file.is_none() {
-        p.set_terminal(Some(false));
-    }
+    p.set_terminal(Some(a.tty));
     if !a.env.is_empty() {
         let mut env = p.env().clone().unwrap_or_default();
         for e in &a.env {
@@ -80,9 +77,13 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    with_args(p)
+}
+
+fn with_args(p: Process) -> Result<Process> {
     match p.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => Ok(p),
-        _ => Err(Error::Refused("exec: the process has no args".into())),
+        _ => Err(Error::Refused("process args cannot be empty".into())),
     }
 }
 
