@@ -107,6 +107,8 @@ fn exec_exit_codes_match_runc() {
         let pidfile_dir = b.dir.join("no/such/dir");
         let process_json = b.dir.join("process.json");
         std::fs::write(&process_json, r#"{"args":["/bin/id","-u"],"cwd":"/"}"#).unwrap();
+        let whole_process = b.dir.join("whole.json");
+        std::fs::write(&whole_process, r#"{"args":["sh","-c","echo $FOO; pwd; id -u"],"cwd":"/","env":["FOO=file","PATH=/bin"]}"#).unwrap();
         let cases: Vec<Vec<String>> = vec![
             vec!["no-such-container-ec".into(), "true".into()],
             vec![id.clone()],
@@ -118,6 +120,9 @@ fn exec_exit_codes_match_runc() {
             vec!["--user".into(), "root".into(), id.clone(), "true".into()],
             vec!["--cgroup".into(), "whaaat:/".into(), id.clone(), "true".into()],
             vec!["-p".into(), process_json.display().to_string(), id.clone()],
+            // With -p the file is the whole process: runc ignores the other process flags.
+            vec!["-p".into(), whole_process.display().to_string(), "-e".into(), "FOO=flag".into(), "--cwd".into(), "/tmp".into(),
+                 "-u".into(), "7".into(), id.clone()],
             vec![id.clone(), "sh".into(), "-c".into(), "exit 3".into()],
         ];
         let mut seen = Vec::new();
@@ -310,4 +315,59 @@ fn spec_writes_runcs_default_config() {
         assert!(texts[0].2.starts_with("{\n\t\"ociVersion\": \"1.0.2\""), "{}", texts[0].2);
         assert_eq!(texts[1], texts[0], "spec {flags:?}: strata (left) differs from runc (right)");
     }
+}
+
+/// Help and version as people and scripts read them: bare `strata` prints the help (exit
+/// 0, as runc), every command has --help with a description for every argument and
+/// flag, global flags apart from a command's own, no doubled defaults; `--version`
+/// starts like runc's (`NAME version X.Y.Z`, then a `spec: ` line).
+#[test]
+fn help_and_version() {
+    let bin = strata_bin();
+    let run = |args: &[&str]| output_of({
+        let mut c = std::process::Command::new(&bin);
+        c.args(args);
+        c
+    });
+    let bare = run(&[]);
+    assert_eq!(code(&bare), Some(0));
+    assert!(stdout(&bare).contains("Usage: strata") && stdout(&bare).contains("Commands:"), "{}", stdout(&bare));
+    let commands = ["create", "exec", "start", "run", "state", "list", "kill", "delete", "pause", "resume", "ps", "events",
+                    "update", "spec", "features"];
+    for cmd in commands {
+        assert!(stdout(&bare).contains(&format!("\n  {cmd} ")), "{cmd} not in the help");
+        for flag in ["--help", "-h"] {
+            let out = run(&[cmd, flag]);
+            assert_eq!(code(&out), Some(0), "{cmd} {flag}");
+            let text = stdout(&out);
+            assert!(!text.contains("(default") || !text.contains("[default"), "{cmd}: doubled default: {text}");
+            // Every argument and flag line carries a description (clap puts it on the same
+            // line, or on the next, indented further, when lines are long).
+            let lines: Vec<&str> = text.lines().collect();
+            for (i, line) in lines.iter().enumerate() {
+                let item = line.trim_start();
+                if !(item.starts_with('-') || item.starts_with('<') || item.starts_with('[')) || !line.starts_with("  ") {
+                    continue;
+                }
+                let same_line = item.split("  ").filter(|s| !s.trim().is_empty()).count() > 1;
+                let next_line = lines.get(i + 1).is_some_and(|n| n.starts_with("          ") && !n.trim().is_empty());
+                assert!(same_line || next_line, "{cmd}: no description for {item:?}:\n{text}");
+            }
+            assert!(text.contains("Global options:"), "{cmd}: {text}");
+            let own = text.split("Global options:").next().unwrap();
+            assert!(!own.contains("--root <") && !own.contains("--log <"), "{cmd}: global flags mixed with its own: {text}");
+        }
+    }
+    let update = stdout(&run(&["update", "--help"]));
+    assert!(update.split("Global options:").next().unwrap().contains("--memory"), "{update}");
+
+    let ours = stdout(&run(&["--version"]));
+    let theirs = stdout(&std::process::Command::new(engines::runc().path).arg("--version").output().unwrap());
+    let first = |s: &str| s.lines().next().unwrap_or_default().split(' ').skip(1).take(1).collect::<Vec<_>>().join(" ");
+    assert_eq!(first(&ours), first(&theirs), "{ours} / {theirs}");
+    assert!(ours.starts_with(&format!("strata version {}\n", env!("CARGO_PKG_VERSION"))), "{ours}");
+    for key in ["commit: ", "spec: "] {
+        assert!(ours.lines().any(|l| l.starts_with(key)) && theirs.lines().any(|l| l.starts_with(key)), "{key}: {ours}");
+    }
+    assert_eq!(stdout(&run(&["-v"])), ours);
 }

@@ -5,7 +5,7 @@ use crate::error::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Path to the bundle (default: the current directory).
+    /// The bundle directory (holding config.json).
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
     /// Unix socket that receives the pty master when process.terminal is set.

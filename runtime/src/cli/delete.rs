@@ -6,6 +6,7 @@ pub struct Args {
     /// Kill the container first if it is still running.
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// The container id.
     pub id: String,
 }
 

@@ -27,22 +27,27 @@ use crate::error::Result;
 use crate::logging;
 
 #[derive(Parser)]
-#[command(name = "strata", about = "An OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "strata",
+    about = "An OCI container runtime with runc's command line",
+    disable_version_flag = true,
+    after_help = "Engines (containerd, podman, docker, Kubernetes) call strata as they call runc."
+)]
 pub struct Cli {
     /// Directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/strata")]
+    #[arg(long, global = true, default_value = "/run/strata", help_heading = GLOBAL)]
     root: PathBuf,
-    /// Write log lines (errors, and debug with --debug) to this file.
-    #[arg(long, global = true)]
+    /// Write log lines (errors, and debug with --debug) to this file instead of stderr.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     log: Option<PathBuf>,
-    /// Format of --log lines.
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    /// Format of log lines (runc's logrus shape).
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text", help_heading = GLOBAL)]
     log_format: LogFormat,
-    /// Log debug lines.
-    #[arg(long, global = true)]
+    /// Log each step at debug level.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     debug: bool,
     /// Use the systemd cgroup driver (not available: PID 1 must be systemd).
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup", global = true, help_heading = GLOBAL)]
     systemd_cgroup: bool,
     /// Print the version.
     #[arg(short = 'v', long)]
@@ -50,6 +55,9 @@ pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
+
+/// The help heading of the flags every command takes, apart from a command's own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {

@@ -14,7 +14,7 @@ pub struct Args {
     pub format: String,
     /// The container id.
     pub id: String,
-    /// Options for ps (default -ef).
+    /// Arguments for the host's ps, after `--`; -ef when none.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
