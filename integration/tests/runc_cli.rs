@@ -371,3 +371,79 @@ fn help_and_version() {
     }
     assert_eq!(stdout(&run(&["-v"])), ours);
 }
+
+/// `--debug run` with a terminal: the container's output reaches the caller's terminal
+/// with nothing stray in it (no NUL byte), and the debug lines reach --log in logrus's
+/// JSON shape, as runc's do.
+#[test]
+fn debug_run_with_a_terminal() {
+    use std::io::Read;
+    use std::os::fd::FromRawFd;
+    differential("debug-tty", |b, rt| {
+        b.config["process"]["terminal"] = json!(true);
+        b.sh("echo hi; exit 3");
+        b.write_config();
+        let id = b.id("dt");
+        let log = b.dir.join("debug.log");
+        let (mut master, mut slave) = (0, 0);
+        assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+        let slave_file = unsafe { std::fs::File::from_raw_fd(slave) };
+        let mut m = unsafe { std::fs::File::from_raw_fd(master) };
+        let mut cmd = b.command(&["--debug", "--log", log.to_str().unwrap(), "--log-format", "json", "run", "-b", b.dir.to_str().unwrap(), &id]);
+        cmd.stdin(slave_file.try_clone().unwrap()).stdout(slave_file.try_clone().unwrap()).stderr(slave_file);
+        let status = cmd.spawn().unwrap().wait().unwrap();
+        unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = m.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&out).into_owned();
+        let lines: Vec<Value> = std::fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rt}: not JSON ({e}): {l:?}")))
+            .collect();
+        let shapes_ok = lines.iter().all(|l| l.as_object().unwrap().keys().take(3).eq(["level", "msg", "time"].iter()) || l.get("func").is_some());
+        let debug_lines = lines.iter().filter(|l| l["level"] == "debug").count();
+        assert!(!out.contains(&0), "{rt}: a NUL byte reached the terminal: {text:?}");
+        (status.code(), text.contains("hi\r\n"), shapes_ok, debug_lines > 0)
+    });
+}
+
+/// With --debug, each step strata takes is in the log: what create was asked, the
+/// namespaces, mounts and cgroup it made, start, exec, kill and delete.
+#[test]
+fn debug_lines_name_each_step() {
+    let mut b = Bundle::new("debug-steps");
+    b.args(&["sleep", "1000"]);
+    let id = b.id("ds");
+    let log = b.dir.join("debug.log");
+    let l = log.to_str().unwrap().to_string();
+    let dir = b.dir.to_str().unwrap().to_string();
+    b.write_config();
+    for args in [
+        vec!["create", "-b", &dir, &id],
+        vec!["start", &id],
+        vec!["exec", &id, "true"],
+        vec!["kill", &id, "KILL"],
+        vec!["delete", "--force", &id],
+    ] {
+        let mut full = vec!["--debug", "--log", &l];
+        full.extend(args);
+        assert_ok(&output_of(b.command(&full)), &full.join(" "));
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    for needle in ["create ", "namespaces [", " mounts", "cgroup [", "start ", "exec ", "kill ", "delete "] {
+        assert!(text.contains(needle), "no {needle:?} debug line: {text}");
+    }
+    assert!(text.lines().all(|l| l.starts_with("time=\"") && l.contains(" level=")), "{text}");
+    // Without --debug, no debug line.
+    let quiet = b.dir.join("quiet.log");
+    let out = output_of(b.command(&["--log", quiet.to_str().unwrap(), "list"]));
+    assert_ok(&out, "list");
+    assert_eq!(std::fs::read_to_string(&quiet).unwrap_or_default(), "");
+}

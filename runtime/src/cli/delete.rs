@@ -11,6 +11,7 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
+    crate::debug!("delete {} (force {})", a.id, a.force);
     match container::delete(store, &a.id, a.force) {
         // runc: deleting a container that doesn't exist is fine with --force.
         Err(crate::Error::NotFound(_)) if a.force => Ok(()),

@@ -84,7 +84,20 @@ pub fn run(store: &Store, a: &Args) -> Result<i32> {
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
     };
-    container::exec(store, &a.id, &opts).map_err(|e| name_the_flag(e, a))
+    crate::debug!(
+        "exec {}: {} (detach {}, tty {}, cwd {:?}, user {:?}, cgroup {:?}, preserve fds {})",
+        a.id,
+        a.process.as_ref().map_or_else(|| format!("command {:?}", a.command), |p| format!("process file {}", p.display())),
+        a.detach,
+        a.tty,
+        a.cwd,
+        a.user,
+        a.cgroup,
+        a.preserve_fds
+    );
+    let code = container::exec(store, &a.id, &opts).map_err(|e| name_the_flag(e, a))?;
+    crate::debug!("exec {}: {}", a.id, if a.detach { "started".to_string() } else { format!("exited {code}") });
+    Ok(code)
 }
 
 /// Errors about the process come back naming config.json's `process.*` fields; the user

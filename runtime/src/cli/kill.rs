@@ -16,5 +16,6 @@ pub struct Args {
 pub fn run(store: &Store, a: &Args) -> Result<()> {
     // Engines probe liveness with `kill ID 0`, as runc accepts.
     let sig = if a.signal == "0" { 0 } else { crate::signal::parse(&a.signal)? };
+    crate::debug!("kill {}: signal {sig} to {}", a.id, if a.all { "every process of its cgroup" } else { "its init" });
     container::kill(store, &a.id, sig, a.all)
 }

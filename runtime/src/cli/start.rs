@@ -8,5 +8,8 @@ pub struct Args {
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
-    container::start(store, &a.id)
+    crate::debug!("start {}", a.id);
+    container::start(store, &a.id)?;
+    crate::debug!("started {}", a.id);
+    Ok(())
 }
