@@ -452,3 +452,25 @@ fn debug_lines_name_each_step() {
     assert_ok(&out, "list");
     assert_eq!(std::fs::read_to_string(&quiet).unwrap_or_default(), "");
 }
+
+/// The --log file is the runtime's: its descriptor never reaches the container's
+/// process (close-on-exec), with or without --debug.
+#[test]
+fn the_log_descriptor_does_not_reach_the_container() {
+    differential("log-fd", |b, _rt| {
+        b.sh("ls -l /proc/self/fd/ | grep -c log.txt; true");
+        b.write_config();
+        let log = b.dir.join("log.txt");
+        let mut seen = Vec::new();
+        for debug in [false, true] {
+            let id = b.id("lf");
+            let mut args = vec!["--log", log.to_str().unwrap(), "run", "-b", b.dir.to_str().unwrap(), &id];
+            if debug {
+                args.insert(0, "--debug");
+            }
+            let out = output_of(b.command(&args));
+            seen.push((code(&out), stdout(&out)));
+        }
+        seen
+    });
+}
