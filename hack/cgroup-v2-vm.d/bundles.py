@@ -10,7 +10,7 @@ import tempfile
 strata, out = sys.argv[1], sys.argv[2]
 
 with tempfile.TemporaryDirectory() as d:
-    subprocess.run([strata, "spec", "-b", d], check=True)
+    subprocess.run([strata, "spec", "--hardened", "-b", d], check=True)  # the checks read /sys/fs/cgroup through a cgroup namespace
     base = json.load(open(os.path.join(d, "config.json")))
 
 COUNTER = "i=0; while true; do i=$((i+1)); echo $i > /count.tmp; mv /count.tmp /count; sleep 0.05; done"

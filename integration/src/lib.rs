@@ -71,7 +71,8 @@ impl Bundle {
         std::fs::create_dir_all(&dir).unwrap();
         let st = Command::new("cp").arg("-a").arg(busybox_template()).arg(dir.join("rootfs")).status().unwrap();
         assert!(st.success());
-        let out = Command::new(strata_bin()).arg("spec").arg("-b").arg(&dir).output().unwrap();
+        // --hardened: the tests count on a cgroup namespace (runc 1.1's default has none).
+        let out = Command::new(strata_bin()).args(["spec", "--hardened", "-b"]).arg(&dir).output().unwrap();
         assert!(out.status.success(), "strata spec: {}", String::from_utf8_lossy(&out.stderr));
         let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
         let mut b = Bundle { root: dir.join("state"), dir, config, runtime: runtime.to_path_buf(), ids: Default::default() };

@@ -159,7 +159,7 @@ fn joins_an_existing_namespace_by_path() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], ns_link(&pid, "net"));
     assert_eq!(lines[1], ns_link(&pid, "uts"));
-    assert_eq!(lines[2], "strata", "the joined uts namespace carries the first container's hostname");
+    assert_eq!(lines[2], "runc", "the joined uts namespace carries the first container's hostname");
 }
 
 #[test]
@@ -241,7 +241,7 @@ fn joins_another_containers_user_namespace_and_creates_the_rest_inside_it() {
     assert_eq!(lines[0], ns_link(&pid, "user"), "not in the joined user namespace");
     assert_eq!(lines[1], "1", "a new pid namespace inside the joined user namespace");
     assert_eq!(lines[2], "0");
-    assert_eq!(lines[3], "strata");
+    assert_eq!(lines[3], "runc");
     b.assert_nothing_left(&id, None);
 }
 

@@ -24,6 +24,11 @@ pub enum Error {
     #[error("container {0:?} already exists")]
     Exists(String),
 
+    /// runc's ErrNotRunning: containerd's shim treats an error containing "container not
+    /// running" from `kill` as "process already finished", so the words must stay.
+    #[error("container not running: {id:?} is {status}")]
+    NotRunning { id: String, status: String },
+
     /// The operation is not allowed in the container's current status.
     #[error("container {id:?} is {status}: cannot {op}")]
     WrongStatus { id: String, status: String, op: &'static str },

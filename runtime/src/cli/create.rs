@@ -1,11 +1,12 @@
 use std::path::PathBuf;
 
-use crate::container::{self, CreateOptions, Store};
+use crate::container::{self, ContainerState, CreateOptions, Store};
+use crate::hooks::Kind;
 use crate::error::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Path to the bundle (default: the current directory).
+    /// The bundle directory (holding config.json).
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
     /// Unix socket that receives the pty master when process.terminal is set.
@@ -41,5 +42,51 @@ impl Args {
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
-    container::create(store, &a.id, &a.options()).map(drop)
+    debug_asked("create", a);
+    let state = container::create(store, &a.id, &a.options())?;
+    debug_created(&state);
+    Ok(())
+}
+
+/// --debug: what `create` (or `run`) was asked.
+pub fn debug_asked(command: &str, a: &Args) {
+    crate::debug!(
+        "{command} {}: bundle {}, console socket {:?}, pid file {:?}, preserve fds {}, no pivot {}",
+        a.id,
+        a.bundle.display(),
+        a.console_socket,
+        a.pid_file,
+        a.preserve_fds,
+        a.no_pivot
+    );
+}
+
+/// --debug: what the container was made of (namespaces, mounts, cgroup, hooks), as
+/// runc's debug lines let one check. Nothing is computed without --debug.
+pub fn debug_created(state: &ContainerState) {
+    if !crate::logging::debug_enabled() {
+        return;
+    }
+    let spec = &state.config;
+    let namespaces: Vec<String> = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .map(|ns| ns.iter().map(|n| format!("{}", n.typ())).collect())
+        .unwrap_or_default();
+    let mounts = spec.mounts().as_ref().map_or(0, Vec::len);
+    let cgroups: Vec<String> = state.cgroup.dirs.iter().map(|d| d.full().display().to_string()).collect();
+    let hooks: Vec<String> = [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer, Kind::StartContainer, Kind::Poststart, Kind::Poststop]
+        .into_iter()
+        .filter(|k| !k.of(spec).is_empty())
+        .map(|k| format!("{} {}", k.name(), k.of(spec).len()))
+        .collect();
+    crate::logging::debug(&format!(
+        "created {}: init pid {}, namespaces [{}], {mounts} mounts, cgroup [{}], hooks [{}]",
+        state.id,
+        state.pid,
+        namespaces.join(" "),
+        cgroups.join(" "),
+        hooks.join(", ")
+    ));
 }

@@ -15,6 +15,7 @@ pub struct Args {
     /// How often to report stats (e.g. 5s, 500ms).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     pub interval: Duration,
+    /// The container id.
     pub id: String,
 }
 

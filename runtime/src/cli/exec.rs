@@ -3,11 +3,11 @@
 use std::path::PathBuf;
 
 use crate::container::{self, ExecOptions, ExecProcessArgs, Store};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// A process.json to run instead of CMD (the other process flags are then ignored).
+    /// A process.json to run instead of COMMAND (the other process flags are then ignored, as in runc).
     #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
     /// Allocate a pseudo-TTY (needs --console-socket).
@@ -84,5 +84,36 @@ pub fn run(store: &Store, a: &Args) -> Result<i32> {
         apparmor: a.apparmor.clone(),
         process_label: a.process_label.clone(),
     };
-    container::exec(store, &a.id, &opts)
+    crate::debug!(
+        "exec {}: {} (detach {}, tty {}, cwd {:?}, user {:?}, cgroup {:?}, preserve fds {})",
+        a.id,
+        a.process.as_ref().map_or_else(|| format!("command {:?}", a.command), |p| format!("process file {}", p.display())),
+        a.detach,
+        a.tty,
+        a.cwd,
+        a.user,
+        a.cgroup,
+        a.preserve_fds
+    );
+    let code = container::exec(store, &a.id, &opts).map_err(|e| name_the_flag(e, a))?;
+    crate::debug!("exec {}: {}", a.id, if a.detach { "started".to_string() } else { format!("exited {code}") });
+    Ok(code)
+}
+
+/// Errors about the process come back naming config.json's `process.*` fields; the user
+/// of `exec` gave a flag, a command or a process.json, so name that instead.
+fn name_the_flag(e: Error, a: &Args) -> Error {
+    let text = e.to_string();
+    let Some(rest) = text.strip_prefix("config.json: process.") else { return e };
+    let (field, message) = rest.split_once(": ").unwrap_or((rest, ""));
+    let flag = match (&a.process, field) {
+        (Some(file), _) => format!("{}: {field}", file.display()),
+        (None, "cwd") if a.cwd.is_some() => "--cwd".into(),
+        (None, "args[0]") => "command".into(),
+        (None, "user") if a.user.is_some() => "--user".into(),
+        (None, "env") if !a.env.is_empty() => "--env".into(),
+        // From the container's own config: config.json is the right name.
+        _ => return e,
+    };
+    Error::Refused(format!("{flag}: {message}"))
 }

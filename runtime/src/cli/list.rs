@@ -1,16 +1,40 @@
+//! `list [-f table|json] [-q]`: runc's output byte for byte, since scripts parse it: a
+//! table laid out as Go's tabwriter does (min width 12, padding 3), or one compact JSON
+//! line with runc's fields in runc's order (`null` when there are no containers).
+
+use std::collections::HashMap;
 use std::io::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
 
 use crate::container::Store;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Output format.
+    /// Output format: table or json.
     #[arg(short = 'f', long, value_parser = ["table", "json"], default_value = "table")]
     pub format: String,
     /// Print only the ids.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// One container as runc's `list -f json` prints it (field order included).
+#[derive(Serialize)]
+struct Entry {
+    #[serde(rename = "ociVersion")]
+    oci_version: String,
+    id: String,
+    pid: i32,
+    status: &'static str,
+    bundle: PathBuf,
+    rootfs: PathBuf,
+    created: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<HashMap<String, String>>,
+    owner: String,
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
@@ -27,26 +51,94 @@ pub fn run(store: &Store, a: &Args) -> Result<()> {
         let Ok(locked) = store.open(id) else { continue };
         let Ok(state) = locked.load() else { continue };
         let status = state.status(&locked.dir);
-        let owner = locked.owner();
-        rows.push(serde_json::to_value(state.oci(status, owner)).unwrap_or_default());
+        let oci = state.oci(status, locked.owner());
+        rows.push(Entry {
+            oci_version: oci.oci_version.to_string(),
+            id: oci.id.to_string(),
+            pid: oci.pid,
+            status: oci.status,
+            bundle: oci.bundle.to_path_buf(),
+            rootfs: oci.rootfs.to_path_buf(),
+            created: go_time(oci.created),
+            annotations: oci.annotations.cloned(),
+            owner: oci.owner,
+        });
     }
     if a.format == "json" {
-        return super::print_json(&rows);
+        let s = if rows.is_empty() {
+            "null".to_string()
+        } else {
+            serde_json::to_string(&rows).map_err(|e| Error::os("encode JSON", std::io::Error::other(e)))?
+        };
+        println!("{s}");
+        return Ok(());
+    }
+    let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
+    for r in rows {
+        table.push([r.id, r.pid.to_string(), r.status.into(), r.bundle.display().to_string(), r.created, r.owner]);
     }
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<12} {:<8} {:<10} {:<40} {:<32} OWNER", "ID", "PID", "STATUS", "BUNDLE", "CREATED");
-    for r in rows {
-        let s = |k: &str| r[k].as_str().unwrap_or("").to_string();
-        let _ = writeln!(
-            out,
-            "{:<12} {:<8} {:<10} {:<40} {:<32} {}",
-            s("id"),
-            r["pid"].as_i64().unwrap_or(0),
-            s("status"),
-            s("bundle"),
-            s("created"),
-            s("owner")
-        );
-    }
+    let _ = out.write_all(tabwriter(&table).as_bytes());
     Ok(())
+}
+
+/// Go's tabwriter with runc's settings (minwidth 12, padding 3, spaces): every column
+/// but the last is as wide as its widest cell plus 3, and at least 12.
+fn tabwriter<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count() + 3).max(12);
+        }
+    }
+    let mut s = String::new();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < N {
+                s.push_str(&format!("{cell:<w$}", w = widths[i]));
+            } else {
+                s.push_str(cell);
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// RFC 3339 as Go's RFC3339Nano writes it: trailing zeros of the fraction dropped.
+fn go_time(t: &str) -> String {
+    match t.split_once('.') {
+        Some((secs, rest)) if rest.ends_with('Z') => {
+            let frac = rest.trim_end_matches('Z').trim_end_matches('0');
+            if frac.is_empty() {
+                format!("{secs}Z")
+            } else {
+                format!("{secs}.{frac}Z")
+            }
+        }
+        _ => t.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_laid_out_like_gos_tabwriter() {
+        let id = "a".repeat(64);
+        let rows = [
+            ["ID", "PID", "STATUS"].map(String::from),
+            [id.clone(), "10465".into(), "running".into()],
+        ];
+        let want = format!("ID{}PID         STATUS\n{id}   10465       running\n", " ".repeat(65));
+        assert_eq!(tabwriter(&rows), want);
+    }
+
+    #[test]
+    fn times_drop_trailing_zeros_like_go() {
+        assert_eq!(go_time("2026-11-30T10:27:30.135709140Z"), "2026-11-30T10:27:30.13570914Z");
+        assert_eq!(go_time("2026-11-30T10:27:30.000000000Z"), "2026-11-30T10:27:30Z");
+        assert_eq!(go_time("2026-11-30T10:27:30.5Z"), "2026-11-30T10:27:30.5Z");
+    }
 }

@@ -17,31 +17,37 @@ mod start;
 mod state;
 mod update;
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::container::Store;
 use crate::error::Result;
 use crate::logging;
 
 #[derive(Parser)]
-#[command(name = "strata", about = "An OCI container runtime", disable_version_flag = true)]
+#[command(
+    name = "strata",
+    about = "An OCI container runtime with runc's command line",
+    disable_version_flag = true,
+    after_help = "Engines (containerd, podman, docker, Kubernetes) call strata as they call runc."
+)]
 pub struct Cli {
     /// Directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/strata")]
+    #[arg(long, global = true, default_value = "/run/strata", help_heading = GLOBAL)]
     root: PathBuf,
-    /// Write log lines (errors, and debug with --debug) to this file.
-    #[arg(long, global = true)]
+    /// Write log lines (errors, and debug with --debug) to this file instead of stderr.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     log: Option<PathBuf>,
-    /// Format of --log lines.
-    #[arg(long = "log-format", global = true, value_enum, default_value = "text")]
+    /// Format of log lines (runc's logrus shape).
+    #[arg(long = "log-format", global = true, value_enum, default_value = "text", help_heading = GLOBAL)]
     log_format: LogFormat,
-    /// Log debug lines.
-    #[arg(long, global = true)]
+    /// Log each step at debug level.
+    #[arg(long, global = true, help_heading = GLOBAL)]
     debug: bool,
     /// Use the systemd cgroup driver (not available: PID 1 must be systemd).
-    #[arg(long = "systemd-cgroup", global = true)]
+    #[arg(long = "systemd-cgroup", global = true, help_heading = GLOBAL)]
     systemd_cgroup: bool,
     /// Print the version.
     #[arg(short = 'v', long)]
@@ -49,6 +55,9 @@ pub struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
+
+/// The help heading of the flags every command takes, apart from a command's own.
+const GLOBAL: &str = "Global options";
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
@@ -92,38 +101,100 @@ enum Command {
 
 /// Parses argv, runs the command, prints any error; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match Cli::try_parse_from(&argv) {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(&argv, e),
+    };
     let format = match cli.log_format {
         LogFormat::Text => logging::Format::Text,
         LogFormat::Json => logging::Format::Json,
     };
-    logging::init(cli.log.clone(), format, cli.debug);
+    // Before anything is cloned: the log descriptor is opened once and inherited.
+    if let Err(e) = logging::init(cli.log.as_deref(), format, cli.debug) {
+        eprintln!("strata: {e}");
+        return 1;
+    }
     if cli.version {
         print_version();
         return 0;
     }
-    match dispatch(&cli) {
+    let Some(command) = &cli.command else {
+        // runc: a bare invocation prints the help.
+        let _ = Cli::command().print_help();
+        return 0;
+    };
+    match dispatch(&cli, command) {
         Ok(code) => code,
         Err(e) => {
-            let msg = e.to_string();
-            logging::error(&msg);
+            // runc exits 255 when `exec` itself fails, so engines can tell it from the
+            // status of the program it ran; every other failure is 1.
+            let (msg, code) = match command {
+                Command::Exec(_) => (format!("exec failed: {e}"), 255),
+                _ => (e.to_string(), 1),
+            };
+            if logging::to_file() {
+                logging::error(&msg);
+            }
             eprintln!("strata: {msg}");
-            1
+            code
         }
     }
 }
 
-fn dispatch(cli: &Cli) -> Result<i32> {
+/// A command line clap refused (or --help): clap's text on the terminal, and, as runc
+/// does, the one-line error in the --log file engines read. Exit codes are runc's:
+/// 0 for help, 3 for an unknown command, 1 otherwise.
+fn usage_error(argv: &[OsString], e: clap::Error) -> i32 {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        let _ = e.print();
+        return 0;
+    }
+    let (log, format) = scan_log_flags(argv);
+    if let Err(le) = logging::init(log.as_deref(), format, false) {
+        eprintln!("strata: {le}");
+    } else if logging::to_file() {
+        let rendered = e.to_string();
+        logging::error(rendered.lines().next().unwrap_or_default().trim_start_matches("error: "));
+    }
+    let _ = e.print();
+    if e.kind() == ErrorKind::InvalidSubcommand {
+        3
+    } else {
+        1
+    }
+}
+
+/// --log and --log-format read by hand, for when clap refused the command line.
+fn scan_log_flags(argv: &[OsString]) -> (Option<PathBuf>, logging::Format) {
+    let (mut log, mut format) = (None, logging::Format::Text);
+    let mut it = argv.iter().skip(1).map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_string(), Some(v.to_string())),
+            None => (arg.clone(), None),
+        };
+        match flag.as_str() {
+            "--" => break,
+            "--log" => log = inline.or_else(|| it.next()).map(PathBuf::from),
+            "--log-format" => {
+                let json = inline.or_else(|| it.next()).as_deref() == Some("json");
+                format = if json { logging::Format::Json } else { logging::Format::Text };
+            }
+            _ => {}
+        }
+    }
+    (log, format)
+}
+
+fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
     if cli.systemd_cgroup {
         return Err(crate::Error::Refused(
             "--systemd-cgroup: the systemd cgroup driver is not supported by this build (use cgroupfs paths)".into(),
         ));
     }
     let store = Store::new(&cli.root);
-    let Some(command) = &cli.command else {
-        print_version();
-        return Ok(0);
-    };
     match command {
         Command::Create(a) => create::run(&store, a).map(|_| 0),
         Command::Exec(a) => exec::run(&store, a),

@@ -3,6 +3,7 @@ use crate::error::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The container id.
     pub id: String,
 }
 

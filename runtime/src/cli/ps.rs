@@ -12,8 +12,9 @@ pub struct Args {
     /// Output format: table or json.
     #[arg(short = 'f', long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// The container id.
     pub id: String,
-    /// Options for ps (default -ef).
+    /// Arguments for the host's ps, after `--`; -ef when none.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
@@ -21,7 +22,12 @@ pub struct Args {
 pub fn run(store: &Store, a: &Args) -> Result<()> {
     let pids = container::pids(store, &a.id)?;
     if a.format == "json" {
-        let s = serde_json::to_string(&pids).map_err(|e| Error::os("encode JSON", std::io::Error::other(e)))?;
+        // runc encodes an empty Go slice (a stopped container) as null.
+        let s = if pids.is_empty() {
+            "null".to_string()
+        } else {
+            serde_json::to_string(&pids).map_err(|e| Error::os("encode JSON", std::io::Error::other(e)))?
+        };
         println!("{s}");
         return Ok(());
     }

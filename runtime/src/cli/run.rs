@@ -50,7 +50,9 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
         // SAFETY: plain prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
     }
+    super::create::debug_asked("run", &a.create);
     let state = container::create(store, id, &opts)?;
+    super::create::debug_created(&state);
     let master = match &pty {
         Some(listener) => match listener.receive_master() {
             Ok(m) => Some(m),
@@ -62,6 +64,7 @@ pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
         None => None,
     };
     drop(pty);
+    crate::debug!("start {id}");
     if let Err(e) = container::start(store, id) {
         let _ = container::delete(store, id, true);
         return Err(e);

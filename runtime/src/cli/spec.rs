@@ -1,15 +1,20 @@
+//! `spec`: write the default config.json, the installed runc's unless --hardened.
+
 use std::path::PathBuf;
 
 use crate::error::{Context, Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Where to write config.json (default: the current directory).
+    /// Directory to write config.json in.
     #[arg(short = 'b', long, default_value = ".")]
     pub bundle: PathBuf,
     /// A config for running without root: a user namespace mapping the caller.
     #[arg(long)]
     pub rootless: bool,
+    /// Also a cgroup namespace and /sys/devices/virtual/powercap masked (not in runc 1.1's default).
+    #[arg(long)]
+    pub hardened: bool,
 }
 
 pub fn run(a: &Args) -> Result<()> {
@@ -17,7 +22,6 @@ pub fn run(a: &Args) -> Result<()> {
     if path.exists() {
         return Err(Error::Refused(format!("{} exists: remove it first", path.display())));
     }
-    let spec = crate::spec::default_spec(a.rootless);
-    let text = serde_json::to_string_pretty(&spec).map_err(|e| Error::os("encode config.json", std::io::Error::other(e)))?;
-    std::fs::write(&path, text + "\n").ctx(|| format!("write {}", path.display()))
+    let text = crate::spec::default_spec_text(a.rootless, a.hardened);
+    std::fs::write(&path, text).ctx(|| format!("write {}", path.display()))
 }

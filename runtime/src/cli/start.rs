@@ -3,9 +3,13 @@ use crate::error::Result;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The container id.
     pub id: String,
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
-    container::start(store, &a.id)
+    crate::debug!("start {}", a.id);
+    container::start(store, &a.id)?;
+    crate::debug!("started {}", a.id);
+    Ok(())
 }

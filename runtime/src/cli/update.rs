@@ -56,6 +56,7 @@ pub struct Args {
     /// Maximum number of pids (-1 for none).
     #[arg(long = "pids-limit", allow_negative_numbers = true)]
     pub pids_limit: Option<i64>,
+    /// The container id.
     pub id: String,
 }
 

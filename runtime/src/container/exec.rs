@@ -104,7 +104,11 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
     };
     let pid = process::spawn_exec(&join)?;
     if let Some(path) = &o.pid_file {
-        super::create::write_pid_file(path, pid)?;
+        // runc: a process nobody can find through its pid file is killed, not left running.
+        if let Err(e) = super::create::write_pid_file(path, pid) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            return Err(e);
+        }
     }
     // Other commands on this container (kill, delete) must not wait for our process.
     drop(locked);
@@ -140,6 +144,15 @@ fn open_namespaces(state: &ContainerState) -> Result<Vec<NsJoin>> {
 /// The cgroup.procs files the process joins: the container's cgroup in every
 /// hierarchy, or the named sub-cgroups of it (which must exist, as in runc).
 fn cgroup_procs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathBuf>> {
+    // runc: a controller the container has no hierarchy for (any, on cgroup v2) is an error.
+    for s in subs {
+        let controllers = s.split_once(':').map(|(c, _)| c).unwrap_or_default();
+        for c in controllers.split(',').filter(|c| !c.is_empty()) {
+            if !state.cgroup.dirs.iter().any(|d| d.controllers.iter().any(|have| have == c)) {
+                return Err(Error::Refused(format!("--cgroup {s}: unknown controller {c:?}")));
+            }
+        }
+    }
     let mut out = Vec::new();
     for dir in &state.cgroup.dirs {
         let mut target = dir.full();

@@ -26,21 +26,18 @@ pub struct ExecProcessArgs {
 
 pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
     let mut p = match &a.process_file {
-        Some(file) => read_process_file(file)?,
+        // runc: the file is the whole process; the other process flags are ignored.
+        Some(file) => return with_args(read_process_file(file)?),
         None => {
             let mut p = spec.process().clone().unwrap_or_default();
             if a.args.is_empty() {
-                return Err(Error::Refused("exec: no command given (pass CMD [ARGS...] or --process)".into()));
+                return Err(Error::Refused("no command given (pass COMMAND [ARGS...] or --process FILE)".into()));
             }
             p.set_args(Some(a.args.clone()));
             p
         }
     };
-    if a.tty {
-        p.set_terminal(Some(true));
-    } else if a.process_file.is_none() {
-        p.set_terminal(Some(false));
-    }
+    p.set_terminal(Some(a.tty));
     if !a.env.is_empty() {
         let mut env = p.env().clone().unwrap_or_default();
         for e in &a.env {
@@ -80,16 +77,25 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
     if a.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    with_args(p)
+}
+
+fn with_args(p: Process) -> Result<Process> {
     match p.args() {
         Some(args) if !args.is_empty() && !args[0].is_empty() => Ok(p),
-        _ => Err(Error::Refused("exec: the process has no args".into())),
+        _ => Err(Error::Refused("process args cannot be empty".into())),
     }
 }
 
+/// Reads --process FILE. A missing `user` is uid 0, gid 0, as in runc (Go's zero value).
 fn read_process_file(file: &Path) -> Result<Process> {
-    let bytes = std::fs::read(file).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })?;
-    let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Config { file: file.into(), message: e.to_string() })
+    let bad = |message: String| Error::Config { file: file.into(), message };
+    let bytes = std::fs::read(file).map_err(|e| bad(e.to_string()))?;
+    let mut v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    if let Some(obj) = v.as_object_mut() {
+        obj.entry("user").or_insert_with(|| serde_json::json!({}));
+    }
+    serde_path_to_error::deserialize(v).map_err(|e| bad(e.to_string()))
 }
 
 /// runc's --cap: added to bounding, effective and permitted, and to ambient when the

@@ -8,15 +8,17 @@ use super::{load, ContainerState, Status, Store};
 use crate::error::{Error, Result};
 use crate::sys::{pidfd_open, pidfd_send_signal, proc_stat};
 
+/// Signal 0 only checks that the target exists (a liveness probe), as kill(2).
 pub fn kill(store: &Store, id: &str, sig: i32, all: bool) -> Result<()> {
     let (_locked, state, status) = load(store, id)?;
-    if !matches!(status, Status::Created | Status::Running | Status::Paused) {
-        return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "kill (not running)" });
-    }
     if all {
+        // Like runc, --all works on a stopped container too: when the init exits,
+        // containerd's shim sends `kill --all ID 9` to reap what is left in its cgroup.
         kill_all(&state, sig)?;
-    } else {
+    } else if matches!(status, Status::Created | Status::Running | Status::Paused) {
         signal_init(&state, sig)?;
+    } else {
+        return Err(Error::NotRunning { id: id.into(), status: status.to_string() });
     }
     // A frozen task only dies once thawed: a SIGKILL to a paused container thaws it.
     if status == Status::Paused && sig == libc::SIGKILL {
@@ -44,9 +46,20 @@ pub fn signal_init(state: &ContainerState, sig: i32) -> Result<()> {
 }
 
 /// Signals every process in the container's cgroup; refused for a cgroup that is the
-/// host's (root or the runtime's own).
+/// host's (root or the runtime's own). The cgroup is frozen meanwhile (as runc does) so
+/// that a process forking in a loop can't outrun the signal.
 pub fn kill_all(state: &ContainerState, sig: i32) -> Result<()> {
     state.cgroup.ensure_container_owned("kill --all")?;
+    // A paused container stays paused (a SIGKILL thaws it in `kill`).
+    let froze = !state.cgroup.is_frozen() && crate::cgroups::freezer::freeze(&state.cgroup).is_ok();
+    let result = signal_pids(state, sig);
+    if froze {
+        crate::cgroups::freezer::thaw(&state.cgroup)?;
+    }
+    result
+}
+
+fn signal_pids(state: &ContainerState, sig: i32) -> Result<()> {
     let signal = Signal::try_from(sig).ok();
     for pid in state.cgroup.pids()? {
         match sys_kill(Pid::from_raw(pid), signal) {
