@@ -1,6 +1,7 @@
 //! runc's command line, one file per subcommand. Each file turns its flags into a call
 //! on the library; errors come back typed and are printed here, once.
 
+mod completion;
 mod create;
 mod delete;
 mod exec;
@@ -97,6 +98,8 @@ enum Command {
     Spec(spec::Args),
     /// Print what this runtime supports (runtime-spec features.md).
     Features,
+    /// Print a shell completion script (bash, zsh or fish).
+    Completion(completion::Args),
 }
 
 /// Parses argv, runs the command, prints any error; returns the exit code.
@@ -211,7 +214,16 @@ fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
         Command::Update(a) => update::run(&store, a).map(|_| 0),
         Command::Spec(a) => spec::run(a).map(|_| 0),
         Command::Features => features::run().map(|_| 0),
+        Command::Completion(a) => {
+            completion::run(a);
+            Ok(0)
+        }
     }
+}
+
+/// The command-line definition, for tools that generate man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 fn print_version() {
