@@ -118,11 +118,16 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
+    exec::prepare_unfiltered(opts.spec, process)?;
+    let tramp = super::finish::before_filter(opts.preserve_fds)?;
+    // From the early filter on, the init makes only the calls runc's init makes after
+    // its own: a profile that runs under runc runs here.
     super::finish::install_early(opts.seccomp.as_ref())?;
-    let prepared = exec::prepare(opts.spec, process)?;
+    let prepared = exec::prepare(process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    super::finish::install_late(opts.seccomp.as_ref())?;
     ch.send(&Message::Ready)?;
 
     // Nobody listens on the channel any more: failures from here go to stderr.
@@ -137,16 +142,17 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         Ok(()) => {
             drop(fifo);
             drop(host_proc);
-            match super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp.as_ref()) {
+            match super::finish::execve(prepared, tramp, opts.seccomp.is_some()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             }
         }
         Err(e) => e,
     };
-    eprintln!("strata: container init: {err}");
+    // runc's init prints its error and exits 1 the same way (`exec /bin/x: ...`).
+    eprintln!("{err}");
     // SAFETY: leave without running the runtime's destructors.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(1) }
 }
 
 /// A fresh session keyring, so containers don't share the runtime's keys (runc's

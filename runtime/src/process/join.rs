@@ -168,14 +168,17 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     if let Some(socket) = &opts.console_socket {
         crate::console::setup(socket, opts.process.console_size(), false)?;
     }
+    super::exec::prepare_unfiltered(opts.spec, opts.process)?;
+    let tramp = super::finish::before_filter(opts.preserve_fds)?;
     super::finish::install_early(opts.seccomp)?;
-    let prepared = super::exec::prepare(opts.spec, opts.process)?;
+    let prepared = super::exec::prepare(opts.process)?;
     ch.send(&Message::Ready)?;
     match ch.recv()? {
         Some(Message::Go) => {}
         _ => return Err(Error::Init("exec: the runtime went away before the process could start".into())),
     }
-    super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp)
+    super::finish::install_late(opts.seccomp)?;
+    super::finish::execve(prepared, tramp, opts.seccomp.is_some())
 }
 
 /// Empty mask, default dispositions: the foreground `exec` blocks what it forwards.

@@ -1,9 +1,12 @@
 //! The runtime <-> init channel: a SEQPACKET socketpair, one message per packet, so
 //! the init's own error reaches `create` whole and a dead init reads as end-of-file.
+//! Packets go through plain read(2)/write(2): the init still talks on the channel under
+//! the container's seccomp filter, and a profile written for runc (whose init talks on
+//! its pipe with read/write) need not allow sendto/recvfrom.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
 use crate::error::{Context, Error, Result};
 
@@ -58,15 +61,21 @@ pub fn pair() -> Result<(Channel, Channel)> {
 
 impl Channel {
     pub fn send(&self, m: &Message) -> Result<()> {
-        send(self.fd.as_raw_fd(), &m.encode(), MsgFlags::MSG_NOSIGNAL).ctx(|| "send on sync socket")?;
-        Ok(())
+        // No MSG_NOSIGNAL without send(2): the runtime ignores SIGPIPE, and an init whose
+        // runtime is gone may as well die of it.
+        loop {
+            match nix::unistd::write(&self.fd, &m.encode()) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(drop).ctx(|| "send on sync socket"),
+            }
+        }
     }
 
     /// The next message; None when the other end is gone (the init died).
     pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 8192];
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match nix::unistd::read(&self.fd, &mut buf) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
                     return Message::decode(&buf[..n])

@@ -4,10 +4,12 @@
 //! profile fails before anything on the system changes; the child only calls
 //! [`Filter::install`], the one syscall (plus the listener hand-off) left to do.
 //!
-//! Where it is installed: with noNewPrivileges, as late as possible (after the exec
-//! fifo, right before execve), so the filter never sees the runtime's own calls;
-//! without it the kernel demands CAP_SYS_ADMIN, so it goes in before the capabilities
-//! are dropped, as runc does ([`Filter::install_early`] says which).
+//! Where it is installed, as runc does: with noNewPrivileges, late (after the
+//! process's own setup, before the exec fifo and the startContainer hooks, which run
+//! under it); without it the kernel demands CAP_SYS_ADMIN, so it goes in before the
+//! capabilities are dropped ([`Filter::install_early`] says which). Either way the
+//! process makes only calls runc's init also makes once the filter is in (see
+//! `process::finish`).
 
 mod bpf;
 pub mod notify;
@@ -85,7 +87,7 @@ impl Filter {
     }
 
     /// Installs the filter on the calling thread; with a NOTIFY rule, sends the
-    /// listener to the agent. `state` is the container state JSON the agent receives.
+    /// listener to the agent (with the state the runtime published before).
     pub fn install(&self) -> Result<()> {
         let prog = libc::sock_fprog { len: self.program.len() as u16, filter: self.program.as_ptr() as *mut _ };
         let mut flags = self.flags;
