@@ -140,3 +140,154 @@ fn start_container_hooks_run_under_the_containers_filter() {
         assert_eq!(seen, (false, false), "noNewPrivileges {nnp}");
     }
 }
+
+/// A net and a uts namespace made for the test, bind-mounted at DIR/net and DIR/uts
+/// (the bundle unmounts them); returns their names as /proc/PID/ns shows them.
+fn make_namespaces(dir: &std::path::Path) -> (String, String) {
+    use std::os::unix::fs::MetadataExt;
+    for f in ["net", "uts"] {
+        File::create(dir.join(f)).unwrap();
+    }
+    let st = Command::new("unshare")
+        .arg(format!("--net={}", dir.join("net").display()))
+        .arg(format!("--uts={}", dir.join("uts").display()))
+        .args(["hostname", "made-by-test"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "unshare --net --uts");
+    let ino = |f: &str| std::fs::metadata(dir.join(f)).unwrap().ino();
+    (format!("net:[{}]", ino("net")), format!("uts:[{}]", ino("uts")))
+}
+
+/// What each party saw when the config joins a net and a uts namespace by path.
+#[derive(Debug, PartialEq)]
+struct Joined {
+    run_ok: bool,
+    /// "host", "joined" or "other", for net then uts.
+    prestart: Vec<String>,
+    create_runtime: Vec<String>,
+    create_container_cwd_is_rootfs: bool,
+    container: Vec<String>,
+    /// The container's `hostname`, and the joined namespace's once the container is gone.
+    hostname: Option<String>,
+    joined_hostname: String,
+}
+
+fn join_by_path(b: &mut Bundle, hostname: Option<&str>) -> Joined {
+    let (net, uts) = make_namespaces(&b.dir);
+    let (host_net, host_uts) = (ns_link("self", "net"), ns_link("self", "uts"));
+    let label = |link: &str| match link {
+        l if l == net || l == uts => "joined".to_string(),
+        l if l == host_net || l == host_uts => "host".to_string(),
+        l => format!("other {l}"),
+    };
+    for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+        match ns["type"].as_str().unwrap() {
+            "network" => ns["path"] = json!(b.dir.join("net")),
+            "uts" => ns["path"] = json!(b.dir.join("uts")),
+            _ => {}
+        }
+    }
+    b.config["hostname"] = json!(hostname);
+    let record = |kind: &str| {
+        let out = b.dir.join(format!("{kind}.ns"));
+        json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("readlink /proc/self/ns/net /proc/self/ns/uts > {}", out.display())] })
+    };
+    let cwd = b.dir.join("createContainer.cwd");
+    b.config["hooks"] = json!({
+        "prestart": [record("prestart")],
+        "createRuntime": [record("createRuntime")],
+        "createContainer": [{ "path": "/bin/sh", "args": ["sh", "-c", format!("pwd > {}", cwd.display())] }],
+    });
+    b.sh("readlink /proc/self/ns/net; readlink /proc/self/ns/uts; hostname");
+    let id = b.id("joinns");
+    let out = b.run(&id);
+    let read = |kind: &str| -> Vec<String> {
+        std::fs::read_to_string(b.dir.join(format!("{kind}.ns"))).unwrap_or_default().lines().map(|l| label(l)).collect()
+    };
+    let seen = stdout(&out);
+    let lines: Vec<&str> = seen.lines().collect();
+    let joined_hostname = Command::new("nsenter").arg(format!("--uts={}", b.dir.join("uts").display())).arg("hostname").output().unwrap();
+    Joined {
+        run_ok: out.status.success(),
+        prestart: read("prestart"),
+        create_runtime: read("createRuntime"),
+        create_container_cwd_is_rootfs: std::fs::read_to_string(&cwd).is_ok_and(|c| c.trim() == b.dir.join("rootfs").to_str().unwrap()),
+        container: lines.iter().take(2).map(|l| label(l)).collect(),
+        hostname: lines.get(2).map(|h| h.to_string()),
+        joined_hostname: stdout(&joined_hostname).trim().to_string(),
+    }
+}
+
+/// Namespaces joined by path are the init's: prestart and createRuntime hooks run in
+/// the runtime's own (the host's), the container in the joined ones; createContainer
+/// hooks run in the container's root.
+#[test]
+fn namespaces_joined_by_path_are_the_inits_and_hooks_keep_the_runtimes() {
+    let seen = differential("joinns", |b, _| join_by_path(b, None));
+    let both = |s: &str| vec![s.to_string(), s.to_string()];
+    assert!(seen.run_ok);
+    assert_eq!((seen.prestart, seen.create_runtime, seen.container), (both("host"), both("host"), both("joined")));
+    assert!(seen.create_container_cwd_is_rootfs);
+    assert_eq!(seen.joined_hostname, "made-by-test");
+}
+
+/// runc sets `hostname` in a uts namespace joined by path.
+#[test]
+fn hostname_is_set_in_a_uts_namespace_joined_by_path() {
+    let seen = differential("joinuts", |b, _| join_by_path(b, Some("set-by-runtime")));
+    assert!(seen.run_ok);
+    assert_eq!(seen.hostname.as_deref(), Some("set-by-runtime"));
+    assert_eq!(seen.joined_hostname, "set-by-runtime");
+}
+
+/// A pid namespace joined by path (another container's) holds the init: the runtime
+/// never enters it, the init forks once more to be in it.
+#[test]
+fn a_pid_namespace_joined_by_path_holds_the_container() {
+    let seen = differential("joinpid", |b, _| {
+        b.args(&["sleep", "100"]);
+        let holder = b.id("holder");
+        b.create(&holder);
+        assert_ok(&output_of(b.command(&["start", &holder])), "start");
+        let pid = b.state(&holder).unwrap()["pid"].as_i64().unwrap();
+        for ns in b.config["linux"]["namespaces"].as_array_mut().unwrap() {
+            if ns["type"] == "pid" {
+                ns["path"] = json!(format!("/proc/{pid}/ns/pid"));
+            }
+        }
+        b.sh("[ $$ != 1 ] && echo not-pid-1; cat /proc/1/comm");
+        let id = b.id("joiner");
+        let out = b.run(&id);
+        (out.status.code(), stdout(&out))
+    });
+    assert_eq!(seen, (Some(0), "not-pid-1\nsleep\n".to_string()));
+}
+
+/// A new user namespace and a network namespace joined by path: the init joins the
+/// network namespace with the host's privileges, then creates the user namespace.
+#[test]
+fn a_new_user_namespace_comes_after_the_joins() {
+    let seen = differential("userjoin", |b, _| {
+        let (net, _) = make_namespaces(&b.dir);
+        let list = b.config["linux"]["namespaces"].as_array_mut().unwrap();
+        for ns in list.iter_mut() {
+            if ns["type"] == "network" {
+                ns["path"] = json!(b.dir.join("net"));
+            }
+        }
+        list.push(json!({ "type": "user" }));
+        let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+        b.config["linux"]["uidMappings"] = map.clone();
+        b.config["linux"]["gidMappings"] = map;
+        // sysfs and cgroupfs can't be mounted for a network namespace the new user
+        // namespace does not own (runc fails the same way).
+        b.config["mounts"].as_array_mut().unwrap().retain(|m| !m["destination"].as_str().unwrap().starts_with("/sys"));
+        b.sh("readlink /proc/self/ns/net; cat /proc/self/uid_map");
+        let id = b.id("userjoin");
+        let out = b.run(&id);
+        let text = stdout(&out).replace(&net, "joined");
+        (out.status.code(), text.split_whitespace().collect::<Vec<_>>().join(" "))
+    });
+    assert_eq!(seen, (Some(0), "joined 0 100000 65536".to_string()));
+}

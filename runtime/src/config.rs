@@ -150,11 +150,12 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if new_ns(LinuxNamespaceType::User) && !(uid_maps && gid_maps) {
         return Err(Error::field("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings"));
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
-        return Err(Error::field("hostname", "setting a hostname needs a new uts namespace"));
+    // A uts namespace joined by path will do, as with runc: the names are set in it.
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::field("hostname", "setting a hostname needs a uts namespace"));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
-        return Err(Error::field("domainname", "setting a domainname needs a new uts namespace"));
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::field("domainname", "setting a domainname needs a uts namespace"));
     }
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;

@@ -40,6 +40,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     // Die with `create` while setting up; cleared just before reporting ready.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // Opened while our credentials are still the runtime's: as root of a new user
+    // namespace the state directory may be out of reach.
+    let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
     let plan = &opts.namespaces;
 
     namespaces::enter(&plan.joins_in_init)?;
@@ -48,8 +52,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         unshare(unshare_now).ctx(|| "unshare namespaces")?;
     }
     if plan.fork_for_pid {
-        unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
-        match clone_fork(0, None).ctx(|| "fork init into new pid namespace")? {
+        if plan.new_pid {
+            unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
+        }
+        match clone_fork(0, None).ctx(|| "fork init into its pid namespace")? {
             Forked::Parent(pid) => {
                 let _ = ch.send(&Message::Pid(pid));
                 // SAFETY: the intermediate process is done.
@@ -57,6 +63,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
             }
             Forked::Child => {}
         }
+    } else if plan.init_reports_pid {
+        // The runtime maps the user namespace we just unshared: tell it we did. Still in
+        // the runtime's pid namespace, getpid is the pid it knows.
+        ch.send(&Message::Pid(nix::unistd::getpid().as_raw()))?;
     }
 
     // The runtime maps our ids and places us in the cgroup, then says go.
@@ -73,7 +83,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     if plan.new_time {
         enter_new_time_namespace(opts)?;
     }
-    if plan.new_uts {
+    if plan.has_uts() {
+        // In a joined uts namespace too: runc sets the names wherever the init's is.
         set_names(opts)?;
     }
     if !opts.no_new_keyring {
@@ -85,8 +96,6 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     let host_proc: OwnedFd = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| "open /proc")?;
     crate::sysctl::apply(opts.spec, &host_proc)?;
-    let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
 
     let rootfs_ctx = RootfsContext {
         spec: opts.spec,
@@ -108,6 +117,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     // Hooks get our pid as the host sees it: the host's /proc still answers /proc/self.
     let own_pid = host_pid();
     let hook_state = || hooks::state_json(opts.spec, opts.id, "creating", own_pid, opts.bundle);
+    // createContainer hooks run in the container's root, as runc's do.
+    nix::unistd::chdir(opts.rootfs).ctx(|| format!("chdir {}", opts.rootfs.display()))?;
     if !hooks::Kind::CreateContainer.of(opts.spec).is_empty() {
         hooks::run(hooks::Kind::CreateContainer, opts.spec, &hook_state())?;
     }

@@ -21,7 +21,7 @@ use oci_spec::runtime::{LinuxIdMapping, Spec};
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::namespaces::{self, NamespacePlan};
+use crate::namespaces::NamespacePlan;
 use crate::sys::{clone_fork, Forked};
 use sync::Message;
 
@@ -55,7 +55,6 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free).and_then(|_| child.move_above(first_free)).map_err(|e| (None, e))?;
 
-    namespaces::enter(&opts.namespaces.joins_before_clone).map_err(|e| (None, e))?;
     let cgroup_fd: Option<OwnedFd> = match opts.cgroup.unified_only_dir() {
         Some(dir) => Some(
             nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
@@ -78,11 +77,14 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
     let mut pid = pid;
     let fail = |pid: i32, e: Error| (Some(pid), e);
 
-    if opts.namespaces.fork_for_pid {
-        // The first child only forks the real init into the new pid namespace.
+    if opts.namespaces.init_reports_pid {
+        // The init's namespaces are set; with an extra fork, the first child only
+        // forked the real init into its pid namespace and exits.
         match parent.recv().map_err(|e| fail(pid, e))? {
             Some(Message::Pid(p)) => {
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                if p != pid {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                }
                 pid = p;
             }
             other => return Err(fail(pid, unexpected(other))),

@@ -14,7 +14,8 @@ use crate::error::{Context, Error, Result};
 pub enum Message {
     /// runtime -> init: ids are mapped and the cgroup is joined; carry on.
     Go,
-    /// init -> runtime (extra-fork path only): the pid of the real init.
+    /// init -> runtime, when it unshared a user namespace or forked into its pid
+    /// namespace: its namespaces are set; the pid of the real init.
     Pid(i32),
     /// init -> runtime: namespaces and mounts are made: run prestart/createRuntime
     /// hooks, then say Go.
