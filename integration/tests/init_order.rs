@@ -203,7 +203,7 @@ fn join_by_path(b: &mut Bundle, hostname: Option<&str>) -> Joined {
     let id = b.id("joinns");
     let out = b.run(&id);
     let read = |kind: &str| -> Vec<String> {
-        std::fs::read_to_string(b.dir.join(format!("{kind}.ns"))).unwrap_or_default().lines().map(|l| label(l)).collect()
+        std::fs::read_to_string(b.dir.join(format!("{kind}.ns"))).unwrap_or_default().lines().map(label).collect()
     };
     let seen = stdout(&out);
     let lines: Vec<&str> = seen.lines().collect();
