@@ -291,3 +291,70 @@ fn a_new_user_namespace_comes_after_the_joins() {
     });
     assert_eq!(seen, (Some(0), "joined 0 100000 65536".to_string()));
 }
+
+/// `run` in a private mount namespace made for the test (standing in for the host's:
+/// without a mount namespace of its own, the container's mounts land in the runtime's),
+/// with no mount namespace listed. Returns the exit code, the container's output with
+/// its mount namespace named, and the mounts left under the bundle.
+fn run_without_mount_ns(b: &mut Bundle, script: &str) -> (Option<i32>, String, Vec<String>) {
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "mount");
+    // cgroupfs layouts differ between the runtimes (hybrid hierarchies): not the point here.
+    b.config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/sys/fs/cgroup");
+    b.sh(&format!("[ $(readlink /proc/self/ns/mnt) = $MNT ] && echo runtimes-mount-ns; {script}"));
+    b.write_config();
+    let id = b.id("nomnt");
+    let dir = b.dir.to_str().unwrap();
+    let inner = format!(
+        "MNT=$(readlink /proc/self/ns/mnt); sed -i \"s|\\\"TERM=xterm\\\"|\\\"TERM=xterm\\\", \\\"MNT=$MNT\\\"|\" {dir}/config.json; \
+         {} --root {} run -b {dir} {id}; echo rc=$?; grep -c ' {dir}' /proc/self/mountinfo",
+        b.runtime.display(),
+        b.root.display(),
+    );
+    let out = output_of({
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c", &inner]);
+        c
+    });
+    let text = stdout(&out);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let left = lines.pop().unwrap_or_default();
+    let rc = lines.pop().and_then(|l| l.strip_prefix("rc=").and_then(|c| c.parse().ok()));
+    (rc, lines.join("\n"), vec![left])
+}
+
+/// No mount namespace listed: the container shares the runtime's, its root is a chroot
+/// into the rootfs, and the config's mounts stay in the runtime's namespace (runc does
+/// not undo them either).
+#[test]
+fn without_a_mount_namespace_the_container_shares_the_runtimes() {
+    let seen = differential("nomnt", |b, _| {
+        b.config["root"]["readonly"] = json!(false);
+        b.config["linux"]["maskedPaths"] = json!([]);
+        b.config["linux"]["readonlyPaths"] = json!([]);
+        run_without_mount_ns(b, "ls /bin/busybox; cat /proc/1/comm")
+    });
+    assert_eq!(seen.0, Some(0), "{seen:?}");
+    assert_eq!(seen.1, "runtimes-mount-ns\n/bin/busybox\ncat");
+}
+
+/// runc refuses maskedPaths and readonlyPaths without a mount namespace: they would
+/// mask or remount the host's files.
+#[test]
+fn masked_paths_without_a_mount_namespace_are_refused() {
+    let seen = differential("nomnt-masked", |b, _| run_without_mount_ns(b, "true"));
+    assert_ne!(seen.0, Some(0));
+}
+
+/// root.readonly without a mount namespace: runc ignores it (the container writes into
+/// the rootfs); the spec says the root MUST be read-only, and the bind mount of the
+/// rootfs can be made so without touching anything else (conformance/README.md).
+#[test]
+fn without_a_mount_namespace_root_readonly_still_holds() {
+    let mut b = Bundle::new("nomnt-ro");
+    b.config["root"]["readonly"] = json!(true);
+    b.config["linux"]["maskedPaths"] = json!([]);
+    b.config["linux"]["readonlyPaths"] = json!([]);
+    let (rc, out, _) = run_without_mount_ns(&mut b, "touch /written 2>/dev/null || echo read-only");
+    assert_eq!((rc, out.as_str()), (Some(0), "runtimes-mount-ns\nread-only"));
+    assert!(!b.dir.join("rootfs/written").exists());
+}

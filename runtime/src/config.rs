@@ -159,8 +159,16 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;
+    // Without a mount namespace the container shares the runtime's (as with runc), but
+    // masking or read-only-binding paths there would do it to the host: refused, as runc.
     if !has(LinuxNamespaceType::Mount) {
-        return Err(Error::field("linux.namespaces", "a mount namespace is required"));
+        let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+        if listed(linux.and_then(|l| l.masked_paths().as_ref())) {
+            return Err(Error::field("linux.maskedPaths", "masking paths needs a mount namespace"));
+        }
+        if listed(linux.and_then(|l| l.readonly_paths().as_ref())) {
+            return Err(Error::field("linux.readonlyPaths", "read-only paths need a mount namespace"));
+        }
     }
     Ok(rootfs)
 }

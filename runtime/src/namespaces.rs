@@ -60,6 +60,11 @@ impl NamespacePlan {
         self.new_user || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::User)
     }
 
+    /// The init has a mount namespace of the container's own (new or joined).
+    pub fn has_mount(&self) -> bool {
+        self.new_mount || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::Mount)
+    }
+
     /// The init has a uts namespace of the container's own (new or joined).
     pub fn has_uts(&self) -> bool {
         self.new_uts || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::Uts)

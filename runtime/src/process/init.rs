@@ -105,6 +105,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         new_cgroup_ns: plan.new_cgroup,
         in_user_ns: plan.in_user_ns(),
         no_pivot: opts.no_pivot,
+        own_mount_ns: plan.has_mount(),
     };
     rootfs::prepare(&rootfs_ctx)?;
     if super::has_runtime_hooks(opts.spec) {

@@ -51,6 +51,10 @@ pub struct InitOptions<'a> {
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
 /// and cleans up; the error is the init's own message where it sent one.
 pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, Error)> {
+    if opts.no_pivot && !opts.namespaces.has_mount() {
+        // MS_MOVE over / in the runtime's own mount namespace would replace the host's root.
+        return Err((None, Error::Refused("--no-pivot needs a mount namespace in linux.namespaces".into())));
+    }
     let (mut parent, mut child) = sync::pair().map_err(|e| (None, e))?;
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free).and_then(|_| child.move_above(first_free)).map_err(|e| (None, e))?;
