@@ -55,7 +55,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         if plan.new_pid {
             unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
         }
-        match clone_fork(0, None).ctx(|| "fork init into its pid namespace")? {
+        // SAFETY: the init is single-threaded (a clone of the single-threaded runtime).
+        match unsafe { clone_fork(0) }.ctx(|| "fork init into its pid namespace")? {
             Forked::Parent(pid) => {
                 let _ = ch.send(&Message::Pid(pid));
                 // SAFETY: the intermediate process is done.

@@ -59,7 +59,8 @@ pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free)?;
     child.move_above(first_free)?;
-    let joiner = match clone_fork(0, None).ctx(|| "fork to join the container")? {
+    // SAFETY: the runtime is single-threaded; the child owns what it inherits.
+    let joiner = match unsafe { clone_fork(0) }.ctx(|| "fork to join the container")? {
         Forked::Child => {
             drop(parent);
             let err = match join(opts, &child) {
@@ -147,7 +148,8 @@ fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     for ns in &opts.namespaces {
         nix::sched::setns(ns.fd.as_fd(), ns.flag).ctx(|| format!("join the container's {} namespace", ns.name))?;
     }
-    match clone_fork(0, None).ctx(|| "fork into the container's pid namespace")? {
+    // SAFETY: the joiner is a single-threaded clone of the single-threaded runtime.
+    match unsafe { clone_fork(0) }.ctx(|| "fork into the container's pid namespace")? {
         Forked::Parent(pid) => {
             let _ = ch.send(&Message::Pid(pid));
             // SAFETY: the joiner is done.

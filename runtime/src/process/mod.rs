@@ -22,7 +22,7 @@ use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces::NamespacePlan;
-use crate::sys::{clone_fork, Forked};
+use crate::sys::{clone_fork_into_cgroup, Forked};
 use sync::Message;
 
 pub use exec::{open_exec_fifo_reader, EXEC_FIFO_MODE};
@@ -68,13 +68,14 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
         None => None,
     };
     let flags = opts.namespaces.clone_flags.bits() as u64;
-    let forked = clone_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
-    let pid = match forked {
-        Ok(Forked::Child) => {
+    // SAFETY: the runtime is single-threaded; the child owns what it inherits.
+    let forked = unsafe { clone_fork_into_cgroup(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+    let (pid, in_cgroup) = match forked {
+        Ok((Forked::Child, _)) => {
             drop(parent);
             init::run(opts, child)
         }
-        Ok(Forked::Parent(pid)) => pid,
+        Ok((Forked::Parent(pid), in_cgroup)) => (pid, in_cgroup),
         Err(e) => return Err((None, Error::os("clone container init", e))),
     };
     drop(child);
@@ -97,7 +98,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
     if opts.namespaces.new_user {
         write_id_maps(pid, opts.spec).map_err(|e| fail(pid, e))?;
     }
-    if cgroup_fd.is_none() {
+    if !in_cgroup {
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
     }
     if let Some(n) = opts.seccomp.as_ref().and_then(|f| f.notify.as_ref()) {
