@@ -7,7 +7,6 @@ use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
@@ -32,7 +31,7 @@ pub fn run(opts: &InitOptions, ch: Channel) -> ! {
 }
 
 fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
-    reset_signals();
+    super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
     // SAFETY: plain prctl with integer arguments.
@@ -172,22 +171,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
 /// default; --no-new-keyring skips it). Kernels or sandboxes without keyrings are fine.
 fn join_session_keyring() -> Result<()> {
     // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers we own.
-    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0usize) };
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
     match nix::errno::Errno::result(r) {
         Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => Ok(()),
         Err(e) => Err(Error::os("join session keyring", e)),
-    }
-}
-
-/// Empty signal mask, default dispositions: nothing the runtime did (Rust ignores
-/// SIGPIPE; `run` blocks the signals it forwards) may leak into the container.
-fn reset_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition is always sound.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
     }
 }
 

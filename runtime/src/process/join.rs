@@ -20,7 +20,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use oci_spec::runtime::{Process, Spec};
 
 use super::sync::{self, Channel, Message};
@@ -166,7 +165,7 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, 0);
     }
-    reset_signals();
+    super::reset_signals();
     if let Some(socket) = &opts.console_socket {
         crate::console::setup(socket, opts.process.console_size(), false)?;
     }
@@ -181,15 +180,4 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     }
     super::finish::install_late(opts.seccomp)?;
     super::finish::execve(prepared, tramp, opts.seccomp.is_some())
-}
-
-/// Empty mask, default dispositions: the foreground `exec` blocks what it forwards.
-fn reset_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition is always sound.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
 }

@@ -15,6 +15,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
@@ -126,6 +127,19 @@ fn run_runtime_hooks(opts: &InitOptions, pid: i32) -> Result<()> {
     let state = hooks::state_json(opts.spec, opts.id, "creating", pid, opts.bundle);
     hooks::run(hooks::Kind::Prestart, opts.spec, &state)?;
     hooks::run(hooks::Kind::CreateRuntime, opts.spec, &state)
+}
+
+/// Empty signal mask, default dispositions, for every container process (init and
+/// exec): nothing the runtime did (Rust ignores SIGPIPE; `run` and the foreground
+/// `exec` block the signals they forward) may leak into the container.
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition is always sound.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
 }
 
 fn unexpected(m: Option<Message>) -> Error {
