@@ -358,3 +358,21 @@ fn without_a_mount_namespace_root_readonly_still_holds() {
     assert_eq!((rc, out.as_str()), (Some(0), "runtimes-mount-ns\nread-only"));
     assert!(!b.dir.join("rootfs/written").exists());
 }
+
+/// `exec` into a container under the same allow-list: the exec'd process makes only
+/// runc's calls after its filter, too.
+#[test]
+fn exec_under_a_runc_allow_list_runs_as_under_runc() {
+    let seen = differential("seccomp-exec", |b, _| {
+        let mut profile = runc_allow_list(&[]);
+        profile["syscalls"][0]["names"].as_array_mut().unwrap().push(json!("clock_nanosleep"));
+        with_profile(b, profile, false, &["sleep", "100"]);
+        let id = b.id("execseccomp");
+        b.create(&id);
+        assert_ok(&output_of(b.command(&["start", &id])), "start");
+        let out = output_of(b.command(&["exec", &id, "echo", "from-exec"]));
+        let _ = output_of(b.command(&["delete", "--force", &id]));
+        (out.status.code(), stdout(&out))
+    });
+    assert_eq!(seen, (Some(0), "from-exec\n".to_string()));
+}
