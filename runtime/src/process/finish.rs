@@ -50,21 +50,18 @@ pub fn install_late(seccomp: Option<&Filter>) -> Result<()> {
 }
 
 /// Execs the program through the trampoline, or directly when that fails (warned).
-/// `filtered`: a seccomp filter is in, so the trampoline goes through execve of
-/// /proc/self/fd/N: execveat is a call a profile may deny (or kill) where runc's
-/// execve passes.
-pub fn execve(p: Prepared, tramp: Option<OwnedFd>, filtered: bool) -> Result<Infallible> {
+/// The trampoline is exec'd with execveat where the seccomp filter (if any) surely lets
+/// it through, else with execve of /proc/self/fd/N: a profile may deny or kill
+/// execveat where runc's plain execve passes.
+pub fn execve(p: Prepared, tramp: Option<OwnedFd>, seccomp: Option<&Filter>) -> Result<Infallible> {
     if let Some(t) = &tramp {
         let (path, argv, envp) = p.parts();
-        let err = if filtered {
-            trampoline::execve_via_proc(t, path, argv, envp)
-        } else {
-            trampoline::execve(t, path, argv, envp)
-        };
-        crate::logging::warn(&format!(
-            "exec trampoline failed ({}): the container program is exec'd directly",
-            err.desc()
-        ));
+        // Each returns only on failure; /proc is the second way in.
+        if seccomp.is_none_or(|f| f.allows_execveat()) {
+            trampoline::execve(t, path, argv, envp);
+        }
+        let e = trampoline::execve_via_proc(t, path, argv, envp);
+        crate::logging::warn(&format!("exec trampoline failed ({}): the container program is exec'd directly", e.desc()));
     }
     exec::execve(p)
 }

@@ -154,7 +154,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         Ok(()) => {
             drop(fifo);
             drop(host_proc);
-            match super::finish::execve(prepared, tramp, opts.seccomp.is_some()) {
+            match super::finish::execve(prepared, tramp, opts.seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             }

@@ -179,5 +179,5 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
         _ => return Err(Error::Init("exec: the runtime went away before the process could start".into())),
     }
     super::finish::install_late(opts.seccomp)?;
-    super::finish::execve(prepared, tramp, opts.seccomp.is_some())
+    super::finish::execve(prepared, tramp, opts.seccomp)
 }

@@ -31,6 +31,8 @@ pub struct Filter {
     pub notify: Option<notify::Listener>,
     /// False when the process keeps noNewPrivileges off.
     late: bool,
+    /// The native filter lets execveat through whatever its arguments.
+    execveat_allowed: bool,
 }
 
 /// Compiles the spec's `linux.seccomp`, if any, for a process whose noNewPrivileges is `nnp`.
@@ -68,13 +70,32 @@ pub fn compile_profile(s: &LinuxSeccomp, nnp: bool) -> Result<Filter> {
     } else {
         None
     };
-    Ok(Filter { program, flags, notify, late: nnp })
+    let execveat_allowed = always_passes(&rules, libc::SYS_execveat as u32);
+    Ok(Filter { program, flags, notify, late: nnp, execveat_allowed })
+}
+
+/// Whether the native filter lets syscall `nr` through for any arguments: conditional
+/// rules are tried first, then the first unconditional one, then the default.
+fn always_passes(rules: &Rules, nr: u32) -> bool {
+    let passes = |a: Action| matches!(a, Action::Allow | Action::Log);
+    match rules.arches.get(&profile::NATIVE).and_then(|by_nr| by_nr.get(&nr)) {
+        None => passes(rules.default),
+        Some(list) => {
+            list.iter().all(|r| passes(r.action)) && (list.iter().any(|r| r.conds.is_empty()) || passes(rules.default))
+        }
+    }
 }
 
 impl Filter {
     /// True when the filter must go in before capabilities are dropped.
     pub fn install_early(&self) -> bool {
         !self.late
+    }
+
+    /// The process may call execveat under this filter (any arguments), so the exec
+    /// trampoline needs no /proc.
+    pub fn allows_execveat(&self) -> bool {
+        self.execveat_allowed
     }
 
     /// The number of BPF instructions (for benchmarks and tests).
