@@ -1,5 +1,5 @@
 //! Thin wrappers over the system calls that libc and nix don't wrap the way we need:
-//! a fork-style clone3, openat2 confined to a root, close_range, pidfds, and the
+//! a fork-style clone3 (or clone), openat2 confined to a root, close_range, pidfds, and the
 //! start time of a pid (so a recycled pid never passes for the container's init).
 
 use std::ffi::CString;

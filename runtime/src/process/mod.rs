@@ -1,7 +1,10 @@
 //! Starting the container's init without re-executing the runtime: one fork-style
-//! clone3 into the new namespaces, after which the child runs [`init::run`] on data the
-//! parent prepared before the clone. The parent writes the id maps, places the child in
-//! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
+//! clone3 (clone where a seccomp profile refuses clone3) into the new namespaces, after
+//! which the child runs [`init::run`] on data the parent prepared before the clone; the
+//! child joins the namespaces given by path. The parent writes the id maps, places the
+//! child in its cgroup (unless the clone did), tells it to go on, runs the prestart and
+//! createRuntime hooks in its own namespaces when asked, and waits for "ready" or the
+//! child's own error.
 
 mod attrs;
 mod exec;
