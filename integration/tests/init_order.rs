@@ -397,3 +397,22 @@ fn a_profile_that_kills_execveat_runs_as_under_runc() {
     b.config["mounts"].as_array_mut().unwrap().retain(|m| m["destination"] != "/proc");
     assert_eq!(scenario(&mut b), (Some(0), "hello\n".to_string()));
 }
+
+/// A runtime running where clone3 answers ENOSYS (inside a container under Docker's
+/// older profiles): runc's Go never uses clone3; strata falls back to clone and still
+/// puts the init in its cgroup.
+#[test]
+fn a_runtime_where_clone3_is_filtered_still_runs_containers() {
+    let seen = differential("no-clone3", |b, _| {
+        let id = b.id("noclone3");
+        // Without a cgroup namespace, /proc/self/cgroup shows the host's path.
+        b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+        b.sh(&format!("grep -q {id} /proc/self/cgroup && echo in-its-cgroup"));
+        b.write_config();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_no-clone3"));
+        c.arg(&b.runtime).arg("--root").arg(&b.root).args(["run", "-b", b.dir.to_str().unwrap(), &id]);
+        let out = output_of(c);
+        (out.status.code(), stdout(&out))
+    });
+    assert_eq!(seen, (Some(0), "in-its-cgroup\n".to_string()));
+}
