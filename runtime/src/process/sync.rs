@@ -1,12 +1,12 @@
 //! The runtime <-> init channel: a SEQPACKET socketpair, one message per packet, so
 //! the init's own error reaches `create` whole and a dead init reads as end-of-file.
-//! Packets go through plain read(2)/write(2): the init still talks on the channel under
-//! the container's seccomp filter, and a profile written for runc (whose init talks on
-//! its pipe with read/write) need not allow sendto/recvfrom.
+//! The init's packets go through plain read(2)/write(2): it still talks on the channel
+//! under the container's seccomp filter, and a profile written for runc (whose init
+//! talks on its pipe with read/write) need not allow sendto/recvfrom.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
 use crate::error::{Context, Error, Result};
 
@@ -51,21 +51,29 @@ impl Message {
 
 pub struct Channel {
     fd: OwnedFd,
+    /// The runtime's end: sends with MSG_NOSIGNAL, so a dead init is an error, never a
+    /// SIGPIPE (which `run` blocks and would forward). The init's end writes: an init
+    /// whose runtime is gone may as well die of SIGPIPE.
+    runtime_end: bool,
 }
 
 /// A connected pair: (runtime end, init end). Both close on exec.
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .ctx(|| "create sync socketpair")?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel { fd: a, runtime_end: true }, Channel { fd: b, runtime_end: false }))
 }
 
 impl Channel {
     pub fn send(&self, m: &Message) -> Result<()> {
-        // No MSG_NOSIGNAL without send(2): the runtime ignores SIGPIPE, and an init whose
-        // runtime is gone may as well die of it.
+        let packet = m.encode();
         loop {
-            match nix::unistd::write(&self.fd, &m.encode()) {
+            let r = if self.runtime_end {
+                send(self.fd.as_raw_fd(), &packet, MsgFlags::MSG_NOSIGNAL)
+            } else {
+                nix::unistd::write(&self.fd, &packet)
+            };
+            match r {
                 Err(nix::errno::Errno::EINTR) => continue,
                 r => return r.map(drop).ctx(|| "send on sync socket"),
             }
