@@ -11,10 +11,9 @@ use strata_integration::*;
 /// What runc 1.1.5's init calls after installing the filter without noNewPrivileges
 /// (strace of `runc init`'s locked thread), the Go runtime's own calls, and what
 /// busybox's `echo` needs: an allow-list a real runc user could have written. Not in
-/// it: close_range, memfd_create, execveat, statx, sendto/recvfrom. The identity calls
-/// are setuid/setgid for runc and setresuid/setresgid for strata: both are allowed.
+/// it: close_range, memfd_create, execveat, statx, sendto/recvfrom, setresuid.
 fn runc_allow_list(without: &[&str]) -> Value {
-    let runc_init = "getdents64 getpid prctl fstat setgid setuid setresgid setresuid setgroups close futex write read \
+    let runc_init = "getdents64 getpid prctl fstat setgid setuid setgroups close futex write read \
                      capget capset openat fstatfs getcwd fcntl rt_sigreturn getppid newfstatat chdir epoll_ctl \
                      faccessat2 faccessat execve";
     let go_runtime = "nanosleep sched_yield mmap munmap madvise rt_sigprocmask rt_sigaction sigaltstack gettid tgkill \
