@@ -176,3 +176,43 @@ pub fn enter(joins: &[Join]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(namespaces: serde_json::Value) -> NamespacePlan {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0", "root": { "path": "rootfs" }, "linux": { "namespaces": namespaces },
+        }))
+        .unwrap();
+        plan(&spec).unwrap()
+    }
+
+    #[test]
+    fn the_runtime_never_joins_and_the_clone_makes_what_it_can() {
+        // Joined pid and net: the clone still makes the mount namespace; the init joins
+        // both and forks once into the joined pid namespace.
+        let p = plan_of(serde_json::json!([
+            { "type": "pid", "path": "/proc/self/ns/pid" }, { "type": "mount" },
+            { "type": "network", "path": "/proc/self/ns/net" },
+        ]));
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWNS);
+        assert_eq!(p.joins_in_init.len(), 2);
+        assert!(p.fork_for_pid && p.init_reports_pid && !p.new_pid);
+
+        // A new user namespace and a joined one: the init joins, then unshares user and
+        // mount itself (the user namespace owning the mount namespace) and reports.
+        let p = plan_of(serde_json::json!([
+            { "type": "user" }, { "type": "mount" }, { "type": "uts", "path": "/proc/self/ns/uts" },
+        ]));
+        assert!(p.clone_flags.is_empty());
+        assert_eq!(p.unshare_flags, CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS);
+        assert!(p.init_reports_pid && !p.fork_for_pid && p.has_uts());
+
+        // Nothing joined: all in the clone, no report; no mount namespace is inherited.
+        let p = plan_of(serde_json::json!([{ "type": "pid" }, { "type": "network" }]));
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET);
+        assert!(!p.init_reports_pid && !p.fork_for_pid && !p.has_mount());
+    }
+}
