@@ -119,6 +119,14 @@ fn an_exec_that_fails_after_start_exits_1_with_runcs_message() {
     assert_eq!(seen, (Some(1), true));
     let seen = differential("badexec-seccomp", |b, _| run_unexecutable(b, Some(runc_allow_list(&[]))));
     assert_eq!(seen, (Some(1), true));
+    // create and start both succeed (the init was released before its exec failed).
+    let seen = differential("badexec-start", |b, rt| {
+        std::fs::write(b.dir.join("rootfs/bin/bad"), "not a program\n").unwrap();
+        Command::new("chmod").arg("+x").arg(b.dir.join("rootfs/bin/bad")).status().unwrap();
+        b.args(&["/bin/bad"]);
+        create_and_start(b, rt)
+    });
+    assert_eq!((seen.create_ok, seen.start_ok, seen.status.as_str()), (true, Some(true), "stopped"));
 }
 
 /// runc runs startContainer hooks after installing the filter, with or without
