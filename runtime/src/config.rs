@@ -150,16 +150,25 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     if new_ns(LinuxNamespaceType::User) && !(uid_maps && gid_maps) {
         return Err(Error::field("linux.uidMappings", "a new user namespace needs uidMappings and gidMappings"));
     }
-    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
-        return Err(Error::field("hostname", "setting a hostname needs a new uts namespace"));
+    // A uts namespace joined by path will do, as with runc: the names are set in it.
+    if spec.hostname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::field("hostname", "setting a hostname needs a uts namespace"));
     }
-    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !new_ns(LinuxNamespaceType::Uts) {
-        return Err(Error::field("domainname", "setting a domainname needs a new uts namespace"));
+    if spec.domainname().as_deref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::field("domainname", "setting a domainname needs a uts namespace"));
     }
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;
+    // Without a mount namespace the container shares the runtime's (as with runc), but
+    // masking or read-only-binding paths there would do it to the host: refused, as runc.
     if !has(LinuxNamespaceType::Mount) {
-        return Err(Error::field("linux.namespaces", "a mount namespace is required"));
+        let listed = |v: Option<&Vec<String>>| v.is_some_and(|v| !v.is_empty());
+        if listed(linux.and_then(|l| l.masked_paths().as_ref())) {
+            return Err(Error::field("linux.maskedPaths", "masking paths needs a mount namespace"));
+        }
+        if listed(linux.and_then(|l| l.readonly_paths().as_ref())) {
+            return Err(Error::field("linux.readonlyPaths", "read-only paths need a mount namespace"));
+        }
     }
     Ok(rootfs)
 }

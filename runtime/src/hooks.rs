@@ -2,10 +2,13 @@
 //! state on stdin, exactly its own `env`, its `args` (args[0] is argv[0]), and is
 //! killed after `timeout` seconds. Who runs which kind, and where:
 //!
-//! - prestart, createRuntime: the runtime, in its own namespaces, once the init has
-//!   made the container's namespaces and mounts but before pivot_root
-//! - createContainer: the init, in the container's namespaces, before pivot_root
-//! - startContainer: the init, after `start` released it and before the exec
+//! - prestart, createRuntime: the runtime, in its own namespaces (it never joins the
+//!   config's: the init does), once the init has made or joined the container's
+//!   namespaces and made its mounts, but before pivot_root
+//! - createContainer: the init, in the container's namespaces, with the rootfs as its
+//!   working directory, before pivot_root
+//! - startContainer: the init, after `start` released it and before the exec, under
+//!   the container's seccomp filter (as runc)
 //! - poststart: `start`, once the user process runs (failure: a logged warning)
 //! - poststop: `delete`, once the container is gone (failure: a logged warning)
 

@@ -3,14 +3,20 @@
 //! every `path` opened and type-checked, before anything on the system changes.
 //!
 //! Ordering rules the plan encodes:
-//! - pid, net, ipc, uts are joined by the runtime itself before the clone: a joined pid
-//!   namespace only affects children, and the others don't change how the runtime
-//!   sees the host filesystem;
-//! - user, mnt, cgroup and time are joined by the init; a joined user namespace comes
-//!   first and the new namespaces are then unshared inside it (so it owns them), with
-//!   one extra fork when a new pid namespace must be created there;
+//! - every namespace joined by `path` is joined by the init, never by the runtime
+//!   process: prestart and createRuntime hooks run in the runtime's namespaces (as
+//!   runc's do), and a joined pid namespace needs one extra fork of the init anyway;
+//! - the clone creates the new namespaces and the init then joins the others (a user
+//!   namespace first); with a joined user namespace, or a new one and anything joined,
+//!   the init joins first and unshares the new ones itself: inside the joined user
+//!   namespace (which then owns them), or after the joins (which need the host's
+//!   privileges) with the new user namespace owning the rest;
+//! - a new or joined pid namespace that the clone did not create costs the init one
+//!   extra fork; the init then reports the pid of the real init to the runtime;
 //! - new cgroup and time namespaces are unshared by the init after it has been placed
 //!   in its cgroup and before it execs.
+//!
+//! Namespace types the config does not list are the runtime's, as with runc.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
@@ -29,14 +35,15 @@ pub struct Join {
 }
 
 pub struct NamespacePlan {
-    /// Namespaces the clone itself creates (fast path: no joined user namespace).
+    /// Namespaces the clone itself creates (fast path: nothing joined by path).
     pub clone_flags: CloneFlags,
-    /// Namespaces the init unshares itself (inside a joined user namespace, or cgroup/time).
+    /// Namespaces the init unshares itself (after its joins, or cgroup/time).
     pub unshare_flags: CloneFlags,
-    /// A new pid namespace that must be created by an extra fork inside the init.
+    /// The init must fork once more to be in its pid namespace (new or joined).
     pub fork_for_pid: bool,
-    /// Joined by the runtime before the clone.
-    pub joins_before_clone: Vec<Join>,
+    /// The init reports its pid once its namespaces are set (it unshared a user
+    /// namespace the runtime must map, or it forked).
+    pub init_reports_pid: bool,
     /// Joined by the init, user first.
     pub joins_in_init: Vec<Join>,
     pub new_user: bool,
@@ -51,6 +58,16 @@ impl NamespacePlan {
     /// The init runs in a user namespace other than the runtime's (new or joined).
     pub fn in_user_ns(&self) -> bool {
         self.new_user || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::User)
+    }
+
+    /// The init has a mount namespace of the container's own (new or joined).
+    pub fn has_mount(&self) -> bool {
+        self.new_mount || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::Mount)
+    }
+
+    /// The init has a uts namespace of the container's own (new or joined).
+    pub fn has_uts(&self) -> bool {
+        self.new_uts || self.joins_in_init.iter().any(|j| j.typ == LinuxNamespaceType::Uts)
     }
 }
 
@@ -88,7 +105,7 @@ pub fn plan(spec: &Spec) -> Result<NamespacePlan> {
         clone_flags: CloneFlags::empty(),
         unshare_flags: CloneFlags::empty(),
         fork_for_pid: false,
-        joins_before_clone: Vec::new(),
+        init_reports_pid: false,
         joins_in_init: Vec::new(),
         new_user: false,
         new_mount: false,
@@ -122,25 +139,19 @@ pub fn plan(spec: &Spec) -> Result<NamespacePlan> {
         }
     }
     let joins_user = joins.iter().any(|j| j.typ == LinuxNamespaceType::User);
-    if joins_user {
-        // Everything new is created inside the joined user namespace, by the init.
-        p.fork_for_pid = p.clone_flags.contains(CloneFlags::CLONE_NEWPID);
+    let joins_pid = joins.iter().any(|j| j.typ == LinuxNamespaceType::Pid);
+    if joins_user || (p.new_user && !joins.is_empty()) {
+        // Everything new is created by the init, after its joins (inside a joined user
+        // namespace, or so a new one can own the rest).
+        p.fork_for_pid = p.clone_flags.contains(CloneFlags::CLONE_NEWPID) || joins_pid;
         p.unshare_flags |= p.clone_flags - CloneFlags::CLONE_NEWPID;
         p.clone_flags = CloneFlags::empty();
+    } else if joins_pid {
+        // setns(CLONE_NEWPID) only moves the init's children.
+        p.fork_for_pid = true;
     }
-    for j in joins {
-        match j.typ {
-            LinuxNamespaceType::Pid
-            | LinuxNamespaceType::Network
-            | LinuxNamespaceType::Ipc
-            | LinuxNamespaceType::Uts
-                if !joins_user =>
-            {
-                p.joins_before_clone.push(j)
-            }
-            _ => p.joins_in_init.push(j),
-        }
-    }
+    p.init_reports_pid = p.fork_for_pid || p.unshare_flags.contains(CloneFlags::CLONE_NEWUSER);
+    p.joins_in_init = joins;
     // The user namespace must be entered before any other the init joins.
     p.joins_in_init.sort_by_key(|j| j.typ != LinuxNamespaceType::User);
     Ok(p)
@@ -164,4 +175,44 @@ pub fn enter(joins: &[Join]) -> Result<()> {
         nix::sched::setns(j.fd.as_fd(), clone_flag(j.typ)).ctx(|| format!("join {} namespace", spec_name(j.typ)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(namespaces: serde_json::Value) -> NamespacePlan {
+        let spec: Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.2.0", "root": { "path": "rootfs" }, "linux": { "namespaces": namespaces },
+        }))
+        .unwrap();
+        plan(&spec).unwrap()
+    }
+
+    #[test]
+    fn the_runtime_never_joins_and_the_clone_makes_what_it_can() {
+        // Joined pid and net: the clone still makes the mount namespace; the init joins
+        // both and forks once into the joined pid namespace.
+        let p = plan_of(serde_json::json!([
+            { "type": "pid", "path": "/proc/self/ns/pid" }, { "type": "mount" },
+            { "type": "network", "path": "/proc/self/ns/net" },
+        ]));
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWNS);
+        assert_eq!(p.joins_in_init.len(), 2);
+        assert!(p.fork_for_pid && p.init_reports_pid && !p.new_pid);
+
+        // A new user namespace and a joined one: the init joins, then unshares user and
+        // mount itself (the user namespace owning the mount namespace) and reports.
+        let p = plan_of(serde_json::json!([
+            { "type": "user" }, { "type": "mount" }, { "type": "uts", "path": "/proc/self/ns/uts" },
+        ]));
+        assert!(p.clone_flags.is_empty());
+        assert_eq!(p.unshare_flags, CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS);
+        assert!(p.init_reports_pid && !p.fork_for_pid && p.has_uts());
+
+        // Nothing joined: all in the clone, no report; no mount namespace is inherited.
+        let p = plan_of(serde_json::json!([{ "type": "pid" }, { "type": "network" }]));
+        assert_eq!(p.clone_flags, CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWNET);
+        assert!(!p.init_reports_pid && !p.fork_for_pid && !p.has_mount());
+    }
 }

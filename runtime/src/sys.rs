@@ -1,5 +1,5 @@
 //! Thin wrappers over the system calls that libc and nix don't wrap the way we need:
-//! a fork-style clone3, openat2 confined to a root, close_range, pidfds, and the
+//! a fork-style clone3 (or clone), openat2 confined to a root, close_range, pidfds, and the
 //! start time of a pid (so a recycled pid never passes for the container's init).
 
 use std::ffi::CString;
@@ -20,11 +20,37 @@ pub enum Forked {
 }
 
 /// clone3 without a new stack: the child continues right here like after fork(2), but
-/// can be born into new namespaces and, on cgroup v2, directly into its cgroup.
+/// can be born into new namespaces. Falls back to clone(2) where clone3 answers ENOSYS
+/// or EPERM (seccomp profiles that predate clone3, Docker's among them, so strata can
+/// run inside such a container).
 ///
-/// Safe to use only while the process is single-threaded (strata always is): the child
-/// then owns every lock and allocator state it inherits.
-pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
+/// # Safety
+///
+/// The child is a copy of the calling thread only. Either the caller is single-threaded
+/// (strata's runtime always is when it clones: the child then owns every lock and the
+/// allocator), or the child makes only async-signal-safe calls (no allocation, no lock)
+/// until it execs or exits.
+pub unsafe fn clone_fork(flags: u64) -> nix::Result<Forked> {
+    // SAFETY: the caller upholds the contract above.
+    unsafe { clone_fork_into_cgroup(flags, None) }.map(|(forked, _)| forked)
+}
+
+/// [`clone_fork`], with the child born directly into the cgroup v2 directory
+/// `cgroup_fd` (CLONE_INTO_CGROUP). The flag says whether it was: not after the fallback
+/// to clone(2), which can't; the caller then joins the child by writing cgroup.procs.
+///
+/// # Safety
+///
+/// As [`clone_fork`].
+pub unsafe fn clone_fork_into_cgroup(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<(Forked, bool)> {
+    match clone3(flags, cgroup_fd) {
+        Err(Errno::ENOSYS) | Err(Errno::EPERM) => clone(flags).map(|forked| (forked, false)),
+        r => r.map(|forked| (forked, cgroup_fd.is_some())),
+    }
+}
+
+fn clone3(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
+    // SAFETY: clone_args is plain integers; all zero is its documented default.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = flags;
     args.exit_signal = libc::SIGCHLD as u64;
@@ -32,10 +58,23 @@ pub fn clone_fork(flags: u64, cgroup_fd: Option<RawFd>) -> nix::Result<Forked> {
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = fd as u64;
     }
-    // SAFETY: clone3 with a zero stack behaves like fork; the struct outlives the call.
+    // SAFETY: clone3 with a zero stack behaves like fork (the callers' contract covers
+    // the child); the struct outlives the call.
     let ret = unsafe {
         libc::syscall(libc::SYS_clone3, &mut args as *mut libc::clone_args, std::mem::size_of::<libc::clone_args>())
     };
+    forked(ret)
+}
+
+fn clone(flags: u64) -> nix::Result<Forked> {
+    let null = 0usize;
+    // SAFETY: clone with a null stack behaves like fork (the callers' contract covers the
+    // child); no tid pointers or TLS are passed.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags | libc::SIGCHLD as u64, null, null, null, null) };
+    forked(ret)
+}
+
+fn forked(ret: libc::c_long) -> nix::Result<Forked> {
     match ret {
         -1 => Err(Errno::last()),
         0 => Ok(Forked::Child),
@@ -134,6 +173,45 @@ mod tests {
         assert!(me.start_time > 0);
         assert!(matches!(me.state, 'R' | 'S'));
         assert!(proc_stat(i32::MAX).is_none());
+    }
+
+    /// Under a filter that answers clone3 with ENOSYS (Docker's older profiles), the
+    /// clone still happens, through clone(2), and reports the cgroup as not joined.
+    #[test]
+    fn clone_falls_back_to_clone_when_clone3_is_filtered() {
+        let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
+        let jeq = libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: libc::SYS_clone3 as u32 };
+        let prog = [
+            stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0), // seccomp_data.nr
+            jeq,
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
+            stmt(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW),
+        ];
+        let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr() as *mut _ };
+        // SAFETY: the test harness is multi-threaded: the child makes only raw system
+        // calls (prctl, seccomp, clone, waitpid, _exit) and allocates nothing.
+        match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => unsafe {
+                libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+                if libc::syscall(libc::SYS_seccomp, libc::SECCOMP_SET_MODE_FILTER, 0, &fprog) != 0 {
+                    libc::_exit(3);
+                }
+                let code = match clone_fork_into_cgroup(0, Some(0)) {
+                    Ok((Forked::Child, _)) => libc::_exit(7),
+                    Ok((Forked::Parent(pid), in_cgroup)) => {
+                        let mut status = 0;
+                        libc::waitpid(pid, &mut status, 0);
+                        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7 && !in_cgroup { 0 } else { 1 }
+                    }
+                    Err(_) => 2,
+                };
+                libc::_exit(code)
+            },
+            nix::unistd::ForkResult::Parent { child } => {
+                let st = nix::sys::wait::waitpid(child, None).unwrap();
+                assert_eq!(st, nix::sys::wait::WaitStatus::Exited(child, 0));
+            }
+        }
     }
 
     #[test]

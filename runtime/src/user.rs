@@ -1,7 +1,7 @@
 //! The container process's identity: supplementary groups, gid, uid and umask, and
 //! user-name lookups for `state`'s owner field.
 
-use nix::unistd::{setgroups, setresgid, setresuid, Gid, Uid};
+use nix::unistd::{setgid, setgroups, setuid, Gid, Uid};
 use oci_spec::runtime::User;
 
 use crate::error::{Context, Result};
@@ -16,10 +16,10 @@ pub fn switch_to(user: &User) -> Result<()> {
         Err(nix::errno::Errno::EPERM) if gids.is_empty() && setgroups_denied() => {}
         Err(e) => return Err(e).ctx(|| "setgroups (process.user.additionalGids)"),
     }
-    let gid = Gid::from_raw(user.gid());
-    setresgid(gid, gid, gid).ctx(|| format!("setgid {} (process.user.gid)", user.gid()))?;
-    let uid = Uid::from_raw(user.uid());
-    setresuid(uid, uid, uid).ctx(|| format!("setuid {} (process.user.uid)", user.uid()))?;
+    // setgid/setuid, not setres*id: with CAP_SETGID/CAP_SETUID they set all three ids
+    // alike, and they are the calls runc's init makes under the seccomp filter.
+    setgid(Gid::from_raw(user.gid())).ctx(|| format!("setgid {} (process.user.gid)", user.gid()))?;
+    setuid(Uid::from_raw(user.uid())).ctx(|| format!("setuid {} (process.user.uid)", user.uid()))?;
     Ok(())
 }
 

@@ -53,6 +53,10 @@ fn rlimit_resource(t: PosixRlimitType) -> libc::__rlimit_resource_t {
     }
 }
 
+/// linux/ioprio.h: which = a process (0: the caller), class above the level bits.
+const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+const IOPRIO_CLASS_SHIFT: i64 = 13;
+
 /// ioprio_set(IOPRIO_WHO_PROCESS, self, class << 13 | level).
 fn apply_io_priority(process: &Process) -> Result<()> {
     let Some(io) = process.io_priority() else { return Ok(()) };
@@ -65,7 +69,7 @@ fn apply_io_priority(process: &Process) -> Result<()> {
         return Err(Error::field("process.ioPriority.priority", format!("{} is not in 0..7", io.priority())));
     }
     // SAFETY: plain syscall on integers.
-    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, 1 /* IOPRIO_WHO_PROCESS */, 0, (class << 13) | io.priority()) };
+    let r = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, (class << IOPRIO_CLASS_SHIFT) | io.priority()) };
     nix::errno::Errno::result(r).map(drop).map_err(|e| Error::field("process.ioPriority", e.desc()))
 }
 
@@ -124,11 +128,15 @@ fn apply_scheduler(process: &Process) -> Result<()> {
     nix::errno::Errno::result(r).map(drop).map_err(|e| Error::field("process.scheduler", e.desc()))
 }
 
+/// linux/personality.h execution domains.
+const PER_LINUX: libc::c_ulong = 0x0000;
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
 fn apply_personality(spec: &Spec) -> Result<()> {
     let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) else { return Ok(()) };
     let persona: libc::c_ulong = match p.domain() {
-        LinuxPersonalityDomain::PerLinux => 0x0000,
-        LinuxPersonalityDomain::PerLinux32 => 0x0008,
+        LinuxPersonalityDomain::PerLinux => PER_LINUX,
+        LinuxPersonalityDomain::PerLinux32 => PER_LINUX32,
     };
     if p.flags().as_ref().is_some_and(|f| !f.is_empty()) {
         return Err(Error::field("linux.personality.flags", "no personality flags are supported"));

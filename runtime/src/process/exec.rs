@@ -8,9 +8,9 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
-use nix::unistd::AccessFlags;
+use nix::fcntl::{AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{stat, Mode, SFlag};
+use nix::unistd::{faccessat, AccessFlags};
 use oci_spec::runtime::{Process, Spec};
 
 use crate::capabilities;
@@ -30,25 +30,38 @@ pub struct Prepared {
     envp: Vec<CString>,
 }
 
-/// Applies everything about the process except the exec itself, and resolves the
-/// program so a missing one fails `create`, not `start`.
-pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
+/// The process attributes that need no identity change: applied before the seccomp
+/// filter goes in, so a profile never has to allow the calls they make.
+pub fn prepare_unfiltered(spec: &Spec, process: &Process) -> Result<()> {
     super::attrs::apply(spec, process)?;
+    user::apply_umask(process.user());
+    Ok(())
+}
+
+/// Applies the identity (capabilities, user, cwd, noNewPrivileges) and resolves the
+/// program so a missing one fails `create`, not `start`. Runs under an early seccomp
+/// filter: it makes only the calls runc's init makes at the same point (prctl,
+/// setgroups/setuid, chdir, getcwd, capget/capset, newfstatat, faccessat2).
+pub fn prepare(process: &Process) -> Result<Prepared> {
     let caps = process.capabilities().as_ref().map(capabilities::resolve).transpose()?;
     if let Some(c) = &caps {
         capabilities::drop_bounding(c)?;
     }
-    // SAFETY: plain prctl calls with integer arguments.
+    // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
     user::switch_to(process.user())?;
+    // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
-    user::apply_umask(process.user());
 
     let cwd = process.cwd();
     nix::unistd::chdir(cwd).map_err(|e| Error::field("process.cwd", format!("{}: {}", cwd.display(), e.desc())))?;
     // A cwd reached through a leaked fd would read "(unreachable)" (CVE-2024-21626).
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => {}
+        // A seccomp profile that denies getcwd fails here, as it fails runc's same check.
+        Err(e) if e != nix::errno::Errno::ENOENT => {
+            return Err(Error::field("process.cwd", format!("verify the working directory: {}", e.desc())))
+        }
         _ => return Err(Error::field("process.cwd", format!("{} is outside the container", cwd.display()))),
     }
 
@@ -72,12 +85,15 @@ pub fn prepare(spec: &Spec, process: &Process) -> Result<Prepared> {
 
 /// Finds args[0] the way execvp would, with the container's PATH, inside the container.
 fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+    // stat (newfstatat) and faccessat2, not statx and access: the calls Go's LookPath
+    // makes in runc's init, so a profile that suits runc suits us.
+    let is_file = |p: &Path| stat(p).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
     let executable = |p: &Path| {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file()) && nix::unistd::access(p, AccessFlags::X_OK).is_ok()
+        is_file(p) && faccessat(AT_FDCWD, p, AccessFlags::X_OK, AtFlags::AT_EACCESS).is_ok()
     };
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
-        return match std::fs::metadata(&p) {
+        return match stat(&p) {
             Err(_) => Err(Error::field("process.args[0]", format!("{arg0:?}: no such file in the container"))),
             Ok(_) if !executable(&p) => Err(Error::field("process.args[0]", format!("{arg0:?}: not an executable file"))),
             Ok(_) => Ok(p),
@@ -110,11 +126,16 @@ pub fn open_exec_fifo_reader(path: &Path) -> Result<OwnedFd> {
         .ctx(|| format!("open {}", path.display()))
 }
 
-/// Marks every fd but stdio and the preserved ones close-on-exec.
+/// Marks every fd but stdio and the preserved ones close-on-exec. Done before the
+/// seccomp filter goes in (close_range is not in every profile); every fd the init
+/// opens afterwards is close-on-exec from the start, so the exec still drops them all.
 pub fn close_fds(preserve_fds: u32) -> Result<()> {
     for fd in 3..3 + preserve_fds as i32 {
+        // SAFETY: fcntl on an fd number only reads or changes its flags; a number that is
+        // not open just fails with EBADF.
+        let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
         // A preserved fd must not be close-on-exec.
-        let _ = nix::fcntl::fcntl(unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
+        let _ = nix::fcntl::fcntl(borrowed, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()));
     }
     crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")
 }
@@ -126,8 +147,9 @@ impl Prepared {
     }
 }
 
-/// The execve itself (after [`close_fds`]).
+/// The execve itself (after [`close_fds`]). The error reads as runc's:
+/// `exec /bin/x: exec format error`.
 pub fn execve(p: Prepared) -> Result<Infallible> {
     let err = nix::unistd::execve(&p.path, &p.argv, &p.envp).unwrap_err();
-    Err(Error::os(format!("exec {:?}", p.path), err))
+    Err(Error::Init(format!("exec {}: {}", p.path.to_string_lossy(), err.desc().to_lowercase())))
 }

@@ -7,7 +7,6 @@ use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
 use nix::sched::{unshare, CloneFlags};
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
@@ -32,7 +31,7 @@ pub fn run(opts: &InitOptions, ch: Channel) -> ! {
 }
 
 fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
-    reset_signals();
+    super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
     // SAFETY: plain prctl with integer arguments.
@@ -40,6 +39,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     // Die with `create` while setting up; cleared just before reporting ready.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+    // Opened while our credentials are still the runtime's: as root of a new user
+    // namespace the state directory may be out of reach.
+    let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
     let plan = &opts.namespaces;
 
     namespaces::enter(&plan.joins_in_init)?;
@@ -48,8 +51,11 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         unshare(unshare_now).ctx(|| "unshare namespaces")?;
     }
     if plan.fork_for_pid {
-        unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
-        match clone_fork(0, None).ctx(|| "fork init into new pid namespace")? {
+        if plan.new_pid {
+            unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
+        }
+        // SAFETY: the init is single-threaded (a clone of the single-threaded runtime).
+        match unsafe { clone_fork(0) }.ctx(|| "fork init into its pid namespace")? {
             Forked::Parent(pid) => {
                 let _ = ch.send(&Message::Pid(pid));
                 // SAFETY: the intermediate process is done.
@@ -57,6 +63,10 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
             }
             Forked::Child => {}
         }
+    } else if plan.init_reports_pid {
+        // The runtime maps the user namespace we just unshared: tell it we did. Still in
+        // the runtime's pid namespace, getpid is the pid it knows.
+        ch.send(&Message::Pid(nix::unistd::getpid().as_raw()))?;
     }
 
     // The runtime maps our ids and places us in the cgroup, then says go.
@@ -73,7 +83,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     if plan.new_time {
         enter_new_time_namespace(opts)?;
     }
-    if plan.new_uts {
+    if plan.has_uts() {
+        // In a joined uts namespace too: runc sets the names wherever the init's is.
         set_names(opts)?;
     }
     if !opts.no_new_keyring {
@@ -85,8 +96,6 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     let host_proc: OwnedFd = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| "open /proc")?;
     crate::sysctl::apply(opts.spec, &host_proc)?;
-    let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
 
     let rootfs_ctx = RootfsContext {
         spec: opts.spec,
@@ -96,6 +105,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         new_cgroup_ns: plan.new_cgroup,
         in_user_ns: plan.in_user_ns(),
         no_pivot: opts.no_pivot,
+        own_mount_ns: plan.has_mount(),
     };
     rootfs::prepare(&rootfs_ctx)?;
     if super::has_runtime_hooks(opts.spec) {
@@ -108,6 +118,8 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     // Hooks get our pid as the host sees it: the host's /proc still answers /proc/self.
     let own_pid = host_pid();
     let hook_state = || hooks::state_json(opts.spec, opts.id, "creating", own_pid, opts.bundle);
+    // createContainer hooks run in the container's root, as runc's do.
+    nix::unistd::chdir(opts.rootfs).ctx(|| format!("chdir {}", opts.rootfs.display()))?;
     if !hooks::Kind::CreateContainer.of(opts.spec).is_empty() {
         hooks::run(hooks::Kind::CreateContainer, opts.spec, &hook_state())?;
     }
@@ -118,11 +130,16 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
+    exec::prepare_unfiltered(opts.spec, process)?;
+    let tramp = super::finish::before_filter(opts.preserve_fds)?;
+    // From the early filter on, the init makes only the calls runc's init makes after
+    // its own: a profile that runs under runc runs here.
     super::finish::install_early(opts.seccomp.as_ref())?;
-    let prepared = exec::prepare(opts.spec, process)?;
+    let prepared = exec::prepare(process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
+    super::finish::install_late(opts.seccomp.as_ref())?;
     ch.send(&Message::Ready)?;
 
     // Nobody listens on the channel any more: failures from here go to stderr.
@@ -137,38 +154,27 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         Ok(()) => {
             drop(fifo);
             drop(host_proc);
-            match super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp.as_ref()) {
+            match super::finish::execve(prepared, tramp, opts.seccomp.as_ref()) {
                 Ok(never) => match never {},
                 Err(e) => e,
             }
         }
         Err(e) => e,
     };
-    eprintln!("strata: container init: {err}");
+    // runc's init prints its error and exits 1 the same way (`exec /bin/x: ...`).
+    eprintln!("{err}");
     // SAFETY: leave without running the runtime's destructors.
-    unsafe { libc::_exit(127) }
+    unsafe { libc::_exit(1) }
 }
 
 /// A fresh session keyring, so containers don't share the runtime's keys (runc's
 /// default; --no-new-keyring skips it). Kernels or sandboxes without keyrings are fine.
 fn join_session_keyring() -> Result<()> {
     // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers we own.
-    let r = unsafe { libc::syscall(libc::SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, 0usize) };
+    let r = unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
     match nix::errno::Errno::result(r) {
         Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => Ok(()),
         Err(e) => Err(Error::os("join session keyring", e)),
-    }
-}
-
-/// Empty signal mask, default dispositions: nothing the runtime did (Rust ignores
-/// SIGPIPE; `run` blocks the signals it forwards) may leak into the container.
-fn reset_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition is always sound.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
     }
 }
 

@@ -20,7 +20,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
-use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use oci_spec::runtime::{Process, Spec};
 
 use super::sync::{self, Channel, Message};
@@ -59,7 +58,8 @@ pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free)?;
     child.move_above(first_free)?;
-    let joiner = match clone_fork(0, None).ctx(|| "fork to join the container")? {
+    // SAFETY: the runtime is single-threaded; the child owns what it inherits.
+    let joiner = match unsafe { clone_fork(0) }.ctx(|| "fork to join the container")? {
         Forked::Child => {
             drop(parent);
             let err = match join(opts, &child) {
@@ -147,7 +147,8 @@ fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     for ns in &opts.namespaces {
         nix::sched::setns(ns.fd.as_fd(), ns.flag).ctx(|| format!("join the container's {} namespace", ns.name))?;
     }
-    match clone_fork(0, None).ctx(|| "fork into the container's pid namespace")? {
+    // SAFETY: the joiner is a single-threaded clone of the single-threaded runtime.
+    match unsafe { clone_fork(0) }.ctx(|| "fork into the container's pid namespace")? {
         Forked::Parent(pid) => {
             let _ = ch.send(&Message::Pid(pid));
             // SAFETY: the joiner is done.
@@ -164,27 +165,19 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
         libc::prctl(libc::PR_SET_PDEATHSIG, 0);
     }
-    reset_signals();
+    super::reset_signals();
     if let Some(socket) = &opts.console_socket {
         crate::console::setup(socket, opts.process.console_size(), false)?;
     }
+    super::exec::prepare_unfiltered(opts.spec, opts.process)?;
+    let tramp = super::finish::before_filter(opts.preserve_fds)?;
     super::finish::install_early(opts.seccomp)?;
-    let prepared = super::exec::prepare(opts.spec, opts.process)?;
+    let prepared = super::exec::prepare(opts.process)?;
     ch.send(&Message::Ready)?;
     match ch.recv()? {
         Some(Message::Go) => {}
         _ => return Err(Error::Init("exec: the runtime went away before the process could start".into())),
     }
-    super::finish::exec_with_seccomp(prepared, opts.preserve_fds, opts.seccomp)
-}
-
-/// Empty mask, default dispositions: the foreground `exec` blocks what it forwards.
-fn reset_signals() {
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
-    for sig in 1..libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // SAFETY: restoring the default disposition is always sound.
-            unsafe { libc::signal(sig, libc::SIG_DFL) };
-        }
-    }
+    super::finish::install_late(opts.seccomp)?;
+    super::finish::execve(prepared, tramp, opts.seccomp)
 }

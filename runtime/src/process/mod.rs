@@ -1,7 +1,10 @@
 //! Starting the container's init without re-executing the runtime: one fork-style
-//! clone3 into the new namespaces, after which the child runs [`init::run`] on data the
-//! parent prepared before the clone. The parent writes the id maps, places the child in
-//! its cgroup, tells it to go on, and waits for "ready" or the child's own error.
+//! clone3 (clone where a seccomp profile refuses clone3) into the new namespaces, after
+//! which the child runs [`init::run`] on data the parent prepared before the clone; the
+//! child joins the namespaces given by path. The parent writes the id maps, places the
+//! child in its cgroup (unless the clone did), tells it to go on, runs the prestart and
+//! createRuntime hooks in its own namespaces when asked, and waits for "ready" or the
+//! child's own error.
 
 mod attrs;
 mod exec;
@@ -15,14 +18,15 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
+use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxIdMapping, Spec};
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::namespaces::{self, NamespacePlan};
-use crate::sys::{clone_fork, Forked};
+use crate::namespaces::NamespacePlan;
+use crate::sys::{clone_fork_into_cgroup, Forked};
 use sync::Message;
 
 pub use exec::{open_exec_fifo_reader, EXEC_FIFO_MODE};
@@ -51,11 +55,14 @@ pub struct InitOptions<'a> {
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
 /// and cleans up; the error is the init's own message where it sent one.
 pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, Error)> {
+    if opts.no_pivot && !opts.namespaces.has_mount() {
+        // MS_MOVE over / in the runtime's own mount namespace would replace the host's root.
+        return Err((None, Error::Refused("--no-pivot needs a mount namespace in linux.namespaces".into())));
+    }
     let (mut parent, mut child) = sync::pair().map_err(|e| (None, e))?;
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free).and_then(|_| child.move_above(first_free)).map_err(|e| (None, e))?;
 
-    namespaces::enter(&opts.namespaces.joins_before_clone).map_err(|e| (None, e))?;
     let cgroup_fd: Option<OwnedFd> = match opts.cgroup.unified_only_dir() {
         Some(dir) => Some(
             nix::fcntl::open(&dir, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
@@ -65,24 +72,28 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
         None => None,
     };
     let flags = opts.namespaces.clone_flags.bits() as u64;
-    let forked = clone_fork(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd()));
-    let pid = match forked {
-        Ok(Forked::Child) => {
+    // SAFETY: the runtime is single-threaded; the child owns what it inherits.
+    let forked = unsafe { clone_fork_into_cgroup(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
+    let (pid, in_cgroup) = match forked {
+        Ok((Forked::Child, _)) => {
             drop(parent);
             init::run(opts, child)
         }
-        Ok(Forked::Parent(pid)) => pid,
+        Ok((Forked::Parent(pid), in_cgroup)) => (pid, in_cgroup),
         Err(e) => return Err((None, Error::os("clone container init", e))),
     };
     drop(child);
     let mut pid = pid;
     let fail = |pid: i32, e: Error| (Some(pid), e);
 
-    if opts.namespaces.fork_for_pid {
-        // The first child only forks the real init into the new pid namespace.
+    if opts.namespaces.init_reports_pid {
+        // The init's namespaces are set; with an extra fork, the first child only
+        // forked the real init into its pid namespace and exits.
         match parent.recv().map_err(|e| fail(pid, e))? {
             Some(Message::Pid(p)) => {
-                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                if p != pid {
+                    let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+                }
                 pid = p;
             }
             other => return Err(fail(pid, unexpected(other))),
@@ -91,7 +102,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
     if opts.namespaces.new_user {
         write_id_maps(pid, opts.spec).map_err(|e| fail(pid, e))?;
     }
-    if cgroup_fd.is_none() {
+    if !in_cgroup {
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
     }
     if let Some(n) = opts.seccomp.as_ref().and_then(|f| f.notify.as_ref()) {
@@ -119,6 +130,19 @@ fn run_runtime_hooks(opts: &InitOptions, pid: i32) -> Result<()> {
     let state = hooks::state_json(opts.spec, opts.id, "creating", pid, opts.bundle);
     hooks::run(hooks::Kind::Prestart, opts.spec, &state)?;
     hooks::run(hooks::Kind::CreateRuntime, opts.spec, &state)
+}
+
+/// Empty signal mask, default dispositions, for every container process (init and
+/// exec): nothing the runtime did (Rust ignores SIGPIPE; `run` and the foreground
+/// `exec` block the signals they forward) may leak into the container.
+fn reset_signals() {
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
+    for sig in 1..libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            // SAFETY: restoring the default disposition is always sound.
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+        }
+    }
 }
 
 fn unexpected(m: Option<Message>) -> Error {

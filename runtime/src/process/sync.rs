@@ -1,9 +1,12 @@
 //! The runtime <-> init channel: a SEQPACKET socketpair, one message per packet, so
 //! the init's own error reaches `create` whole and a dead init reads as end-of-file.
+//! The init's packets go through plain read(2)/write(2): it still talks on the channel
+//! under the container's seccomp filter, and a profile written for runc (whose init
+//! talks on its pipe with read/write) need not allow sendto/recvfrom.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-use nix::sys::socket::{recv, send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
+use nix::sys::socket::{send, socketpair, AddressFamily, MsgFlags, SockFlag, SockType};
 
 use crate::error::{Context, Error, Result};
 
@@ -11,7 +14,8 @@ use crate::error::{Context, Error, Result};
 pub enum Message {
     /// runtime -> init: ids are mapped and the cgroup is joined; carry on.
     Go,
-    /// init -> runtime (extra-fork path only): the pid of the real init.
+    /// init -> runtime, when it unshared a user namespace or forked into its pid
+    /// namespace: its namespaces are set; the pid of the real init.
     Pid(i32),
     /// init -> runtime: namespaces and mounts are made: run prestart/createRuntime
     /// hooks, then say Go.
@@ -47,26 +51,40 @@ impl Message {
 
 pub struct Channel {
     fd: OwnedFd,
+    /// The runtime's end: sends with MSG_NOSIGNAL, so a dead init is an error, never a
+    /// SIGPIPE (which `run` blocks and would forward). The init's end writes: an init
+    /// whose runtime is gone may as well die of SIGPIPE.
+    runtime_end: bool,
 }
 
 /// A connected pair: (runtime end, init end). Both close on exec.
 pub fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
         .ctx(|| "create sync socketpair")?;
-    Ok((Channel { fd: a }, Channel { fd: b }))
+    Ok((Channel { fd: a, runtime_end: true }, Channel { fd: b, runtime_end: false }))
 }
 
 impl Channel {
     pub fn send(&self, m: &Message) -> Result<()> {
-        send(self.fd.as_raw_fd(), &m.encode(), MsgFlags::MSG_NOSIGNAL).ctx(|| "send on sync socket")?;
-        Ok(())
+        let packet = m.encode();
+        loop {
+            let r = if self.runtime_end {
+                send(self.fd.as_raw_fd(), &packet, MsgFlags::MSG_NOSIGNAL)
+            } else {
+                nix::unistd::write(&self.fd, &packet)
+            };
+            match r {
+                Err(nix::errno::Errno::EINTR) => continue,
+                r => return r.map(drop).ctx(|| "send on sync socket"),
+            }
+        }
     }
 
     /// The next message; None when the other end is gone (the init died).
     pub fn recv(&self) -> Result<Option<Message>> {
         let mut buf = vec![0u8; 8192];
         loop {
-            match recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            match nix::unistd::read(&self.fd, &mut buf) {
                 Ok(0) => return Ok(None),
                 Ok(n) => {
                     return Message::decode(&buf[..n])

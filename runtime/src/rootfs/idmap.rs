@@ -18,7 +18,8 @@ pub fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Own
     let step = |what: &'static str| move |e: Errno| format!("{what}: {}", e.desc());
     let (ready_r, ready_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step("pipe"))?;
     let (hold_r, hold_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(step("pipe"))?;
-    let pid = match clone_fork(libc::CLONE_NEWUSER as u64, None).map_err(step("clone a user namespace"))? {
+    // SAFETY: called from the single-threaded runtime or init; the child owns what it inherits.
+    let pid = match unsafe { clone_fork(libc::CLONE_NEWUSER as u64) }.map_err(step("clone a user namespace"))? {
         Forked::Child => {
             // The init may sit in its own pid namespace while /proc is still the host's:
             // tell the parent our pid as that /proc knows it, then wait.

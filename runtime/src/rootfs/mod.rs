@@ -42,6 +42,9 @@ pub struct RootfsContext<'a> {
     /// The init runs in a new user namespace (devices are bind-mounted, not made).
     pub in_user_ns: bool,
     pub no_pivot: bool,
+    /// The init has a mount namespace of its own (new or joined). Without one it
+    /// works in the runtime's, as runc does: no propagation change, chroot.
+    pub own_mount_ns: bool,
 }
 
 /// Steps 1-5: everything inside the rootfs, before the root changes (hooks of kind
@@ -49,8 +52,11 @@ pub struct RootfsContext<'a> {
 pub fn prepare(ctx: &RootfsContext) -> Result<()> {
     let linux = ctx.spec.linux().as_ref();
     let propagation = propagation(ctx)?;
-    mount(None::<&str>, "/", None::<&str>, first_propagation(propagation) | MsFlags::MS_REC, None::<&str>)
-        .ctx(|| "set / propagation")?;
+    // In the runtime's own mount namespace, / is the host's: left alone.
+    if ctx.own_mount_ns {
+        mount(None::<&str>, "/", None::<&str>, first_propagation(propagation) | MsFlags::MS_REC, None::<&str>)
+            .ctx(|| "set / propagation")?;
+    }
     mount(Some(ctx.rootfs), ctx.rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
         .ctx(|| format!("bind rootfs {}", ctx.rootfs.display()))?;
     let root: OwnedFd =
@@ -79,7 +85,10 @@ pub fn prepare(ctx: &RootfsContext) -> Result<()> {
 /// Step 6 and after: switch the root, restore the configured propagation, make the
 /// root read-only if asked.
 pub fn enter(ctx: &RootfsContext) -> Result<()> {
-    if ctx.no_pivot {
+    if !ctx.own_mount_ns {
+        // pivot_root or MS_MOVE would change the host's root: chroot, as runc.
+        pivot::chroot_into(ctx.rootfs)?;
+    } else if ctx.no_pivot {
         pivot::move_root(ctx.rootfs)?;
     } else {
         pivot::pivot_root(ctx.rootfs)?;

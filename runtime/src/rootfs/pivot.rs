@@ -35,3 +35,10 @@ pub fn move_root(rootfs: &Path) -> Result<()> {
     chroot(".").ctx(|| "chroot")?;
     chdir("/").ctx(|| "chdir /")
 }
+
+/// No mount namespace of the container's own: only the init's root changes.
+pub fn chroot_into(rootfs: &Path) -> Result<()> {
+    chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+    chroot(".").ctx(|| "chroot")?;
+    chdir("/").ctx(|| "chdir /")
+}

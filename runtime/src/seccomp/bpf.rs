@@ -1,6 +1,6 @@
 //! Rules -> classic BPF. Emitted here rather than by seccompiler: seccompiler gives a
-//! whole program one match action, knows neither x86 nor x32, and can't express
-//! NOTIFY, TRACE, LOG or KILL_THREAD, while OCI profiles mix all of those per rule.
+//! whole filter one match action while OCI profiles choose an action per rule, it has
+//! no NOTIFY (SCMP_ACT_NOTIFY, seccomp agents), and it targets neither i386 nor x32.
 //!
 //! Shape (libseccomp's, without its binary tree):
 //! ```text
@@ -24,6 +24,7 @@ use crate::error::{Error, Result};
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 const AUDIT_ARCH_I386: u32 = 0x4000_0003;
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+const ENOSYS: u16 = libc::ENOSYS as u16;
 /// The kernel's limit on a filter's length.
 const BPF_MAXINSNS: usize = 4096;
 
@@ -55,7 +56,7 @@ fn ret(a: Action) -> sock_filter {
 /// Compiles `rules` into a program the kernel accepts.
 pub fn emit(rules: &Rules) -> Result<Vec<sock_filter>> {
     let bad_arch = Action::KillThread;
-    let enosys_stub = !matches!(rules.default, Action::Allow | Action::Log | Action::Errno(38));
+    let enosys_stub = !matches!(rules.default, Action::Allow | Action::Log | Action::Errno(ENOSYS));
     let mut sections: Vec<(u32, Vec<sock_filter>)> = Vec::new();
     let body = |kind: ArchKind| -> Result<Vec<sock_filter>> {
         let empty = BTreeMap::new();
@@ -115,7 +116,7 @@ fn arch_body(
         // (clone3, faccessat2 ...) instead of meeting the default action (runc does this).
         if let Some(&last) = by_nr.keys().next_back() {
             out.push(jmp(JGT, base | last, 0, 1));
-            out.push(ret(Action::Errno(libc::ENOSYS as u16)));
+            out.push(ret(Action::Errno(ENOSYS)));
         }
     }
     // Unconditional rules, grouped by action: one jeq each, sharing one ret.

@@ -4,10 +4,12 @@
 //! profile fails before anything on the system changes; the child only calls
 //! [`Filter::install`], the one syscall (plus the listener hand-off) left to do.
 //!
-//! Where it is installed: with noNewPrivileges, as late as possible (after the exec
-//! fifo, right before execve), so the filter never sees the runtime's own calls;
-//! without it the kernel demands CAP_SYS_ADMIN, so it goes in before the capabilities
-//! are dropped, as runc does ([`Filter::install_early`] says which).
+//! Where it is installed, as runc does: with noNewPrivileges, late (after the
+//! process's own setup, before the exec fifo and the startContainer hooks, which run
+//! under it); without it the kernel demands CAP_SYS_ADMIN, so it goes in before the
+//! capabilities are dropped ([`Filter::install_early`] says which). Either way the
+//! process makes only calls runc's init also makes once the filter is in (see
+//! `process::finish`).
 
 mod bpf;
 pub mod notify;
@@ -29,6 +31,8 @@ pub struct Filter {
     pub notify: Option<notify::Listener>,
     /// False when the process keeps noNewPrivileges off.
     late: bool,
+    /// The native filter lets execveat through whatever its arguments.
+    execveat_allowed: bool,
 }
 
 /// Compiles the spec's `linux.seccomp`, if any, for a process whose noNewPrivileges is `nnp`.
@@ -66,13 +70,32 @@ pub fn compile_profile(s: &LinuxSeccomp, nnp: bool) -> Result<Filter> {
     } else {
         None
     };
-    Ok(Filter { program, flags, notify, late: nnp })
+    let execveat_allowed = always_passes(&rules, libc::SYS_execveat as u32);
+    Ok(Filter { program, flags, notify, late: nnp, execveat_allowed })
+}
+
+/// Whether the native filter lets syscall `nr` through for any arguments: conditional
+/// rules are tried first, then the first unconditional one, then the default.
+fn always_passes(rules: &Rules, nr: u32) -> bool {
+    let passes = |a: Action| matches!(a, Action::Allow | Action::Log);
+    match rules.arches.get(&profile::NATIVE).and_then(|by_nr| by_nr.get(&nr)) {
+        None => passes(rules.default),
+        Some(list) => {
+            list.iter().all(|r| passes(r.action)) && (list.iter().any(|r| r.conds.is_empty()) || passes(rules.default))
+        }
+    }
 }
 
 impl Filter {
     /// True when the filter must go in before capabilities are dropped.
     pub fn install_early(&self) -> bool {
         !self.late
+    }
+
+    /// The process may call execveat under this filter (any arguments), so the exec
+    /// trampoline needs no /proc.
+    pub fn allows_execveat(&self) -> bool {
+        self.execveat_allowed
     }
 
     /// The number of BPF instructions (for benchmarks and tests).
@@ -85,7 +108,7 @@ impl Filter {
     }
 
     /// Installs the filter on the calling thread; with a NOTIFY rule, sends the
-    /// listener to the agent. `state` is the container state JSON the agent receives.
+    /// listener to the agent (with the state the runtime published before).
     pub fn install(&self) -> Result<()> {
         let prog = libc::sock_fprog { len: self.program.len() as u16, filter: self.program.as_ptr() as *mut _ };
         let mut flags = self.flags;
