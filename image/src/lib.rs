@@ -28,6 +28,7 @@ pub mod writer;
 pub mod treetar;
 pub mod commit;
 pub mod flatdiff;
+pub mod freeze;
 pub mod gc;
 pub mod usage;
 pub mod transfer;

@@ -30,7 +30,7 @@ fn commit_history_unpack_roundtrip() {
     fs::write(root.join("new"), "n").unwrap();
 
     let dest = Reference::parse(&format!("{}:committed", img.display())).unwrap();
-    commit(&b, &dest, &CommitOptions { message: Some("my change".into()), author: Some("me".into()) }).unwrap();
+    commit(&b, &dest, &CommitOptions { message: Some("my change".into()), author: Some("me".into()), ..Default::default() }).unwrap();
 
     let resolved = image::open(&dest, &PlatformSpec::host()).unwrap();
     assert_eq!(resolved.layers.len(), 2);

@@ -34,12 +34,30 @@ impl Host {
 
     /// `strata run` of `bundle` as container `id`, its cgroup under the test parent.
     pub fn run(&mut self, bundle: &Path, id: &str) -> Output {
+        self.run_command(bundle, id).output().unwrap()
+    }
+
+    /// `run`, without waiting: the container is deleted when the Host is dropped.
+    pub fn spawn(&mut self, bundle: &Path, id: &str) -> std::process::Child {
+        let mut c = self.run_command(bundle, id);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.spawn().unwrap()
+    }
+
+    /// The `--root` of this host's containers.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn run_command(&mut self, bundle: &Path, id: &str) -> Command {
         let cfg = bundle.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
         spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{id}", self.cgroup_parent));
         fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
         self.ids.push(id.to_string());
-        Command::new(&self.strata).arg("--root").arg(self.dir.join("state")).args(["run", "-b"]).arg(bundle).arg(id).output().unwrap()
+        let mut c = Command::new(&self.strata);
+        c.arg("--root").arg(self.state()).args(["run", "-b"]).arg(bundle).arg(id);
+        c
     }
 }
 
