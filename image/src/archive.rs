@@ -9,6 +9,7 @@ use crate::image::{self, LayerBlob, ResolvedImage};
 use crate::layout::Layout;
 use crate::platform::PlatformSpec;
 use crate::reference::{Reference, Selector};
+use crate::staging;
 use serde::Deserialize;
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -24,7 +25,8 @@ struct DockerEntry {
 }
 
 pub fn open(r: &Reference, platform: &PlatformSpec) -> Result<ResolvedImage> {
-    let tmp = tempfile::Builder::new().prefix("strata-image-archive-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    staging::sweep(&std::env::temp_dir(), staging::ARCHIVE, false)?;
+    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::ARCHIVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     extract_plain(&r.path, tmp.path())?;
     let mut img = if tmp.path().join("manifest.json").exists() {
         open_docker(tmp.path(), r)?

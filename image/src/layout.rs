@@ -6,6 +6,7 @@ use crate::error::{Error, Result};
 use crate::image::{self, LayerBlob, ResolvedImage};
 use crate::platform::PlatformSpec;
 use crate::reference::Selector;
+use crate::staging;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use std::fs;
 use std::io::{Read, Write};
@@ -196,7 +197,7 @@ impl Layout {
 
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.root.join("blobs/sha256");
-        tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))
+        tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(&dir).map_err(|e| Error::io(&dir, e))
     }
 
     pub fn write_blob(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
@@ -243,7 +244,7 @@ fn sel_text(sel: &Selector) -> String {
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     set_mode_644(tmp.path())?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

@@ -22,6 +22,7 @@ pub mod bundle;
 pub mod overlay;
 pub mod passwd;
 pub mod runtime_config;
+pub mod staging;
 pub mod store;
 pub mod history;
 pub mod writer;

@@ -36,6 +36,15 @@ impl Store {
         Ok(Store { root })
     }
 
+    /// Opens a store without making one: what only looks (du) has nothing to look at otherwise.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        if !root.join("layers/sha256").is_dir() {
+            return Err(Error::Invalid(format!("store {}: no layer store there (unpack --overlay makes it)", root.display())));
+        }
+        Store::open(root)
+    }
+
     pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
         Ok(self.root.join("layers/sha256").join(digest::hex_of(diff_id)?))
     }
@@ -80,9 +89,17 @@ impl Store {
         self.root.join("bundles")
     }
 
-    /// The registry entry of `bundle` (its path must exist).
+    /// The registry entry of `bundle` (its parent must exist: unpack registers
+    /// a bundle before making it).
     fn entry_of(&self, bundle: &Path) -> Result<(PathBuf, PathBuf)> {
-        let canon = fs::canonicalize(bundle).map_err(|e| Error::io(bundle, e))?;
+        let canon = match (fs::canonicalize(bundle), bundle.parent(), bundle.file_name()) {
+            (Ok(c), _, _) => c,
+            (Err(e), Some(parent), Some(name)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?.join(name)
+            }
+            (Err(e), _, _) => return Err(Error::io(bundle, e)),
+        };
         let key = digest::of_bytes(canon.as_os_str().as_encoded_bytes());
         let hex = digest::hex_of(&key)?;
         Ok((self.registry().join(&hex[..32]), canon))

@@ -10,6 +10,7 @@ use crate::image::ResolvedImage;
 use crate::layout::Layout;
 use crate::overlay;
 use crate::reference::Reference;
+use crate::staging;
 use crate::treetar::{self, Source};
 use crate::writer::{self, Compression};
 use oci_spec::image::{Descriptor, MediaType};
@@ -27,7 +28,8 @@ pub fn import(tar: &Path, dest: &Reference) -> Result<Descriptor> {
 /// Writes `img` into the layout at `dest` (or an OCI archive when `archive`).
 pub fn save(img: &ResolvedImage, dest: &Path, tag: &str, archive: bool) -> Result<Descriptor> {
     if archive {
-        let tmp = tempfile::Builder::new().prefix("strata-image-save-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        staging::sweep(&std::env::temp_dir(), staging::SAVE, false)?;
+        let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::SAVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let d = save_layout(img, &Layout::open_or_init(tmp.path())?, tag)?;
         archive::write_oci_archive(tmp.path(), dest)?;
         return Ok(d);
