@@ -17,12 +17,58 @@ use oci_spec::image::{Descriptor, MediaType};
 use std::io::Write;
 use std::path::Path;
 
+/// Makes a one-layer image of the rootfs tar at `tar` (plain, gzip or zstd).
+/// The whole tar is checked before anything is written, so a file that is not
+/// one leaves no layout and no blob behind.
 pub fn import(tar: &Path, dest: &Reference) -> Result<Descriptor> {
+    check_tar(tar)?;
     let layout = Layout::open_or_init(&dest.path)?;
-    let mut f = std::fs::File::open(tar).map_err(|e| Error::io(tar, e))?;
-    let nl = writer::write_layer(&layout, &mut f, Compression::Gzip)?;
+    let mut r = open_tar(tar)?;
+    let nl = writer::write_layer(&layout, &mut r, Compression::Gzip)?;
     let config = writer::new_config(std::slice::from_ref(&nl.diff_id), &format!("strata-image import {}", tar.display()));
     writer::write_image(&layout, &dest.tag_or_latest()?, &config, &[nl.descriptor])
+}
+
+/// The tar at `path`, decompressed if its magic says gzip or zstd.
+fn open_tar(path: &Path) -> Result<Box<dyn std::io::Read>> {
+    let f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut r = std::io::BufReader::new(f);
+    let magic = std::io::BufRead::fill_buf(&mut r).map_err(|e| Error::io(path, e))?;
+    Ok(match crate::image::sniff(magic) {
+        "gzip" => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        "zstd" => Box::new(zstd::stream::read::Decoder::with_buffer(r).map_err(|e| Error::io(path, e))?),
+        _ => Box::new(r),
+    })
+}
+
+/// Reads the tar at `path` through, entry by entry: an error names the file
+/// (in one line: the tar crate's own messages quote the bad bytes).
+fn check_tar(path: &Path) -> Result<()> {
+    let not_tar = |why: String| Error::Invalid(format!("{}: not a tar archive ({why})", path.display()));
+    let mut r = open_tar(path)?;
+    let mut first = [0u8; 512];
+    std::io::Read::read_exact(&mut r, &mut first).map_err(|_| not_tar("shorter than one 512-byte tar block".into()))?;
+    if first.iter().any(|&b| b != 0) && !header_checksum_ok(&first) {
+        return Err(not_tar("its first block is not a tar header".into()));
+    }
+    let mut ar = tar::Archive::new(std::io::Read::chain(&first[..], r));
+    let bad = |n: usize, e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => not_tar(format!("truncated in entry {}", n + 1)),
+        _ => not_tar(format!("entry {} has a bad header", n + 1)),
+    };
+    for (n, e) in ar.entries().map_err(|e| bad(0, e))?.enumerate() {
+        let mut e = e.map_err(|e| bad(n, e))?;
+        std::io::copy(&mut e, &mut std::io::sink()).map_err(|e| bad(n, e))?;
+    }
+    Ok(())
+}
+
+/// A tar header's checksum: the sum of its bytes, the checksum field counted as spaces.
+fn header_checksum_ok(h: &[u8; 512]) -> bool {
+    let field = String::from_utf8_lossy(&h[148..156]);
+    let Ok(stored) = u32::from_str_radix(field.trim_matches(|c: char| c == ' ' || c == '\0'), 8) else { return false };
+    let sum: u32 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { b as u32 }).sum();
+    sum == stored
 }
 
 /// Writes `img` into the layout at `dest` (or an OCI archive when `archive`).
