@@ -2,10 +2,12 @@
 //! refused and how it is said, what is printed, and what is left behind.
 
 mod common;
+use common::run::{self, Host};
 use common::*;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use strata_image::writer::Compression;
 
 fn cli(args: &[&str]) -> Output {
     Command::new(bin()).args(args).stdin(Stdio::null()).output().unwrap()
@@ -53,4 +55,57 @@ fn import_refuses_what_is_not_a_tar() {
     let err = refused(&cli(&["import", "--image", &format!("{}:x", t.path().join("img-trunc").display()), s(&truncated)]), "truncated");
     assert!(err.contains("not a tar archive") && err.contains("entry 2"), "{err}");
     ok(&cli(&["import", "--image", &format!("{}:x", t.path().join("img").display()), s(&good)]), "a real tar");
+}
+
+/// An overlay bundle of a one-layer image; returns the bundle (removed on drop).
+fn overlay_bundle(t: &Path, layer: Vec<u8>) -> (BundleGuard, String) {
+    let img = t.join("img");
+    image(&img, "v1", &[layer], Compression::Gzip, |_| {});
+    let b = t.join("b");
+    let guard = BundleGuard(b.clone());
+    ok(&cli(&["unpack", "--overlay", "--store", s(&t.join("store")), "--image", &format!("{}:v1", img.display()), s(&b)]), "unpack --overlay");
+    (guard, format!("{}:v1", img.display()))
+}
+
+#[test]
+fn export_into_a_closed_pipe_leaves_no_mount() {
+    let t = scratch("cli-export");
+    let big: String = "x".repeat(1 << 20);
+    let (g, _) = overlay_bundle(t.path(), tar(&[dir("d"), file("d/a", &big), file("d/b", &big), file("d/c", &big)]));
+    ok(&cli(&["umount", s(&g.0)]), "umount");
+    assert!(run::mounts_under(t.path()).is_empty());
+    let sh = format!("{} export {} | head -c 100 > /dev/null", bin().display(), g.0.display());
+    assert!(Command::new("sh").arg("-c").arg(&sh).status().unwrap().success());
+    assert!(run::mounts_under(t.path()).is_empty(), "the export's mount went with it: {:?}", run::mounts_under(t.path()));
+    let full = Command::new(bin()).args(["export", s(&g.0)]).output().unwrap();
+    ok(&full, "export");
+    assert!(full.stdout.len() > 3 << 20);
+    assert!(run::mounts_under(t.path()).is_empty());
+}
+
+/// The mountinfo line of `p`'s mount.
+fn mount_line(p: &Path) -> Option<String> {
+    let canon = fs::canonicalize(p).unwrap();
+    fs::read_to_string("/proc/self/mountinfo").unwrap().lines().find(|l| l.split(' ').nth(4) == Some(s(&canon))).map(str::to_string)
+}
+
+#[test]
+fn overlay_mount_names_only_paths_that_exist() {
+    let t = scratch("cli-mount");
+    let (g, _) = overlay_bundle(t.path(), tar(&[file("f", "x")]));
+    for round in ["after unpack", "after mount"] {
+        let line = mount_line(&g.0.join("rootfs")).unwrap_or_else(|| panic!("{round}: rootfs not mounted"));
+        assert!(!line.contains(".strata-image-"), "{round}: a staging path: {line}");
+        let opts = line.rsplit(' ').next().unwrap();
+        for o in opts.split(',') {
+            if let Some((k, v)) = o.split_once('=').filter(|(k, _)| matches!(*k, "upperdir" | "workdir" | "lowerdir")) {
+                for p in v.split(':') {
+                    assert!(Path::new(p).is_dir(), "{round}: {k} {p} does not exist: {line}");
+                }
+            }
+        }
+        ok(&cli(&["umount", s(&g.0)]), "umount");
+        assert!(g.0.join("rootfs").join(strata_image::bundle::NOT_MOUNTED_FILE).is_file(), "the unmounted rootfs says so");
+        ok(&cli(&["mount", s(&g.0)]), "mount");
+    }
 }
