@@ -109,3 +109,20 @@ fn overlay_mount_names_only_paths_that_exist() {
         ok(&cli(&["mount", s(&g.0)]), "mount");
     }
 }
+
+#[test]
+fn running_an_unmounted_overlay_bundle_says_it_is_not_mounted() {
+    let Some(strata) = run::strata_bin() else {
+        eprintln!("SKIPPED: no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
+        return;
+    };
+    let t = scratch("cli-unmounted");
+    let (g, _) = overlay_bundle(t.path(), tar(&[dir("bin"), file("bin/sh", "")]));
+    ok(&cli(&["umount", s(&g.0)]), "umount");
+    let mut host = Host::new(t.path(), strata, "unmounted");
+    let out = host.run(&g.0, &format!("unmounted-{}", std::process::id()));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("not mounted") && err.contains("strata-image mount"), "{err}");
+    let names: Vec<_> = fs::read_dir(g.0.join("rootfs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, vec![strata_image::bundle::NOT_MOUNTED_FILE.to_string()], "the failed run made nothing in the empty rootfs");
+}
