@@ -126,3 +126,20 @@ fn running_an_unmounted_overlay_bundle_says_it_is_not_mounted() {
     let names: Vec<_> = fs::read_dir(g.0.join("rootfs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec![strata_image::bundle::NOT_MOUNTED_FILE.to_string()], "the failed run made nothing in the empty rootfs");
 }
+
+#[test]
+fn du_and_gc_take_a_bare_store_and_gc_dry_run_says_would() {
+    // Bare --store is the default store; only looked at, never made.
+    let out = cli(&["du", "--store"]);
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(said.starts_with("LAYER") || said.contains(strata_image::store::DEFAULT_STORE), "du --store: {said}");
+
+    let t = scratch("cli-gc");
+    let img = t.path().join("img");
+    image(&img, "a", &[tar(&[file("a", "1")])], Compression::Gzip, |_| {});
+    image(&img, "a", &[tar(&[file("a", "2")])], Compression::Gzip, |_| {});
+    let dry = ok(&cli(&["gc", "--dry-run", "--layout", s(&img)]), "gc --dry-run");
+    assert!(dry.starts_with(&format!("layout {}: would remove 3 blobs", img.display())) && dry.contains("would keep 3"), "{dry}");
+    let done = ok(&cli(&["gc", "--layout", s(&img)]), "gc");
+    assert!(done.starts_with(&format!("layout {}: removed 3 blobs", img.display())), "{done}");
+}
