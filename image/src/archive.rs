@@ -78,7 +78,15 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
         }),
         Selector::Digest(d) => entries.iter().find(|e| config_digest_of(&e.config).as_deref() == Some(d.as_str())),
     };
-    let entry = chosen.ok_or_else(|| Error::Reference { reference: r.to_string(), reason: "no such image in manifest.json".into() })?;
+    let entry = chosen.ok_or_else(|| {
+        let all: Vec<String> = entries.iter().flat_map(tags).map(|rt| format!("{}:{}", r.path.display(), rt.rsplit_once(':').map_or(rt.as_str(), |x| x.1))).collect();
+        let reason = match &r.selector {
+            Selector::Default if !all.is_empty() => format!("holds several images: name one of {}", all.join(", ")),
+            Selector::Default => "holds several images, none tagged: name one by @sha256:<config digest>".into(),
+            _ => "no such image in manifest.json".into(),
+        };
+        Error::Reference { reference: r.to_string(), reason }
+    })?;
     let config_path = inside(dir, &entry.config)?;
     let config_raw = fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let actual = digest::of_bytes(&config_raw);

@@ -106,6 +106,18 @@ impl Layout {
             Selector::Default => {
                 let all = index.manifests().clone();
                 let latest: Vec<_> = all.iter().filter(|d| ref_name(d) == Some("latest")).cloned().collect();
+                let mut tags: Vec<&str> = vec![];
+                for t in all.iter().filter_map(ref_name) {
+                    if !tags.contains(&t) {
+                        tags.push(t);
+                    }
+                }
+                if latest.is_empty() && tags.len() > 1 {
+                    return Err(Error::Reference {
+                        reference: what,
+                        reason: format!("holds several images and none is tagged latest: name one of {}", tags.iter().map(|t| format!("{}:{t}", self.root.display())).collect::<Vec<_>>().join(", ")),
+                    });
+                }
                 if all.len() == 1 || latest.is_empty() { all } else { latest }
             }
         };
@@ -121,10 +133,10 @@ impl Layout {
         fs::metadata(&p).map(|m| m.len()).map_err(|_| Error::MissingBlob { digest: d.into(), path: p })
     }
 
+    /// The one of `cands` for `platform`: a descriptor that names another
+    /// platform is never taken, even alone, so `--platform` cannot silently
+    /// give an image of the wrong architecture.
     fn pick(&self, cands: &[Descriptor], platform: &PlatformSpec, what: &str) -> Result<Descriptor> {
-        if cands.len() == 1 {
-            return Ok(cands[0].clone());
-        }
         let matching: Vec<_> = cands.iter().filter(|d| d.platform().as_ref().is_some_and(|p| platform.matches(p))).collect();
         if let Some(d) = matching.first() {
             return Ok((*d).clone());
@@ -133,7 +145,20 @@ impl Layout {
         if unplatformed.len() == 1 {
             return Ok(unplatformed[0].clone());
         }
-        Err(Error::Reference { reference: what.into(), reason: format!("no single manifest for platform {platform}") })
+        let mut have: Vec<String> = cands
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| {
+                let v = p.variant().as_ref().map(|v| format!("/{v}")).unwrap_or_default();
+                format!("{}/{}{v}", p.os(), p.architecture())
+            })
+            .collect();
+        have.dedup();
+        let reason = match have.is_empty() {
+            true => format!("no single manifest for platform {platform}"),
+            false => format!("no manifest for platform {platform} (it has {}; choose with --platform)", have.join(", ")),
+        };
+        Err(Error::Reference { reference: what.into(), reason })
     }
 
     fn resolve_descriptor(&self, desc: &Descriptor, platform: &PlatformSpec, depth: usize) -> Result<ResolvedImage> {

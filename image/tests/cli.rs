@@ -143,3 +143,36 @@ fn du_and_gc_take_a_bare_store_and_gc_dry_run_says_would() {
     let done = ok(&cli(&["gc", "--layout", s(&img)]), "gc");
     assert!(done.starts_with(&format!("layout {}: removed 3 blobs", img.display())), "{done}");
 }
+
+#[test]
+fn an_image_must_be_named_when_the_layout_has_several() {
+    let t = scratch("cli-tags");
+    let img = t.path().join("img");
+    image(&img, "one", &[tar(&[file("a", "1")])], Compression::Gzip, |_| {});
+    image(&img, "two", &[tar(&[file("a", "2")])], Compression::Gzip, |_| {});
+    let err = refused(&cli(&["unpack", "--image", s(&img), s(&t.path().join("b"))]), "unpack of an unnamed image");
+    assert!(err.contains(&format!("name one of {0}:one, {0}:two", img.display())), "{err}");
+    assert!(!t.path().join("b").exists());
+    let err = refused(&cli(&["history", s(&img)]), "history of an unnamed image");
+    assert!(err.contains(":one") && err.contains(":two"), "{err}");
+}
+
+#[test]
+fn a_platform_that_matches_no_manifest_is_an_error() {
+    let t = scratch("cli-platform");
+    let img = t.path().join("img");
+    let layout = image(&img, "amd", &[tar(&[file("arch", "amd64")])], Compression::Gzip, |_| {});
+    let (_, d) = layout.tags().unwrap().remove(0);
+    let mut v = serde_json::to_value(&d).unwrap();
+    v.as_object_mut().unwrap().remove("annotations");
+    v["platform"] = serde_json::json!({"os": "linux", "architecture": "amd64"});
+    let index = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [v]});
+    let desc = layout.write_blob(oci_spec::image::MediaType::ImageIndex, &serde_json::to_vec(&index).unwrap()).unwrap();
+    layout.set_tag("multi", &desc).unwrap();
+    let r = format!("{}:multi", img.display());
+    let b = t.path().join("b");
+    let err = refused(&cli(&["unpack", "--platform", "linux/s390x", "--image", &r, s(&b)]), "unpack --platform linux/s390x");
+    assert!(err.contains("no manifest for platform linux/s390x") && err.contains("linux/amd64"), "{err}");
+    assert!(!b.exists());
+    ok(&cli(&["unpack", "--platform", "linux/amd64", "--image", &r, s(&b)]), "unpack --platform linux/amd64");
+}
