@@ -237,11 +237,19 @@ impl Layout {
 
     /// Points `tag` at `desc` in index.json (replacing what it named before).
     pub fn set_tag(&self, tag: &str, desc: &Descriptor) -> Result<()> {
+        self.set_tag_named(tag, desc, None)
+    }
+
+    /// `set_tag`, also recording the image's full name (`IMAGE_NAME`).
+    pub fn set_tag_named(&self, tag: &str, desc: &Descriptor, name: Option<&str>) -> Result<()> {
         let mut index = self.index()?;
         let mut manifests: Vec<Descriptor> = index.manifests().iter().filter(|d| ref_name(d) != Some(tag)).cloned().collect();
         let mut d = desc.clone();
         let mut ann = d.annotations().clone().unwrap_or_default();
         ann.insert(REF_NAME.into(), tag.into());
+        if let Some(n) = name {
+            ann.insert(IMAGE_NAME.into(), n.into());
+        }
         d.set_annotations(Some(ann));
         manifests.push(d);
         index.set_manifests(manifests);
@@ -249,6 +257,10 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &text)
     }
 }
+
+/// The full image name (`registry/repo:tag`) that containerd and podman give
+/// an image they import from an archive; `REF_NAME` is only its tag.
+pub const IMAGE_NAME: &str = "io.containerd.image.name";
 
 pub fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations().as_ref()?.get(REF_NAME).map(String::as_str)

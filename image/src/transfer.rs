@@ -71,16 +71,36 @@ fn header_checksum_ok(h: &[u8; 512]) -> bool {
     sum == stored
 }
 
-/// Writes `img` into the layout at `dest` (or an OCI archive when `archive`).
-pub fn save(img: &ResolvedImage, dest: &Path, tag: &str, archive: bool) -> Result<Descriptor> {
+/// Writes `img` into the layout at `dest` (or an OCI archive when `archive`),
+/// tagged `tag`, and with `name` (a full `repo:tag`, see `layout::IMAGE_NAME`)
+/// as the name engines give it when they load the archive.
+pub fn save(img: &ResolvedImage, dest: &Path, tag: &str, name: Option<&str>, archive: bool) -> Result<Descriptor> {
+    let write = |layout: &Layout| -> Result<Descriptor> {
+        let d = save_layout(img, layout, tag)?;
+        if name.is_some() {
+            layout.set_tag_named(tag, &d, name)?;
+        }
+        Ok(d)
+    };
     if archive {
         staging::sweep(&std::env::temp_dir(), staging::SAVE, false)?;
         let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::SAVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-        let d = save_layout(img, &Layout::open_or_init(tmp.path())?, tag)?;
+        let d = write(&Layout::open_or_init(tmp.path())?)?;
         archive::write_oci_archive(tmp.path(), dest)?;
         return Ok(d);
     }
-    save_layout(img, &Layout::open_or_init(dest)?, tag)
+    write(&Layout::open_or_init(dest)?)
+}
+
+/// The name an image saved from `source` gets when none is given:
+/// `localhost/<the layout's or archive's file name>:<tag>`, in the characters a
+/// repository name allows.
+pub fn default_name(source: &Reference, tag: &str) -> String {
+    let file = source.path.file_name().map(|f| f.to_string_lossy().to_lowercase()).unwrap_or_default();
+    let stem = [".tar.gz", ".tgz", ".tar"].iter().find_map(|x| file.strip_suffix(x)).unwrap_or(&file);
+    let repo: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
+    let repo = repo.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("localhost/{}:{tag}", if repo.is_empty() { "image" } else { repo })
 }
 
 fn save_layout(img: &ResolvedImage, layout: &Layout, tag: &str) -> Result<Descriptor> {

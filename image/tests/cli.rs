@@ -176,3 +176,22 @@ fn a_platform_that_matches_no_manifest_is_an_error() {
     assert!(!b.exists());
     ok(&cli(&["unpack", "--platform", "linux/amd64", "--image", &r, s(&b)]), "unpack --platform linux/amd64");
 }
+
+#[test]
+fn save_archive_names_the_image() {
+    let t = scratch("cli-save");
+    let img = t.path().join("My Image");
+    image(&img, "v1", &[tar(&[file("a", "1")])], Compression::Gzip, |_| {});
+    let index = |ar: &Path| -> serde_json::Value {
+        let mut a = tar::Archive::new(fs::File::open(ar).unwrap());
+        let mut e = a.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().to_str() == Some("index.json")).unwrap();
+        serde_json::from_reader(&mut e).unwrap()
+    };
+    let ar = t.path().join("a.tar");
+    ok(&cli(&["save", &format!("{}:v1", img.display()), "--archive", "--tag", "v1", "-o", s(&ar)]), "save --archive");
+    let ann = &index(&ar)["manifests"][0]["annotations"];
+    assert_eq!((ann["org.opencontainers.image.ref.name"].as_str(), ann["io.containerd.image.name"].as_str()), (Some("v1"), Some("localhost/my-image:v1")));
+    ok(&cli(&["save", &format!("{}:v1", img.display()), "--archive", "--name", "example.com:5000/team/app", "-o", s(&ar)]), "save --name");
+    assert_eq!(index(&ar)["manifests"][0]["annotations"]["io.containerd.image.name"], "example.com:5000/team/app:latest");
+    ok(&cli(&["unpack", "--image", &format!("{}:latest", ar.display()), s(&t.path().join("b"))]), "the archive still opens by its tag");
+}
