@@ -195,3 +195,17 @@ fn save_archive_names_the_image() {
     assert_eq!(index(&ar)["manifests"][0]["annotations"]["io.containerd.image.name"], "example.com:5000/team/app:latest");
     ok(&cli(&["unpack", "--image", &format!("{}:latest", ar.display()), s(&t.path().join("b"))]), "the archive still opens by its tag");
 }
+
+#[test]
+fn history_shows_human_sizes_author_and_comment() {
+    let t = scratch("cli-history");
+    let img = t.path().join("img");
+    image(&img, "base", &[tar(&[file("big", &"x".repeat(3 << 20))])], Compression::None, |c| {
+        c["history"][0]["author"] = serde_json::json!("Ada <ada@example.com>");
+        c["history"][0]["comment"] = serde_json::json!("the base");
+    });
+    let out = ok(&cli(&["history", &format!("{}:base", img.display())]), "history");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("SIZE") && lines[0].contains("AUTHOR") && lines[0].contains("COMMENT"), "{out}");
+    assert!(lines[1].contains("3.0 MiB") && lines[1].contains("Ada <ada@example.com>") && lines[1].contains("the base"), "{out}");
+}
