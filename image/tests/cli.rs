@@ -209,3 +209,23 @@ fn history_shows_human_sizes_author_and_comment() {
     assert!(lines[0].contains("SIZE") && lines[0].contains("AUTHOR") && lines[0].contains("COMMENT"), "{out}");
     assert!(lines[1].contains("3.0 MiB") && lines[1].contains("Ada <ada@example.com>") && lines[1].contains("the base"), "{out}");
 }
+
+#[test]
+fn version_flags_agree_with_strata() {
+    let want = format!("strata-image version {}", env!("CARGO_PKG_VERSION"));
+    for flag in ["-v", "-V", "--version"] {
+        let out = ok(&cli(&[flag]), flag);
+        assert_eq!(out.lines().next(), Some(want.as_str()), "strata-image {flag}");
+        assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("commit: ")), "{out}");
+    }
+    let Some(strata) = run::strata_bin() else {
+        eprintln!("SKIPPED strata part: no strata binary");
+        return;
+    };
+    for flag in ["-v", "-V", "--version"] {
+        let out = Command::new(&strata).arg(flag).output().unwrap();
+        ok(&out, flag);
+        let first = String::from_utf8_lossy(&out.stdout).lines().next().unwrap_or("").to_string();
+        assert!(first.starts_with("strata version "), "strata {flag}: {first}");
+    }
+}
