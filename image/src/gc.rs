@@ -5,6 +5,7 @@
 use crate::bundle::BundleMeta;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::overlay;
 use crate::staging;
 use crate::store::Store;
 use crate::usage;
@@ -52,13 +53,12 @@ pub fn gc_store(store: &Store, dry_run: bool) -> Result<GcReport> {
     for kind in [staging::ARCHIVE, staging::SAVE] {
         report.staging.extend(staging::sweep(&std::env::temp_dir(), kind, dry_run)?);
     }
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let dir = store.root.join("layers/sha256");
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
         let e = e.map_err(|e| Error::io(&dir, e))?;
         let (path, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
         let leftover = name.starts_with(".tmp-"); // an extraction that never finished
-        if !leftover && (used.contains(&path) || mounts.contains(&format!("{}", path.display()))) {
+        if !leftover && (used.contains(&path) || overlay::layer_in_use(&path)) {
             report.kept += 1;
             continue;
         }

@@ -28,10 +28,9 @@ impl Store {
         let layers = root.join("layers/sha256");
         fs::create_dir_all(&layers).map_err(|e| Error::io(&layers, e))?;
         let root = fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?;
-        for c in root.to_string_lossy().chars() {
-            if c == ':' || c == ',' {
-                return Err(Error::Invalid(format!("store {}: ':' and ',' cannot appear in overlay lowerdirs", root.display())));
-            }
+        if root.to_str().is_none() {
+            // Bundles record their layer dirs in strata-image.json, which holds only text.
+            return Err(Error::Invalid(format!("store {}: the path is not UTF-8", root.display())));
         }
         Ok(Store { root })
     }
