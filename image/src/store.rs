@@ -138,12 +138,12 @@ impl Store {
 
     /// flock(2) on `<store>/lock`: shared for unpack, exclusive for gc.
     pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
-        use std::os::fd::AsRawFd;
+        use nix::fcntl::{Flock, FlockArg};
         let p = self.root.join("lock");
         let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io(&p, e))?;
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-        nix::errno::Errno::result(unsafe { libc::flock(f.as_raw_fd(), op) }).map_err(|e| Error::sys("flock", &p, e))?;
-        Ok(StoreLock(f))
+        let op = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+        let lock = Flock::lock(f, op).map_err(|(_, e)| Error::sys("flock", &p, e))?;
+        Ok(StoreLock(lock))
     }
 
     /// Extracted layers in the store.
@@ -162,7 +162,7 @@ impl Store {
 }
 
 /// Held while the lock is; released when dropped (the fd closes).
-pub struct StoreLock(#[allow(dead_code)] fs::File);
+pub struct StoreLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
 pub fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
