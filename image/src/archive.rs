@@ -135,7 +135,8 @@ fn inside(dir: &Path, name: &str) -> Result<PathBuf> {
 /// Writes the layout directory `src` as an OCI archive tar at `dest`.
 pub fn write_oci_archive(src: &Path, dest: &Path) -> Result<()> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent).map_err(|e| Error::io(parent, e))?;
+    staging::sweep(parent, staging::TEMP_FILE, false)?;
+    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(parent).map_err(|e| Error::io(parent, e))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(tmp));
     b.mode(tar::HeaderMode::Deterministic);
     let mut files = Vec::new();

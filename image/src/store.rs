@@ -12,6 +12,7 @@
 use crate::apply::{self, Mode};
 use crate::digest;
 use crate::error::{Error, Result};
+use crate::staging;
 use crate::image::{self, LayerBlob};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -69,7 +70,9 @@ impl Store {
             return Ok((dest, false));
         }
         let parent = dest.parent().unwrap();
-        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+        // Extractions cut short by a kill are removed by the next one (or gc).
+        staging::sweep(parent, staging::TEMP_FILE, false)?;
+        let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
         let mode = Mode::Overlay { lowers: below.to_vec() };
         image::with_layer_progress(layer, on_bytes, |r| apply::apply_layer(tmp.path(), r, &mode))?;
         set_mode(tmp.path(), 0o755)?;

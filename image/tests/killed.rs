@@ -1,6 +1,7 @@
-//! A `strata-image unpack` killed with SIGKILL leaves its staging dir behind;
-//! the next unpack beside it, or `gc` of the store it was registered in,
-//! removes it (and unmounts a staging rootfs still mounted). The layer blob is
+//! A `strata-image unpack` killed with SIGKILL leaves its staging dir (and a
+//! half-extracted store layer) behind; the next unpack beside it, or `gc` of
+//! the store it was registered in, removes them (and unmounts a staging
+//! rootfs still mounted). The layer blob is
 //! swapped for a FIFO so the test controls how far the unpack gets.
 
 mod common;
@@ -113,6 +114,28 @@ fn a_killed_overlay_unpack_is_swept_by_gc() {
     assert_eq!(staging_dirs(&parent), Vec::<PathBuf>::new());
     assert!(!walk_dir_has(&store, "f00"), "the half-extracted layer is gone too");
     assert_eq!(fs::read_dir(store.join("bundles")).map(|d| d.count()).unwrap_or(0), 0, "the registration is dropped");
+}
+
+#[test]
+fn a_killed_overlay_unpack_is_swept_by_the_next_unpack() {
+    let t = scratch("killed-ovl-next");
+    let (r, blob, layer) = layered_image(t.path());
+    let parent = t.path().join("bundles");
+    fs::create_dir(&parent).unwrap();
+    let store = t.path().join("store");
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    kill_mid_unpack(&["unpack", "--overlay", "--store", &s(&store), "--image", &r, &s(&parent.join("b1"))], &blob, &layer, t.path());
+    let half: Vec<_> = fs::read_dir(store.join("layers/sha256")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(half.len() == 1 && half[0].to_string_lossy().starts_with(".tmp-"), "the kill left a half extraction: {half:?}");
+    assert_eq!(staging_dirs(&parent).len(), 1);
+
+    let b2 = parent.join("b2");
+    let _g = BundleGuard(b2.clone());
+    ok(&cli(&["unpack", "--overlay", "--store", &s(&store), "--image", &r, &s(&b2)]), "unpack after the kill");
+    assert_eq!(staging_dirs(&parent), Vec::<PathBuf>::new(), "the staging dir is gone");
+    let left: Vec<_> = fs::read_dir(store.join("layers/sha256")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.len() == 1 && !left[0].to_string_lossy().starts_with('.'), "only the finished layer: {left:?}");
+    assert_eq!(fs::read(b2.join("rootfs/data/f63")).unwrap().len(), 64 << 10);
 }
 
 #[test]
