@@ -5,7 +5,7 @@
 
 use crate::digest;
 use crate::error::{Error, Result};
-use crate::image::{self, LayerBlob, ResolvedImage};
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::layout::Layout;
 use crate::platform::PlatformSpec;
 use crate::reference::{Reference, Selector};
@@ -95,7 +95,7 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
             return Err(Error::DigestMismatch { digest: expected, actual });
         }
     }
-    let config = image::parse_config(&config_raw, &actual)?;
+    let config = sources::parse_config(&config_raw, &actual)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::Invalid(format!("docker image {}: {} layers but {} diff_ids", r, entry.layers.len(), diff_ids.len())));

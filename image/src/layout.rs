@@ -3,7 +3,7 @@
 
 use crate::digest::{self, Check, Verifier};
 use crate::error::{Error, Result};
-use crate::image::{self, LayerBlob, ResolvedImage};
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::platform::PlatformSpec;
 use crate::reference::Selector;
 use crate::staging;
@@ -180,7 +180,7 @@ impl Layout {
         }
         let manifest: ImageManifest = serde_json::from_value(v).map_err(|e| Error::json(format!("manifest {d}"), e))?;
         let config_raw = self.read_blob(manifest.config())?;
-        let config = image::parse_config(&config_raw, manifest.config().digest().as_ref())?;
+        let config = sources::parse_config(&config_raw, manifest.config().digest().as_ref())?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid(format!(

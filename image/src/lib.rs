@@ -15,6 +15,7 @@ pub mod image;
 pub mod layout;
 pub mod platform;
 pub mod reference;
+pub mod sources;
 pub mod whiteout;
 
 pub use error::{Error, Result};
