@@ -8,15 +8,13 @@
 //! a content-addressed layer store.
 
 pub mod apply;
-pub mod archive;
-pub mod digest;
 pub mod error;
 pub mod image;
-pub mod layout;
-pub mod platform;
-pub mod reference;
 pub mod sources;
 pub mod whiteout;
+
+// Each stage's modules, also at the top where callers have always found them.
+pub use sources::{archive, digest, layout, platform, reference};
 
 pub use error::{Error, Result};
 pub mod bundle;

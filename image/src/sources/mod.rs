@@ -3,6 +3,12 @@
 //! digests. Each source yields a `ResolvedImage`; `image` picks the source
 //! for a reference, so no source depends on what resolves it.
 
+pub mod archive;
+pub mod digest;
+pub mod layout;
+pub mod platform;
+pub mod reference;
+
 use crate::error::{Error, Result};
 use oci_spec::image::ImageConfiguration;
 use std::path::PathBuf;
