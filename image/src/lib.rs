@@ -8,21 +8,18 @@
 //! a content-addressed layer store.
 
 pub mod apply;
+pub mod bundles;
 pub mod error;
 pub mod image;
 pub mod sources;
 pub mod whiteout;
 
 // Each stage's modules, also at the top where callers have always found them.
+pub use bundles::{bundle, overlay, passwd, runtime_config, store};
 pub use sources::{archive, digest, layout, platform, reference};
 
 pub use error::{Error, Result};
-pub mod bundle;
-pub mod overlay;
-pub mod passwd;
-pub mod runtime_config;
 pub mod staging;
-pub mod store;
 pub mod history;
 pub mod writer;
 pub mod treetar;
