@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod bundles;
+pub mod commit;
 pub mod error;
 pub mod image;
 pub mod sources;
@@ -16,16 +17,11 @@ pub mod whiteout;
 
 // Each stage's modules, also at the top where callers have always found them.
 pub use bundles::{bundle, overlay, passwd, runtime_config, store};
+pub use commit::{flatdiff, freeze, history, treetar, writer};
 pub use sources::{archive, digest, layout, platform, reference};
 
 pub use error::{Error, Result};
 pub mod staging;
-pub mod history;
-pub mod writer;
-pub mod treetar;
-pub mod commit;
-pub mod flatdiff;
-pub mod freeze;
 pub mod gc;
 pub mod usage;
 pub mod transfer;

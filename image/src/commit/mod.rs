@@ -1,18 +1,25 @@
 //! `commit`: a bundle's changes become a new image layer on top of the
 //! bundle's image, written to a layout and tagged. An overlay bundle's changes
 //! are its read-write (upper) layer; a flatten bundle's are the diff of its
-//! rootfs against the tree recorded at unpack (`flatdiff`).
+//! rootfs against the tree recorded at unpack (`flatdiff`). The stage also
+//! holds what writes images (`treetar`, `writer`), reads their history, and
+//! pauses the containers whose changes are read (`freeze`).
+
+pub mod flatdiff;
+pub mod freeze;
+pub mod history;
+pub mod treetar;
+pub mod writer;
 
 use crate::bundle::{self, BundleMeta};
 use crate::error::{Error, Result};
-use crate::flatdiff;
-use crate::freeze::{self, Runtime};
+use freeze::Runtime;
 use crate::image::{self, ResolvedImage};
 use crate::layout::{parse_digest, Layout};
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
-use crate::treetar::{self, Source};
-use crate::writer::{self, Compression};
+use treetar::Source;
+use writer::Compression;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 use std::fs::File;
