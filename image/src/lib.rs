@@ -13,15 +13,14 @@ pub mod commit;
 pub mod error;
 pub mod image;
 pub mod sources;
+pub mod upkeep;
 pub mod whiteout;
 
 // Each stage's modules, also at the top where callers have always found them.
 pub use bundles::{bundle, overlay, passwd, runtime_config, store};
 pub use commit::{flatdiff, freeze, history, treetar, writer};
 pub use sources::{archive, digest, layout, platform, reference};
+pub use upkeep::{gc, transfer, usage};
 
 pub use error::{Error, Result};
 pub mod staging;
-pub mod gc;
-pub mod usage;
-pub mod transfer;
