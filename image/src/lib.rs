@@ -7,12 +7,20 @@
 //! the target, and builds bundles either as a flat copy or as an overlay of
 //! a content-addressed layer store.
 
+//!
+//! The tree follows the flow, one folder per stage: `sources` (where images
+//! come from) → `image` (resolve a reference, stream verified layers) →
+//! `apply` (a layer onto a directory) → `bundles` (rootfs + config.json) →
+//! `commit` (a bundle's changes back into an image) → `upkeep` (du, gc,
+//! import/save/export). `error`, `whiteout` and `staging` serve them all.
+
 pub mod apply;
 pub mod bundles;
 pub mod commit;
 pub mod error;
 pub mod image;
 pub mod sources;
+pub mod staging;
 pub mod upkeep;
 pub mod whiteout;
 
@@ -23,4 +31,3 @@ pub use sources::{archive, digest, layout, platform, reference};
 pub use upkeep::{gc, transfer, usage};
 
 pub use error::{Error, Result};
-pub mod staging;
