@@ -1,6 +1,6 @@
-//! A resolved image: its manifest, config and layer blobs, wherever they
-//! came from (layout directory, OCI archive, docker-save archive), and the
-//! verified, decompressed stream of each layer.
+//! Resolving an image reference to whichever source holds it (layout
+//! directory, OCI archive, docker-save archive), and the verified,
+//! decompressed stream of each of its layers.
 
 use crate::archive;
 use crate::digest::{Check, Verifier};
@@ -8,41 +8,9 @@ use crate::error::{Error, Result};
 use crate::layout::Layout;
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
-use oci_spec::image::ImageConfiguration;
+pub use crate::sources::{parse_config, LayerBlob, ResolvedImage};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
-
-/// One layer as stored: where its bytes are and what they must hash to.
-#[derive(Clone, Debug)]
-pub struct LayerBlob {
-    pub path: PathBuf,
-    pub media_type: String,
-    /// Digest of the stored (possibly compressed) blob; None for docker-save
-    /// layers, which only the diff_id identifies.
-    pub digest: Option<String>,
-    pub size: Option<u64>,
-    pub diff_id: String,
-    pub urls: Vec<String>,
-}
-
-impl LayerBlob {
-    /// The name errors use for this layer.
-    pub fn name(&self) -> &str {
-        self.digest.as_deref().unwrap_or(&self.diff_id)
-    }
-}
-
-pub struct ResolvedImage {
-    pub manifest_digest: Option<String>,
-    pub manifest_raw: Option<Vec<u8>>,
-    pub config_digest: String,
-    pub config_raw: Vec<u8>,
-    pub config: ImageConfiguration,
-    pub layers: Vec<LayerBlob>,
-    /// Keeps an extracted archive alive as long as the image is used.
-    pub tempdir: Option<tempfile::TempDir>,
-}
 
 /// Opens whatever `r` names: a layout directory or an archive file.
 pub fn open(r: &Reference, platform: &PlatformSpec) -> Result<ResolvedImage> {
@@ -52,10 +20,6 @@ pub fn open(r: &Reference, platform: &PlatformSpec) -> Result<ResolvedImage> {
     } else {
         archive::open(r, platform)
     }
-}
-
-pub fn parse_config(raw: &[u8], digest: &str) -> Result<ImageConfiguration> {
-    serde_json::from_slice(raw).map_err(|e| Error::json(format!("config {digest}"), e))
 }
 
 /// Streams one layer's uncompressed tar to `f`, verifying the blob's size and

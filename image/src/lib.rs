@@ -7,27 +7,27 @@
 //! the target, and builds bundles either as a flat copy or as an overlay of
 //! a content-addressed layer store.
 
+//!
+//! The tree follows the flow, one folder per stage: `sources` (where images
+//! come from) → `image` (resolve a reference, stream verified layers) →
+//! `apply` (a layer onto a directory) → `bundles` (rootfs + config.json) →
+//! `commit` (a bundle's changes back into an image) → `upkeep` (du, gc,
+//! import/save/export). `error`, `whiteout` and `staging` serve them all.
+
 pub mod apply;
-pub mod archive;
-pub mod digest;
+pub mod bundles;
+pub mod commit;
 pub mod error;
 pub mod image;
-pub mod layout;
-pub mod platform;
-pub mod reference;
+pub mod sources;
+pub mod staging;
+pub mod upkeep;
 pub mod whiteout;
 
+// Each stage's modules, also at the top where callers have always found them.
+pub use bundles::{bundle, overlay, passwd, runtime_config, store};
+pub use commit::{flatdiff, freeze, history, treetar, writer};
+pub use sources::{archive, digest, layout, platform, reference};
+pub use upkeep::{gc, transfer, usage};
+
 pub use error::{Error, Result};
-pub mod bundle;
-pub mod overlay;
-pub mod passwd;
-pub mod runtime_config;
-pub mod store;
-pub mod history;
-pub mod writer;
-pub mod treetar;
-pub mod commit;
-pub mod flatdiff;
-pub mod gc;
-pub mod usage;
-pub mod transfer;

@@ -46,7 +46,7 @@ fn unchanged_flatten_bundle_commits_an_empty_layer() {
     let b = t.path().join("b");
     bundle::unpack(&Reference::parse(&base).unwrap(), &b, &UnpackOptions::default()).unwrap();
     let dest = Reference::parse(&format!("{}:same", t.path().join("img").display())).unwrap();
-    commit(&b, &dest, &CommitOptions { message: None, author: None }).unwrap();
+    commit(&b, &dest, &CommitOptions::default()).unwrap();
     assert_eq!(top_layer_entries(&dest), vec![], "nothing changed, nothing in the layer");
 }
 
@@ -78,7 +78,7 @@ fn flatten_commit_holds_exactly_the_changes() {
     fs::remove_file(r.join("odd name\twith%tab")).unwrap();
 
     let dest = Reference::parse(&format!("{}:committed", t.path().join("img").display())).unwrap();
-    commit(&b, &dest, &CommitOptions { message: Some("flat".into()), author: None }).unwrap();
+    commit(&b, &dest, &CommitOptions { message: Some("flat".into()), ..Default::default() }).unwrap();
 
     let entries = top_layer_entries(&dest);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
@@ -113,6 +113,6 @@ fn flatten_bundle_without_tree_record_is_refused_naming_the_file() {
     bundle::unpack(&Reference::parse(&base).unwrap(), &b, &UnpackOptions::default()).unwrap();
     fs::remove_file(b.join(strata_image::flatdiff::TREE_FILE)).unwrap();
     let dest = Reference::parse(&format!("{}:x", t.path().join("img").display())).unwrap();
-    let err = commit(&b, &dest, &CommitOptions { message: None, author: None }).unwrap_err().to_string();
+    let err = commit(&b, &dest, &CommitOptions::default()).unwrap_err().to_string();
     assert!(err.contains(strata_image::flatdiff::TREE_FILE) && !err.contains('\n'), "{err}");
 }

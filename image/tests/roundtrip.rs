@@ -30,7 +30,7 @@ fn commit_history_unpack_roundtrip() {
     fs::write(root.join("new"), "n").unwrap();
 
     let dest = Reference::parse(&format!("{}:committed", img.display())).unwrap();
-    commit(&b, &dest, &CommitOptions { message: Some("my change".into()), author: Some("me".into()) }).unwrap();
+    commit(&b, &dest, &CommitOptions { message: Some("my change".into()), author: Some("me".into()), ..Default::default() }).unwrap();
 
     let resolved = image::open(&dest, &PlatformSpec::host()).unwrap();
     assert_eq!(resolved.layers.len(), 2);
@@ -58,7 +58,7 @@ fn commit_history_unpack_roundtrip() {
 
     // save as an OCI archive and read it back.
     let ar = tmp.join("saved.tar");
-    transfer::save(&resolved, &ar, "v1", true).unwrap();
+    transfer::save(&resolved, &ar, "v1", None, true).unwrap();
     let from_archive = image::open(&Reference::parse(&format!("{}:v1", ar.display())).unwrap(), &PlatformSpec::host()).unwrap();
     assert_eq!(from_archive.config_digest, resolved.config_digest);
 

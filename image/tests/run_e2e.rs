@@ -92,6 +92,7 @@ fn unpack_run_commit_unpack_run_and_podman() {
     ok(&out, "podman load");
     let loaded = String::from_utf8_lossy(&out.stdout);
     let name = loaded.lines().find_map(|l| l.split_once(": ").map(|(_, n)| n.trim().to_string())).expect("podman load names the image");
+    assert_eq!(name, "localhost/img:e2e-committed", "the name save gave it, not the tag taken as a name");
     let out = run::podman(&pm, &host.cgroup_parent, &["run", "--rm", &name, "sh", "-c", "cat /written /data/sub/f; test -e /etc/group || echo no-group"]);
     ok(&out, "podman run of the committed image");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "written\ndeep\nno-group\n");
@@ -101,12 +102,12 @@ fn unpack_run_commit_unpack_run_and_podman() {
 
     if Command::new("containerd").arg("--version").output().is_ok() {
         let c = run::Containerd::start(&dir.join("containerd"));
-        let out = c.ctr(&["image", "import", "--base-name", "localhost/strata-e2e", s(&archive)]);
+        let out = c.ctr(&["image", "import", s(&archive)]);
         ok(&out, "ctr image import");
         let out = c.ctr(&["image", "check"]);
         ok(&out, "ctr image check");
-        let line = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("localhost/strata-e2e:e2e-committed")).map(str::to_string);
-        let line = line.expect("ctr lists the imported image");
+        let line = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("localhost/img:e2e-committed ")).map(str::to_string);
+        let line = line.expect("ctr lists the imported image by the name save gave it");
         assert!(line.contains("complete (3/3)") && line.trim_end().ends_with("true"), "config and both layers present, unpacked: {line}");
     } else {
         eprintln!("SKIPPED containerd part: containerd not installed");

@@ -101,6 +101,10 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     let root = spec.root().as_ref().ok_or_else(|| Error::field("root", "is required"))?;
     let rootfs = bundle.join(root.path());
     match std::fs::metadata(&rootfs) {
+        // strata-image leaves this file under an overlay bundle's mount: seen, the overlay is not mounted.
+        Ok(m) if m.is_dir() && rootfs.join(".strata-image-not-mounted").exists() => {
+            return Err(Error::field("root.path", format!("{} is not mounted (strata-image mount {})", rootfs.display(), bundle.display())))
+        }
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Error::field("root.path", format!("{} is not a directory", rootfs.display()))),
         Err(e) => return Err(Error::field("root.path", format!("{}: {}", rootfs.display(), io_reason(&e)))),

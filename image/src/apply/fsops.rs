@@ -160,48 +160,37 @@ pub fn proc_path(dir: BorrowedFd, name: &OsStr) -> CString {
 
 pub fn lsetxattr_at(dir: BorrowedFd, name: &OsStr, key: &str, value: &[u8]) -> nix::Result<()> {
     let p = proc_path(dir, name);
-    let k = CString::new(key).map_err(|_| Errno::EINVAL)?;
-    let r = unsafe { libc::lsetxattr(p.as_ptr(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
-    Errno::result(r).map(drop)
+    xattr::set(OsStr::from_bytes(p.as_bytes()), key, value).map_err(errno)
 }
 
+/// The xattr crate sets by path or by `File` only; an fd we merely borrow goes
+/// to the syscall directly.
 pub fn fsetxattr(fd: BorrowedFd, key: &str, value: &[u8]) -> nix::Result<()> {
     let k = CString::new(key).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: fd is open for the borrow's lifetime; k is NUL-terminated and value
+    // is a live slice of value.len() bytes; the kernel only reads them.
     let r = unsafe { libc::fsetxattr(fd.as_raw_fd(), k.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     Errno::result(r).map(drop)
 }
 
-/// All xattrs of a path (not following a final symlink).
+/// All xattrs of a path (not following a final symlink), sorted by name.
 pub fn lxattrs(path: &Path) -> nix::Result<Vec<(String, Vec<u8>)>> {
-    let p = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let mut names = vec![0u8; 4096];
-    let n = loop {
-        let r = unsafe { libc::llistxattr(p.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
-        match Errno::result(r) {
-            Ok(n) => break n as usize,
-            Err(Errno::ERANGE) => names.resize(names.len() * 4, 0),
-            Err(Errno::ENOTSUP) => return Ok(vec![]),
-            Err(e) => return Err(e),
-        }
+    let names = match xattr::list(path) {
+        Ok(names) => names,
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(vec![]),
+        Err(e) => return Err(errno(e)),
     };
     let mut out = Vec::new();
-    for key in names[..n].split(|b| *b == 0).filter(|k| !k.is_empty()) {
-        let k = CString::new(key).unwrap();
-        let mut val = vec![0u8; 256];
-        let len = loop {
-            let r = unsafe { libc::lgetxattr(p.as_ptr(), k.as_ptr(), val.as_mut_ptr().cast(), val.len()) };
-            match Errno::result(r) {
-                Ok(n) => break n as usize,
-                Err(Errno::ERANGE) => val.resize(val.len() * 16, 0),
-                Err(Errno::ENODATA) => break usize::MAX,
-                Err(e) => return Err(e),
-            }
-        };
-        if len != usize::MAX {
-            val.truncate(len);
-            out.push((String::from_utf8_lossy(key).into_owned(), val));
+    for key in names {
+        // None: removed since it was listed.
+        if let Some(val) = xattr::get(path, &key).map_err(errno)? {
+            out.push((String::from_utf8_lossy(key.as_bytes()).into_owned(), val));
         }
     }
     out.sort();
     Ok(out)
+}
+
+fn errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }

@@ -1,5 +1,6 @@
 use std::path::PathBuf;
 use strata_image::commit::{self, CommitOptions};
+use strata_image::freeze::{Runtime, DEFAULT_RUNTIME_ROOT};
 use strata_image::reference::Reference;
 use strata_image::Result;
 
@@ -16,9 +17,20 @@ pub struct Args {
     message: Option<String>,
     #[arg(long)]
     author: Option<String>,
+    /// Pause the bundle's running containers while reading their changes (as docker
+    /// commit does). With --pause=false a file that changes size meanwhile fails the commit.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pause: bool,
+    /// OCI runtime (runc's command line) that runs the bundle's containers [default: strata]
+    #[arg(long)]
+    runtime: Option<PathBuf>,
+    /// That runtime's state directory (its --root).
+    #[arg(long, default_value = DEFAULT_RUNTIME_ROOT)]
+    runtime_root: PathBuf,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let d = commit::commit(&a.bundle, &Reference::parse(&a.image)?, &CommitOptions { message: a.message, author: a.author })?;
+    let pause = a.pause.then(|| Runtime { binary: a.runtime.unwrap_or_else(Runtime::default_binary), root: a.runtime_root });
+    let d = commit::commit(&a.bundle, &Reference::parse(&a.image)?, &CommitOptions { message: a.message, author: a.author, pause })?;
     crate::strata_image_cli::print_written(&d, &a.image, a.json)
 }

@@ -6,8 +6,9 @@ use strata_image::{usage, Result};
 pub struct Args {
     /// Bundles to measure: size (read-write layer) and virtual size (the whole view).
     bundles: Vec<PathBuf>,
-    /// Measure this layer store instead: each layer, its users, what gc would free.
-    #[arg(long)]
+    /// Measure this layer store instead: each layer, its users, what gc would free
+    /// (bare: the default store, as unpack's).
+    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::DEFAULT_STORE, value_name = "STORE")]
     store: Option<PathBuf>,
     #[arg(long)]
     json: bool,
@@ -15,7 +16,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     if let Some(s) = &a.store {
-        let u = usage::store_usage(&Store::open(s)?)?;
+        let u = usage::store_usage(&Store::open_existing(s)?)?;
         if a.json {
             return crate::strata_image_cli::print_json(&u);
         }

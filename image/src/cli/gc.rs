@@ -5,8 +5,8 @@ use strata_image::{gc, Error, Result};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Layer store: remove the layers no registered bundle uses.
-    #[arg(long)]
+    /// Layer store: remove the layers no registered bundle uses (bare: the default store, as unpack's).
+    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::DEFAULT_STORE, value_name = "STORE")]
     store: Option<PathBuf>,
     /// Image layout: remove the blobs no tag reaches.
     #[arg(long)]
@@ -23,17 +23,20 @@ pub fn run(a: Args) -> Result<()> {
         return Err(Error::Invalid("gc: name a --store, a --layout, or both".into()));
     }
     let mut out = serde_json::Map::new();
+    let (remove, keep) = if a.dry_run { ("would remove", "would keep") } else { ("removed", "kept") };
     if let Some(s) = &a.store {
-        let r = gc::gc_store(&Store::open(s)?, a.dry_run)?;
+        let r = gc::gc_store(&Store::open_existing(s)?, a.dry_run)?;
         if !a.json {
-            println!("store {}: removed {} layers ({} bytes), kept {}", s.display(), r.removed.len(), r.freed, r.kept);
+            println!("store {}: {remove} {} layers ({} bytes), {keep} {}", s.display(), r.removed.len(), r.freed, r.kept);
+            print_staging(remove, &r);
         }
         out.insert("store".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
     }
     if let Some(l) = &a.layout {
         let r = gc::gc_layout(&Layout::open(l)?, a.dry_run)?;
         if !a.json {
-            println!("layout {}: removed {} blobs ({} bytes), kept {}", l.display(), r.removed.len(), r.freed, r.kept);
+            println!("layout {}: {remove} {} blobs ({} bytes), {keep} {}", l.display(), r.removed.len(), r.freed, r.kept);
+            print_staging(remove, &r);
         }
         out.insert("layout".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
     }
@@ -41,4 +44,10 @@ pub fn run(a: Args) -> Result<()> {
         crate::strata_image_cli::print_json(&out)?;
     }
     Ok(())
+}
+
+fn print_staging(verb: &str, r: &gc::GcReport) {
+    for p in &r.staging {
+        println!("{verb} {} (left by an interrupted strata-image)", p.display());
+    }
 }

@@ -15,8 +15,17 @@ mod unpack;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "strata-image", version, about = "Layered OCI images to runtime bundles, and back")]
+#[command(
+    name = "strata-image",
+    about = "Layered OCI images to runtime bundles, and back",
+    // clap prints "NAME VERSION": the same lines as `strata --version`.
+    version = concat!("version ", env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("STRATA_COMMIT")),
+    disable_version_flag = true
+)]
 struct Cli {
+    /// Print the version (-V too), as `strata -v` does.
+    #[arg(short = 'v', long, short_alias = 'V', action = clap::ArgAction::Version)]
+    version: (),
     #[command(subcommand)]
     cmd: Cmd,
 }

@@ -34,12 +34,30 @@ impl Host {
 
     /// `strata run` of `bundle` as container `id`, its cgroup under the test parent.
     pub fn run(&mut self, bundle: &Path, id: &str) -> Output {
+        self.run_command(bundle, id).output().unwrap()
+    }
+
+    /// `run`, without waiting: the container is deleted when the Host is dropped.
+    pub fn spawn(&mut self, bundle: &Path, id: &str) -> std::process::Child {
+        let mut c = self.run_command(bundle, id);
+        c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c.spawn().unwrap()
+    }
+
+    /// The `--root` of this host's containers.
+    pub fn state(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
+    fn run_command(&mut self, bundle: &Path, id: &str) -> Command {
         let cfg = bundle.join("config.json");
         let mut spec: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
         spec["linux"]["cgroupsPath"] = serde_json::json!(format!("/{}/{id}", self.cgroup_parent));
         fs::write(&cfg, serde_json::to_vec_pretty(&spec).unwrap()).unwrap();
         self.ids.push(id.to_string());
-        Command::new(&self.strata).arg("--root").arg(self.dir.join("state")).args(["run", "-b"]).arg(bundle).arg(id).output().unwrap()
+        let mut c = Command::new(&self.strata);
+        c.arg("--root").arg(self.state()).args(["run", "-b"]).arg(bundle).arg(id);
+        c
     }
 }
 
@@ -49,7 +67,7 @@ impl Drop for Host {
             let _ = Command::new(&self.strata).arg("--root").arg(self.dir.join("state")).args(["delete", "--force", id]).output();
         }
         for m in mounts_under(&self.dir) {
-            let _ = nix::mount::umount2(Path::new(&m), nix::mount::MntFlags::MNT_DETACH);
+            let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
         }
         for cg in cgroups_under(&self.cgroup_parent) {
             let _ = fs::remove_dir(cg);
@@ -57,18 +75,13 @@ impl Drop for Host {
     }
 }
 
-/// Mount points at or below `dir`, deepest first.
-pub fn mounts_under(dir: &Path) -> Vec<String> {
+/// Mount points at or below `dir`, deepest first. mountinfo is read as the
+/// library reads it (`overlay::mounts`: every octal escape undone, bytes not
+/// text), so a path with a space, a backslash or a non-UTF-8 byte is found too.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let dir = fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
-    let prefix = dir.to_string_lossy().into_owned();
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|m| m.replace("\\040", " "))
-        .filter(|m| m == &prefix || m.starts_with(&format!("{prefix}/")))
-        .collect();
-    v.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    let mut v: Vec<PathBuf> = strata_image::overlay::mounts().into_iter().map(|(p, _)| p).filter(|p| p.starts_with(&dir)).collect();
+    v.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
     v.dedup();
     v
 }
@@ -171,6 +184,7 @@ impl Containerd {
 
 impl Drop for Containerd {
     fn drop(&mut self) {
+        // SAFETY: kill(2) takes no pointers; the pid is our own child, not yet reaped.
         unsafe { libc::kill(self.daemon.id() as i32, libc::SIGTERM) };
         for _ in 0..100 {
             if matches!(self.daemon.try_wait(), Ok(Some(_))) {

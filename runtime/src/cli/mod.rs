@@ -50,8 +50,8 @@ pub struct Cli {
     /// Use the systemd cgroup driver (not available: PID 1 must be systemd).
     #[arg(long = "systemd-cgroup", global = true, help_heading = GLOBAL)]
     systemd_cgroup: bool,
-    /// Print the version.
-    #[arg(short = 'v', long)]
+    /// Print the version (-V too, as strata-image and most tools take it).
+    #[arg(short = 'v', long, short_alias = 'V')]
     version: bool,
     #[command(subcommand)]
     command: Option<Command>,

@@ -10,6 +10,7 @@ use crate::overlay;
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
 use crate::runtime_config;
+use crate::staging;
 use crate::store::{self, Store};
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -75,15 +76,20 @@ impl Default for UnpackOptions {
     }
 }
 
-/// Unmounts what it mounted if the unpack fails before the bundle is in place.
-struct MountGuard(Option<PathBuf>);
-impl Drop for MountGuard {
+/// Drops the store registration of a bundle whose unpack failed.
+struct Registration<'a>(Option<(&'a Store, &'a Path)>);
+impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = overlay::unmount(&p);
+        if let Some((store, bundle)) = self.0.take() {
+            let _ = store.unregister(bundle);
         }
     }
 }
+
+/// In an overlay bundle's rootfs dir, under the mount: seen only when the
+/// overlay is not mounted, by whoever looks into the empty dir.
+pub const NOT_MOUNTED_FILE: &str = ".strata-image-not-mounted";
+const NOT_MOUNTED_TEXT: &str = "This overlay bundle's rootfs is not mounted: run `strata-image mount BUNDLE` first.\n";
 
 pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<BundleMeta> {
     if bundle.exists() {
@@ -92,11 +98,21 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     let img = image::open(r, &opts.platform)?;
     let parent = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = tempfile::Builder::new().prefix(".strata-image-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    staging::sweep(parent, staging::BUNDLE, false)?;
+    // Overlay: registered before anything is staged, under the store's shared
+    // lock, so gc keeps the layers in use, and after a kill finds the stale
+    // registration and sweeps the staging dir beside it.
+    let store = opts.overlay.then(|| Store::open(&opts.store)).transpose()?;
+    let _lock = store.as_ref().map(|s| s.lock(false)).transpose()?;
+    let mut registration = Registration(None);
+    if let Some(s) = &store {
+        s.register(bundle)?;
+        registration.0 = Some((s, bundle));
+    }
+    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::BUNDLE)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
     store::set_mode(&rootfs, 0o755)?;
-    let mut guard = MountGuard(None);
     let mut meta = BundleMeta {
         mode: if opts.overlay { "overlay" } else { "flatten" }.into(),
         image: r.to_string(),
@@ -114,20 +130,23 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
             p.bytes(n)
         }
     };
-    let mut registration = None;
-    if opts.overlay {
-        let store = Store::open(&opts.store)?;
-        let lock = store.lock(false)?;
-        meta.lowers = extract_to_store(&img, &store, opts, &on_bytes)?;
+    let spec = if let Some(store) = &store {
+        meta.lowers = extract_to_store(&img, store, opts, &on_bytes)?;
         meta.store = Some(store.root.clone());
         let (upper, work) = (upper_dir(tmp.path()), work_dir(tmp.path()));
         for d in [&upper, &work] {
             fs::create_dir_all(d).map_err(|e| Error::io(d, e))?;
         }
         store::set_mode(&upper, 0o755)?;
+        let marker = rootfs.join(NOT_MOUNTED_FILE);
+        fs::write(&marker, NOT_MOUNTED_TEXT).map_err(|e| Error::io(&marker, e))?;
+        // The config needs the union view (users are looked up in it). It is
+        // mounted here only for that, and again once the bundle is in place,
+        // so that the mount's options never name a staging path.
         overlay::mount_overlay(&meta.lowers, &upper, &work, &rootfs)?;
-        guard.0 = Some(rootfs.clone());
-        registration = Some((store, lock));
+        let spec = runtime_config::generate(&img.config, &rootfs, opts.args.as_deref());
+        overlay::unmount(&rootfs)?;
+        spec?
     } else {
         let n = img.layers.len();
         for (i, l) in img.layers.iter().enumerate() {
@@ -138,8 +157,8 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         }
         // What commit will diff the rootfs against.
         crate::flatdiff::record(&rootfs, &tmp.path().join(crate::flatdiff::TREE_FILE))?;
-    }
-    let spec = runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?;
+        runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?
+    };
     let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::json("config.json", e))?;
     write_atomic(&tmp.path().join("config.json"), &text)?;
     let text = serde_json::to_vec_pretty(&meta).map_err(|e| Error::json(META_FILE, e))?;
@@ -147,13 +166,13 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     store::set_mode(tmp.path(), 0o700)?;
     fs::rename(tmp.path(), bundle).map_err(|e| Error::io(bundle, e))?;
     let _ = tmp.keep();
-    guard.0 = None;
-    if let Some((store, _lock)) = registration {
-        if let Err(e) = store.register(bundle) {
+    if store.is_some() {
+        if let Err(e) = mount(bundle) {
             let _ = remove(bundle);
             return Err(e);
         }
     }
+    registration.0 = None;
     Ok(meta)
 }
 

@@ -54,6 +54,39 @@ pub fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
     Ok(names)
 }
 
+/// A file's content, exactly as long as the size its tar header was given: a
+/// file that shrinks or grows while it is read (something still writes to it)
+/// fails the layer instead of leaving an entry that disagrees with its header,
+/// which would make every later entry unreadable.
+struct Exact<'p> {
+    inner: fs::File,
+    left: u64,
+    size: u64,
+    path: &'p Path,
+}
+
+impl std::io::Read for Exact<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let changed = |how: &str| {
+            Error::Invalid(format!("{}: {how} while being read ({} bytes at stat): is a container still writing to it?", self.path.display(), self.size)).into_io()
+        };
+        if self.left == 0 {
+            return match self.inner.read(&mut [0u8; 1])? {
+                0 => Ok(0),
+                _ => Err(changed("grew")),
+            };
+        }
+        let want = buf.len().min(self.left.min(usize::MAX as u64) as usize);
+        match self.inner.read(&mut buf[..want])? {
+            0 if want > 0 => Err(changed("shrank")),
+            n => {
+                self.left -= n as u64;
+                Ok(n)
+            }
+        }
+    }
+}
+
 /// A layer tar being written from the files under `root`.
 pub struct TreeTar<'a> {
     pub root: PathBuf,
@@ -109,7 +142,8 @@ impl<'a> TreeTar<'a> {
             self.b.append_link(&mut h, rel, target).map_err(io)?;
         } else if ft.is_file() {
             let f = fs::File::open(&path).map_err(io)?;
-            self.b.append_data(&mut h, rel, f).map_err(io)?;
+            let exact = Exact { inner: f, left: m.len(), size: m.len(), path: &path };
+            self.b.append_data(&mut h, rel, exact).map_err(io)?;
         } else {
             let (major, minor) = (nix::sys::stat::major(m.rdev()), nix::sys::stat::minor(m.rdev()));
             h.set_device_major(major as u32).map_err(io)?;

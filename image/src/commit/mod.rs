@@ -1,24 +1,38 @@
 //! `commit`: a bundle's changes become a new image layer on top of the
 //! bundle's image, written to a layout and tagged. An overlay bundle's changes
 //! are its read-write (upper) layer; a flatten bundle's are the diff of its
-//! rootfs against the tree recorded at unpack (`flatdiff`).
+//! rootfs against the tree recorded at unpack (`flatdiff`). The stage also
+//! holds what writes images (`treetar`, `writer`), reads their history, and
+//! pauses the containers whose changes are read (`freeze`).
+
+pub mod flatdiff;
+pub mod freeze;
+pub mod history;
+pub mod treetar;
+pub mod writer;
 
 use crate::bundle::{self, BundleMeta};
 use crate::error::{Error, Result};
-use crate::flatdiff;
+use freeze::Runtime;
 use crate::image::{self, ResolvedImage};
 use crate::layout::{parse_digest, Layout};
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
-use crate::treetar::{self, Source};
-use crate::writer::{self, Compression};
+use treetar::Source;
+use writer::Compression;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 use std::fs::File;
 
+#[derive(Default)]
 pub struct CommitOptions {
     pub message: Option<String>,
     pub author: Option<String>,
+    /// Pause the bundle's running containers (found through this runtime) while
+    /// the changes are read. None: read them live; a file that changes size
+    /// meanwhile then fails the commit (see `treetar`), one rewritten in place
+    /// goes in as it was read.
+    pub pause: Option<Runtime>,
 }
 
 pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptions) -> Result<Descriptor> {
@@ -33,13 +47,17 @@ pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptio
     }
     let layout = Layout::open_or_init(&dest.path)?;
     let mut layers = copy_layers(&base, &layout)?;
+    let frozen = opts.pause.as_ref().map(|rt| freeze::freeze(bundle_dir, rt)).transpose()?;
     let new = if meta.is_overlay() {
         let upper = bundle::upper_dir(bundle_dir);
-        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))?
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))
     } else {
         let rootfs = bundle_dir.join("rootfs");
-        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| flatdiff::write_diff(&rootfs, &tree, w).map(drop))?
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| flatdiff::write_diff(&rootfs, &tree, w).map(drop))
     };
+    let thawed = frozen.map(freeze::Frozen::thaw).unwrap_or(Ok(()));
+    let new = new?;
+    thawed?;
     layers.push(new.descriptor.clone());
 
     let mut config: serde_json::Value = serde_json::from_slice(&base.config_raw).map_err(|e| Error::json("base config", e))?;

@@ -5,10 +5,11 @@
 
 use crate::digest;
 use crate::error::{Error, Result};
-use crate::image::{self, LayerBlob, ResolvedImage};
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::layout::Layout;
 use crate::platform::PlatformSpec;
 use crate::reference::{Reference, Selector};
+use crate::staging;
 use serde::Deserialize;
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -24,7 +25,8 @@ struct DockerEntry {
 }
 
 pub fn open(r: &Reference, platform: &PlatformSpec) -> Result<ResolvedImage> {
-    let tmp = tempfile::Builder::new().prefix("strata-image-archive-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    staging::sweep(&std::env::temp_dir(), staging::ARCHIVE, false)?;
+    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::ARCHIVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
     extract_plain(&r.path, tmp.path())?;
     let mut img = if tmp.path().join("manifest.json").exists() {
         open_docker(tmp.path(), r)?
@@ -76,7 +78,15 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
         }),
         Selector::Digest(d) => entries.iter().find(|e| config_digest_of(&e.config).as_deref() == Some(d.as_str())),
     };
-    let entry = chosen.ok_or_else(|| Error::Reference { reference: r.to_string(), reason: "no such image in manifest.json".into() })?;
+    let entry = chosen.ok_or_else(|| {
+        let all: Vec<String> = entries.iter().flat_map(tags).map(|rt| format!("{}:{}", r.path.display(), rt.rsplit_once(':').map_or(rt.as_str(), |x| x.1))).collect();
+        let reason = match &r.selector {
+            Selector::Default if !all.is_empty() => format!("holds several images: name one of {}", all.join(", ")),
+            Selector::Default => "holds several images, none tagged: name one by @sha256:<config digest>".into(),
+            _ => "no such image in manifest.json".into(),
+        };
+        Error::Reference { reference: r.to_string(), reason }
+    })?;
     let config_path = inside(dir, &entry.config)?;
     let config_raw = fs::read(&config_path).map_err(|e| Error::io(&config_path, e))?;
     let actual = digest::of_bytes(&config_raw);
@@ -85,7 +95,7 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
             return Err(Error::DigestMismatch { digest: expected, actual });
         }
     }
-    let config = image::parse_config(&config_raw, &actual)?;
+    let config = sources::parse_config(&config_raw, &actual)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::Invalid(format!("docker image {}: {} layers but {} diff_ids", r, entry.layers.len(), diff_ids.len())));
@@ -125,7 +135,8 @@ fn inside(dir: &Path, name: &str) -> Result<PathBuf> {
 /// Writes the layout directory `src` as an OCI archive tar at `dest`.
 pub fn write_oci_archive(src: &Path, dest: &Path) -> Result<()> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(parent).map_err(|e| Error::io(parent, e))?;
+    staging::sweep(parent, staging::TEMP_FILE, false)?;
+    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(parent).map_err(|e| Error::io(parent, e))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(tmp));
     b.mode(tar::HeaderMode::Deterministic);
     let mut files = Vec::new();

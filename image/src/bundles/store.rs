@@ -12,6 +12,7 @@
 use crate::apply::{self, Mode};
 use crate::digest;
 use crate::error::{Error, Result};
+use crate::staging;
 use crate::image::{self, LayerBlob};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -28,12 +29,20 @@ impl Store {
         let layers = root.join("layers/sha256");
         fs::create_dir_all(&layers).map_err(|e| Error::io(&layers, e))?;
         let root = fs::canonicalize(&root).map_err(|e| Error::io(&root, e))?;
-        for c in root.to_string_lossy().chars() {
-            if c == ':' || c == ',' {
-                return Err(Error::Invalid(format!("store {}: ':' and ',' cannot appear in overlay lowerdirs", root.display())));
-            }
+        if root.to_str().is_none() {
+            // Bundles record their layer dirs in strata-image.json, which holds only text.
+            return Err(Error::Invalid(format!("store {}: the path is not UTF-8", root.display())));
         }
         Ok(Store { root })
+    }
+
+    /// Opens a store without making one: what only looks (du) has nothing to look at otherwise.
+    pub fn open_existing(root: impl Into<PathBuf>) -> Result<Store> {
+        let root = root.into();
+        if !root.join("layers/sha256").is_dir() {
+            return Err(Error::Invalid(format!("store {}: no layer store there (unpack --overlay makes it)", root.display())));
+        }
+        Store::open(root)
     }
 
     pub fn layer_dir(&self, diff_id: &str) -> Result<PathBuf> {
@@ -61,7 +70,9 @@ impl Store {
             return Ok((dest, false));
         }
         let parent = dest.parent().unwrap();
-        let tmp = tempfile::Builder::new().prefix(".tmp-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+        // Extractions cut short by a kill are removed by the next one (or gc).
+        staging::sweep(parent, staging::TEMP_FILE, false)?;
+        let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
         let mode = Mode::Overlay { lowers: below.to_vec() };
         image::with_layer_progress(layer, on_bytes, |r| apply::apply_layer(tmp.path(), r, &mode))?;
         set_mode(tmp.path(), 0o755)?;
@@ -80,9 +91,17 @@ impl Store {
         self.root.join("bundles")
     }
 
-    /// The registry entry of `bundle` (its path must exist).
+    /// The registry entry of `bundle` (its parent must exist: unpack registers
+    /// a bundle before making it).
     fn entry_of(&self, bundle: &Path) -> Result<(PathBuf, PathBuf)> {
-        let canon = fs::canonicalize(bundle).map_err(|e| Error::io(bundle, e))?;
+        let canon = match (fs::canonicalize(bundle), bundle.parent(), bundle.file_name()) {
+            (Ok(c), _, _) => c,
+            (Err(e), Some(parent), Some(name)) if e.kind() == std::io::ErrorKind::NotFound => {
+                let parent = if parent.as_os_str().is_empty() { Path::new(".") } else { parent };
+                fs::canonicalize(parent).map_err(|e| Error::io(parent, e))?.join(name)
+            }
+            (Err(e), _, _) => return Err(Error::io(bundle, e)),
+        };
         let key = digest::of_bytes(canon.as_os_str().as_encoded_bytes());
         let hex = digest::hex_of(&key)?;
         Ok((self.registry().join(&hex[..32]), canon))
@@ -122,12 +141,12 @@ impl Store {
 
     /// flock(2) on `<store>/lock`: shared for unpack, exclusive for gc.
     pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
-        use std::os::fd::AsRawFd;
+        use nix::fcntl::{Flock, FlockArg};
         let p = self.root.join("lock");
         let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io(&p, e))?;
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-        nix::errno::Errno::result(unsafe { libc::flock(f.as_raw_fd(), op) }).map_err(|e| Error::sys("flock", &p, e))?;
-        Ok(StoreLock(f))
+        let op = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
+        let lock = Flock::lock(f, op).map_err(|(_, e)| Error::sys("flock", &p, e))?;
+        Ok(StoreLock(lock))
     }
 
     /// Extracted layers in the store.
@@ -146,7 +165,7 @@ impl Store {
 }
 
 /// Held while the lock is; released when dropped (the fd closes).
-pub struct StoreLock(#[allow(dead_code)] fs::File);
+pub struct StoreLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
 pub fn set_mode(p: &Path, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;

@@ -3,9 +3,10 @@
 
 use crate::digest::{self, Check, Verifier};
 use crate::error::{Error, Result};
-use crate::image::{self, LayerBlob, ResolvedImage};
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::platform::PlatformSpec;
 use crate::reference::Selector;
+use crate::staging;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use std::fs;
 use std::io::{Read, Write};
@@ -105,6 +106,18 @@ impl Layout {
             Selector::Default => {
                 let all = index.manifests().clone();
                 let latest: Vec<_> = all.iter().filter(|d| ref_name(d) == Some("latest")).cloned().collect();
+                let mut tags: Vec<&str> = vec![];
+                for t in all.iter().filter_map(ref_name) {
+                    if !tags.contains(&t) {
+                        tags.push(t);
+                    }
+                }
+                if latest.is_empty() && tags.len() > 1 {
+                    return Err(Error::Reference {
+                        reference: what,
+                        reason: format!("holds several images and none is tagged latest: name one of {}", tags.iter().map(|t| format!("{}:{t}", self.root.display())).collect::<Vec<_>>().join(", ")),
+                    });
+                }
                 if all.len() == 1 || latest.is_empty() { all } else { latest }
             }
         };
@@ -120,10 +133,10 @@ impl Layout {
         fs::metadata(&p).map(|m| m.len()).map_err(|_| Error::MissingBlob { digest: d.into(), path: p })
     }
 
+    /// The one of `cands` for `platform`: a descriptor that names another
+    /// platform is never taken, even alone, so `--platform` cannot silently
+    /// give an image of the wrong architecture.
     fn pick(&self, cands: &[Descriptor], platform: &PlatformSpec, what: &str) -> Result<Descriptor> {
-        if cands.len() == 1 {
-            return Ok(cands[0].clone());
-        }
         let matching: Vec<_> = cands.iter().filter(|d| d.platform().as_ref().is_some_and(|p| platform.matches(p))).collect();
         if let Some(d) = matching.first() {
             return Ok((*d).clone());
@@ -132,7 +145,20 @@ impl Layout {
         if unplatformed.len() == 1 {
             return Ok(unplatformed[0].clone());
         }
-        Err(Error::Reference { reference: what.into(), reason: format!("no single manifest for platform {platform}") })
+        let mut have: Vec<String> = cands
+            .iter()
+            .filter_map(|d| d.platform().as_ref())
+            .map(|p| {
+                let v = p.variant().as_ref().map(|v| format!("/{v}")).unwrap_or_default();
+                format!("{}/{}{v}", p.os(), p.architecture())
+            })
+            .collect();
+        have.dedup();
+        let reason = match have.is_empty() {
+            true => format!("no single manifest for platform {platform}"),
+            false => format!("no manifest for platform {platform} (it has {}; choose with --platform)", have.join(", ")),
+        };
+        Err(Error::Reference { reference: what.into(), reason })
     }
 
     fn resolve_descriptor(&self, desc: &Descriptor, platform: &PlatformSpec, depth: usize) -> Result<ResolvedImage> {
@@ -154,7 +180,7 @@ impl Layout {
         }
         let manifest: ImageManifest = serde_json::from_value(v).map_err(|e| Error::json(format!("manifest {d}"), e))?;
         let config_raw = self.read_blob(manifest.config())?;
-        let config = image::parse_config(&config_raw, manifest.config().digest().as_ref())?;
+        let config = sources::parse_config(&config_raw, manifest.config().digest().as_ref())?;
         let diff_ids = config.rootfs().diff_ids();
         if diff_ids.len() != manifest.layers().len() {
             return Err(Error::Invalid(format!(
@@ -196,7 +222,7 @@ impl Layout {
 
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.root.join("blobs/sha256");
-        tempfile::Builder::new().prefix(".tmp-").tempfile_in(&dir).map_err(|e| Error::io(&dir, e))
+        tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(&dir).map_err(|e| Error::io(&dir, e))
     }
 
     pub fn write_blob(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
@@ -211,11 +237,19 @@ impl Layout {
 
     /// Points `tag` at `desc` in index.json (replacing what it named before).
     pub fn set_tag(&self, tag: &str, desc: &Descriptor) -> Result<()> {
+        self.set_tag_named(tag, desc, None)
+    }
+
+    /// `set_tag`, also recording the image's full name (`IMAGE_NAME`).
+    pub fn set_tag_named(&self, tag: &str, desc: &Descriptor, name: Option<&str>) -> Result<()> {
         let mut index = self.index()?;
         let mut manifests: Vec<Descriptor> = index.manifests().iter().filter(|d| ref_name(d) != Some(tag)).cloned().collect();
         let mut d = desc.clone();
         let mut ann = d.annotations().clone().unwrap_or_default();
         ann.insert(REF_NAME.into(), tag.into());
+        if let Some(n) = name {
+            ann.insert(IMAGE_NAME.into(), n.into());
+        }
         d.set_annotations(Some(ann));
         manifests.push(d);
         index.set_manifests(manifests);
@@ -223,6 +257,10 @@ impl Layout {
         write_atomic(&self.root.join("index.json"), &text)
     }
 }
+
+/// The full image name (`registry/repo:tag`) that containerd and podman give
+/// an image they import from an archive; `REF_NAME` is only its tag.
+pub const IMAGE_NAME: &str = "io.containerd.image.name";
 
 pub fn ref_name(d: &Descriptor) -> Option<&str> {
     d.annotations().as_ref()?.get(REF_NAME).map(String::as_str)
@@ -243,7 +281,7 @@ fn sel_text(sel: &Selector) -> String {
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     set_mode_644(tmp.path())?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

@@ -5,6 +5,8 @@
 use crate::bundle::BundleMeta;
 use crate::error::{Error, Result};
 use crate::layout::Layout;
+use crate::overlay;
+use crate::staging;
 use crate::store::Store;
 use crate::usage;
 use serde::Serialize;
@@ -22,6 +24,8 @@ pub struct GcReport {
     pub kept: usize,
     /// Registry entries of bundles that no longer exist, dropped.
     pub stale_bundles: Vec<PathBuf>,
+    /// Leftovers of killed unpacks, saves and commits (see `staging`), removed.
+    pub staging: Vec<PathBuf>,
 }
 
 /// Removes the store's layers that no registered bundle uses. A registered
@@ -38,17 +42,23 @@ pub fn gc_store(store: &Store, dry_run: bool) -> Result<GcReport> {
                 if !dry_run {
                     fs::remove_file(&entry).map_err(|e| Error::io(&entry, e))?;
                 }
+                // An unpack registers its bundle before staging it beside its final path.
+                if let Some(parent) = bundle.parent() {
+                    report.staging.extend(staging::sweep(parent, staging::BUNDLE, dry_run)?);
+                }
                 report.stale_bundles.push(bundle);
             }
         }
     }
-    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    for kind in [staging::ARCHIVE, staging::SAVE] {
+        report.staging.extend(staging::sweep(&std::env::temp_dir(), kind, dry_run)?);
+    }
     let dir = store.root.join("layers/sha256");
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
         let e = e.map_err(|e| Error::io(&dir, e))?;
         let (path, name) = (e.path(), e.file_name().to_string_lossy().into_owned());
         let leftover = name.starts_with(".tmp-"); // an extraction that never finished
-        if !leftover && (used.contains(&path) || mounts.contains(&format!("{}", path.display()))) {
+        if !leftover && (used.contains(&path) || overlay::layer_in_use(&path)) {
             report.kept += 1;
             continue;
         }
@@ -83,6 +93,9 @@ pub fn gc_layout(layout: &Layout, dry_run: bool) -> Result<GcReport> {
     }
     let mut report = GcReport::default();
     let dir = layout.root.join("blobs/sha256");
+    for d in [&layout.root, &dir] {
+        report.staging.extend(staging::sweep(d, staging::TEMP_FILE, dry_run)?);
+    }
     for e in fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
         let e = e.map_err(|e| Error::io(&dir, e))?;
         let name = e.file_name().to_string_lossy().into_owned();
