@@ -14,8 +14,13 @@
 //! `commit` (a bundle's changes back into an image) → `upkeep` (du, gc,
 //! import/save/export). `error`, `whiteout` and `staging` serve them all.
 
+// The CLI's modules name the library `strata_image::`, as a user of the crate would.
+extern crate self as strata_image;
+
 pub mod apply;
 pub mod bundles;
+/// The `strata-image` command line (src/main.rs runs it; tools/docgen documents it).
+pub mod cli;
 pub mod commit;
 pub mod error;
 pub mod image;

@@ -5,8 +5,5 @@ fn main() {
     // println!; like other command-line tools, end quietly when the reader leaves.
     // SAFETY: no other thread exists yet, and SIG_DFL installs no handler code.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    std::process::exit(strata_image_cli::run());
+    std::process::exit(strata_image::cli::run());
 }
-
-#[path = "cli/mod.rs"]
-mod strata_image_cli;

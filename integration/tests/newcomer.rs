@@ -28,6 +28,8 @@ fn install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     let version = Command::new(prefix.join("bin/strata")).arg("--version").output().unwrap();
     assert!(stdout(&version).starts_with("strata version "), "{}", stdout(&version));
     assert!(prefix.join("bin/strata-image").exists());
+    assert!(prefix.join("share/man/man1/strata-image-unpack.1").exists(), "strata-image-unpack(1) missing");
+    assert!(prefix.join("share/bash-completion/completions/strata-image").exists());
     let page = prefix.join("share/man/man8/strata-create.8");
     let man = Command::new("man").arg("-l").arg(&page).env("MANPAGER", "cat").env("COLUMNS", "100").output().unwrap();
     assert!(man.status.success(), "man -l {}: {}", page.display(), stderr(&man));

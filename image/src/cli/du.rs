@@ -18,7 +18,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(s) = &a.store {
         let u = usage::store_usage(&Store::open_existing(s)?)?;
         if a.json {
-            return crate::strata_image_cli::print_json(&u);
+            return super::print_json(&u);
         }
         println!("{:<20} {:>12} {:>8}", "LAYER", "SIZE", "BUNDLES");
         for l in &u.layers {
@@ -29,7 +29,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let rows = a.bundles.iter().map(|b| usage::bundle_usage(b)).collect::<Result<Vec<_>>>()?;
     if a.json {
-        return crate::strata_image_cli::print_json(&rows);
+        return super::print_json(&rows);
     }
     println!("{:<40} {:<8} {:>12} {:>14}", "BUNDLE", "MODE", "SIZE", "VIRTUAL SIZE");
     for r in rows {

@@ -41,7 +41,7 @@ pub fn run(a: Args) -> Result<()> {
         out.insert("layout".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
     }
     if a.json {
-        crate::strata_image_cli::print_json(&out)?;
+        super::print_json(&out)?;
     }
     Ok(())
 }

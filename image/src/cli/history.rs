@@ -17,7 +17,7 @@ pub fn run(a: Args) -> Result<()> {
     let img = image::open(&Reference::parse(&a.image)?, &platform)?;
     let rows = history::history(&img);
     if a.json {
-        return crate::strata_image_cli::print_json(&rows);
+        return super::print_json(&rows);
     }
     let text = |s: &Option<String>| s.as_deref().unwrap_or("").replace(['\n', '\t'], " ");
     let width = |f: &dyn Fn(&HistoryRow) -> String, title: &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0).max(title.len());

@@ -16,5 +16,5 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let d = transfer::import(&a.tar, &Reference::parse(&a.image)?)?;
-    crate::strata_image_cli::print_written(&d, &a.image, a.json)
+    super::print_written(&d, &a.image, a.json)
 }

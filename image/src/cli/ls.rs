@@ -13,7 +13,7 @@ pub fn run(a: Args) -> Result<()> {
     let tags = Layout::open(&a.layout)?.tags()?;
     if a.json {
         let v: Vec<_> = tags.iter().map(|(t, d)| serde_json::json!({"tag": t, "digest": d.digest().to_string(), "mediaType": d.media_type().to_string()})).collect();
-        return crate::strata_image_cli::print_json(&v);
+        return super::print_json(&v);
     }
     for (t, d) in tags {
         println!("{t}\t{}", d.digest());

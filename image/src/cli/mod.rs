@@ -12,7 +12,7 @@ mod ls;
 mod mount;
 mod unpack;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,11 @@ enum Cmd {
     Du(du::Args),
     /// Remove store layers no bundle uses and layout blobs no tag reaches.
     Gc(gc::Args),
+}
+
+/// The command-line definition, for tools that generate man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
 }
 
 pub fn run() -> i32 {

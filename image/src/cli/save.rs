@@ -37,5 +37,5 @@ pub fn run(a: Args) -> Result<()> {
         None => a.archive.then(|| transfer::default_name(&source, &a.tag)),
     };
     let d = transfer::save(&img, &a.output, &a.tag, name.as_deref(), a.archive)?;
-    crate::strata_image_cli::print_written(&d, &format!("{}:{}", a.output.display(), a.tag), a.json)
+    super::print_written(&d, &format!("{}:{}", a.output.display(), a.tag), a.json)
 }

@@ -44,7 +44,7 @@ pub fn run(a: Args) -> Result<()> {
     };
     let meta = bundle::unpack(&r, &a.bundle, &opts)?;
     if a.json {
-        crate::strata_image_cli::print_json(&meta)?;
+        super::print_json(&meta)?;
     }
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! generated from the clap definitions the binaries parse with (hack/install runs it).
 //!
 //! OUTDIR/man/man8/strata.8 and one page per subcommand (`strata-create.8`, as runc's
-//! `runc-create(8)`); OUTDIR/completions/{bash,zsh,fish}/ for each binary.
+//! `runc-create(8)`), OUTDIR/man/man1/strata-image.1 and its subcommands' pages;
+//! OUTDIR/completions/{bash,zsh,fish}/ for each binary.
 
 use std::path::Path;
 
@@ -12,7 +13,8 @@ fn main() {
         std::process::exit(2);
     };
     let out = Path::new(&out);
-    if let Err(e) = write_all(out, strata::cli::command(), "8") {
+    let written = write_all(out, strata::cli::command(), "8").and_then(|()| write_all(out, strata_image::cli::command(), "1"));
+    if let Err(e) = written {
         eprintln!("strata-docgen: {}: {e}", out.display());
         std::process::exit(1);
     }
