@@ -52,10 +52,12 @@ impl Runtime {
         }
         let want = std::fs::canonicalize(bundle).map_err(|e| Error::io(bundle, e))?;
         let out = self.run(&["list", "--format", "json"])?;
-        let text = if out.iter().all(u8::is_ascii_whitespace) { &b"[]"[..] } else { &out[..] };
-        let rows: Vec<serde_json::Value> =
+        // runc prints `null` for an empty list (and nothing at all in some versions).
+        let text = if out.iter().all(u8::is_ascii_whitespace) { &b"null"[..] } else { &out[..] };
+        let rows: Option<Vec<serde_json::Value>> =
             serde_json::from_slice(text).map_err(|e| Error::json(format!("`{} list --format json`", self.binary.display()), e))?;
         Ok(rows
+            .unwrap_or_default()
             .iter()
             .filter(|r| r["status"] == "running")
             .filter(|r| r["bundle"].as_str().and_then(|b| std::fs::canonicalize(b).ok()).as_deref() == Some(want.as_path()))
