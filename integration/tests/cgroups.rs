@@ -150,7 +150,9 @@ fn values_out_of_range_or_rejected_by_the_kernel_are_errors_naming_the_field() {
     refused("cpus", json!({ "cpu": { "cpus": "64-70" } }), "linux.resources.cpu.cpus");
     refused("mems", json!({ "cpu": { "mems": "9" } }), "linux.resources.cpu.mems");
     refused("hugesize", json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 0 }] }), "linux.resources.hugepageLimits[0].pageSize");
-    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "rwx" }] }), "linux.resources.devices[0].access");
+    // Unknown letters are ignored, as runc does ("rwx" is "rw"); none of r, w, m is an error.
+    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "xyz" }] }), "linux.resources.devices[0].access");
+    refused("devhole", json!({ "devices": [{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }] }), "punch a hole");
     refused("hierarchy", json!({ "memory": { "useHierarchy": false } }), "linux.resources.memory.useHierarchy");
 }
 

@@ -1,0 +1,92 @@
+//! Cgroup behaviour checked against runc, the oracle: each scenario runs on a fresh
+//! bundle under runc and then strata (under a private cgroup parent) and both must give
+//! the same observation.
+
+mod cgroup_util;
+
+use cgroup_util::*;
+use serde_json::{json, Value};
+use strata_integration::*;
+
+/// Nodes the device scenarios create from `linux.devices`: /dev/kmsg (opening it for
+/// writing writes nothing) and /dev/loop0 (unbound: opening it reads nothing).
+fn listed_devices() -> Value {
+    json!([
+        { "path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11, "fileMode": 438 },
+        { "path": "/dev/loop0", "type": "b", "major": 7, "minor": 0, "fileMode": 438 },
+    ])
+}
+
+/// What a container with `linux.resources.devices` = `rules` may open, seen from `exec`
+/// (open only, no I/O), and the cgroup's devices.list (sorted: the kernel keeps write
+/// order, which needn't match). None for the list when create fails.
+fn device_access(b: &mut Bundle, rules: Value) -> (bool, Vec<Option<i32>>, Option<Vec<String>>) {
+    let parent = TestParent::new();
+    let id = b.id("dev");
+    parent.place(b, &id);
+    b.config["linux"]["devices"] = listed_devices();
+    if rules.is_null() {
+        b.config["linux"]["resources"].as_object_mut().unwrap().remove("devices");
+    } else {
+        b.config["linux"]["resources"]["devices"] = rules;
+    }
+    b.args(&["sleep", "60"]);
+    let run = b.strata(&["run", "-d", "-b", b.dir.to_str().unwrap(), &id]);
+    if !run.status.success() {
+        return (false, Vec::new(), None);
+    }
+    let opens = ["exec 3>/dev/kmsg", "exec 3</dev/loop0", "exec 3>/dev/loop0", "exec 3</dev/null"]
+        .iter()
+        .map(|open| output_of(b.command(&["exec", &id, "sh", "-c", open])).status.code())
+        .collect();
+    let list = std::fs::read_to_string(parent.v1("devices", &id).join("devices.list")).unwrap();
+    let mut list: Vec<String> = list.lines().map(str::to_string).collect();
+    list.sort();
+    assert_ok(&b.command(&["delete", "--force", &id]).output().unwrap(), "delete --force");
+    (true, opens, Some(list))
+}
+
+#[test]
+fn linux_devices_are_not_added_to_a_deny_all_allow_list() {
+    let (_, opens, _) = differential("dev-deny-all", |b, _| device_access(b, json!([{ "allow": false, "access": "rwm" }])));
+    assert_eq!(opens, [Some(1), Some(1), Some(1), Some(0)], "kmsg w, loop0 r, loop0 w, null r");
+}
+
+#[test]
+fn without_device_rules_only_the_default_devices_are_allowed() {
+    let (_, opens, _) = differential("dev-none", |b, _| device_access(b, Value::Null));
+    assert_eq!(opens, [Some(1), Some(1), Some(1), Some(0)]);
+}
+
+#[test]
+fn an_access_string_is_a_set() {
+    // "rrr" is read only: no write to the host's /dev/kmsg.
+    let rules = json!([{ "allow": false, "access": "rwm" },
+                       { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "rrr" },
+                       { "allow": true, "type": "b", "major": 7, "minor": 0, "access": "rrr" }]);
+    let (_, opens, _) = differential("dev-rrr", |b, _| device_access(b, rules.clone()));
+    assert_eq!(opens, [Some(1), Some(0), Some(1), Some(0)]);
+}
+
+#[test]
+fn unknown_access_letters_are_ignored() {
+    let rules = json!([{ "allow": false, "access": "rwm" },
+                       { "allow": true, "type": "b", "major": 7, "minor": 0, "access": "rwa" }]);
+    let (_, opens, _) = differential("dev-rwa", |b, _| device_access(b, rules.clone()));
+    assert_eq!(opens, [Some(1), Some(0), Some(0), Some(0)]);
+}
+
+#[test]
+fn a_deny_exception_on_allow_all() {
+    let rules = json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "minor": 0, "access": "w" }]);
+    let (_, opens, _) = differential("dev-allow-all", |b, _| device_access(b, rules.clone()));
+    assert_eq!(opens, [Some(0), Some(0), Some(1), Some(0)]);
+}
+
+#[test]
+fn a_hole_in_a_wildcard_rule_is_refused() {
+    let rules = json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "b", "access": "rwm" },
+                       { "allow": false, "type": "b", "major": 7, "minor": 0, "access": "w" }]);
+    let (created, _, _) = differential("dev-hole", |b, _| device_access(b, rules.clone()));
+    assert!(!created);
+}
