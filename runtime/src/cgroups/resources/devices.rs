@@ -74,9 +74,12 @@ fn wildcard(v: Option<i64>) -> String {
     v.map_or("*".to_string(), |v| v.to_string())
 }
 
+/// (node path, class, major, minor, access) of a default rule.
+type DefaultRule = (Option<&'static str>, char, Option<i64>, Option<i64>, u8);
+
 /// The devices every container may use, with the node path that, listed in
 /// `linux.devices`, drops the rule (runc's AllowedDevices and its de-duplication).
-const DEFAULT_ALLOWED: &[(Option<&str>, char, Option<i64>, Option<i64>, u8)] = &[
+const DEFAULT_ALLOWED: &[DefaultRule] = &[
     (None, 'c', None, None, ACC_MKNOD),
     (None, 'b', None, None, ACC_MKNOD),
     (Some("/dev/null"), 'c', Some(1), Some(3), ACC_ALL),
