@@ -90,3 +90,34 @@ fn a_hole_in_a_wildcard_rule_is_refused() {
     let (created, _, _) = differential("dev-hole", |b, _| device_access(b, rules.clone()));
     assert!(!created);
 }
+
+/// `delete --force` of a container that made cgroups of its own below its cgroup (as
+/// systemd or docker-in-docker do): made here from the host side, two deep in every
+/// hierarchy, with the init moved into the deepest memory and pids ones.
+#[test]
+fn delete_force_removes_the_containers_own_sub_cgroups() {
+    differential("sub-cgroups", |b, rt| {
+        let parent = TestParent::new();
+        let id = b.id("sub");
+        parent.place(b, &id);
+        b.args(&["sleep", "60"]);
+        assert_ok(&b.strata(&["run", "-d", "-b", b.dir.to_str().unwrap(), &id]), "run -d");
+        let pid = b.state(&id).unwrap()["pid"].to_string();
+        let mut made = 0;
+        for dir in parent_dirs(&parent.0) {
+            let deep = dir.join(&id).join("sub/deeper");
+            if dir.join(&id).is_dir() {
+                std::fs::create_dir_all(&deep).unwrap();
+                made += 1;
+            }
+            if dir.ends_with(format!("memory/{}", parent.0)) || dir.ends_with(format!("pids/{}", parent.0)) {
+                std::fs::write(deep.join("cgroup.procs"), &pid).unwrap();
+            }
+        }
+        assert!(made >= 2, "{rt}: no container cgroup to make sub-cgroups in");
+        let del = b.command(&["delete", "--force", &id]).output().unwrap();
+        let listed = stdout(&b.command(&["list", "-q"]).output().unwrap()).lines().any(|l| l == id);
+        let left: Vec<_> = parent_dirs(&parent.0).into_iter().filter(|d| d.join(&id).exists()).collect();
+        (del.status.code(), listed, left, process_alive(pid.parse().unwrap()))
+    });
+}

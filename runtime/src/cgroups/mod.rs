@@ -28,6 +28,7 @@ pub mod v2;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -229,7 +230,9 @@ impl Cgroup {
     }
 
     /// Removes the directories strata created, children first, retrying briefly while
-    /// exiting tasks still hold them.
+    /// exiting tasks still hold them. The container's own cgroup goes with every cgroup
+    /// below it, deepest first: a container may make its own (systemd, docker-in-docker)
+    /// and cgroupfs refuses to remove a cgroup that has children (runc removes them too).
     pub fn remove(&self) -> Result<()> {
         let leaves: Vec<PathBuf> = self.dirs.iter().map(CgroupDir::full).collect();
         // Every hierarchy is tried even if one fails: a leak in one is no reason to
@@ -242,21 +245,8 @@ impl Cgroup {
                 let _ = std::fs::remove_dir(dir);
                 continue;
             }
-            let mut tries = 0;
-            loop {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    // Tasks that are still exiting keep the container's own cgroup busy.
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(Error::os(format!("remove cgroup {}", dir.display()), e));
-                        break;
-                    }
-                }
+            if let Err(e) = remove_tree(dir, Instant::now() + REMOVE_BUSY_TIMEOUT) {
+                first_error.get_or_insert(e);
             }
         }
         if let Some(e) = first_error {
@@ -271,6 +261,28 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+}
+
+/// How long removal waits for a cgroup that exiting tasks still hold (EBUSY).
+const REMOVE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+const REMOVE_RETRY: Duration = Duration::from_millis(10);
+
+/// Removes `dir` and every cgroup below it, deepest first, retrying on EBUSY until
+/// `deadline` (tasks still exiting).
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path(), deadline)?;
+        }
+    }
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => std::thread::sleep(REMOVE_RETRY),
+            Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
+        }
     }
 }
 
