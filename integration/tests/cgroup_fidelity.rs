@@ -5,6 +5,8 @@
 mod cgroup_util;
 
 use cgroup_util::*;
+use std::path::PathBuf;
+
 use serde_json::{json, Value};
 use strata_integration::*;
 
@@ -119,5 +121,89 @@ fn delete_force_removes_the_containers_own_sub_cgroups() {
         let listed = stdout(&b.command(&["list", "-q"]).output().unwrap()).lines().any(|l| l == id);
         let left: Vec<_> = parent_dirs(&parent.0).into_iter().filter(|d| d.join(&id).exists()).collect();
         (del.status.code(), listed, left, process_alive(pid.parse().unwrap()))
+    });
+}
+
+/// Many creates and deletes at once under the default cgroup path, so they share (and
+/// remove and remake) one `strata/` parent, and a cpuset parent may exist but still be
+/// empty. strata runs from inside a test cgroup, so that parent is the test's. None may
+/// fail.
+#[test]
+fn parallel_creates_sharing_the_default_parent_all_succeed() {
+    const THREADS: usize = 16;
+    const ROUNDS: usize = 20;
+    let parent = TestParent::new();
+    let mut procs = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = hierarchy.path().join(&parent.0);
+        if !hierarchy.path().join("cgroup.procs").exists() || hierarchy.path().is_symlink() {
+            continue;
+        }
+        std::fs::create_dir(&dir).unwrap();
+        // A task can't join a v1 cpuset cgroup whose cpus/mems are empty.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(hierarchy.path().join(file)) {
+                std::fs::write(dir.join(file), v.trim()).unwrap();
+            }
+        }
+        procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
+    }
+    let procs = procs.join(" ");
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let procs = procs.clone();
+                s.spawn(move || {
+                    let mut b = Bundle::new(&format!("par{t}"));
+                    b.args(&["sleep", "60"]);
+                    b.write_config();
+                    let mut failed = Vec::new();
+                    for _ in 0..ROUNDS {
+                        let id = b.id("par");
+                        // Joins the test cgroup, then runs strata there.
+                        let in_cgroup = |args: &[&str]| {
+                            let mut c = std::process::Command::new("sh");
+                            c.arg("-c").arg(format!("for f in {procs}; do echo $$ > $f || exit 99; done; exec \"$@\""));
+                            c.arg("sh").arg(&b.runtime).arg("--root").arg(&b.root).args(args);
+                            c.stdin(std::process::Stdio::null());
+                            output_of(c)
+                        };
+                        let create = in_cgroup(&["create", "-b", b.dir.to_str().unwrap(), &id]);
+                        if !create.status.success() {
+                            failed.push(format!("create: {}", stderr(&create).trim()));
+                        }
+                        let delete = in_cgroup(&["delete", "--force", &id]);
+                        if create.status.success() && !delete.status.success() {
+                            failed.push(format!("delete: {}", stderr(&delete).trim()));
+                        }
+                    }
+                    failed
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    assert!(failures.is_empty(), "{} of {} failed: {failures:#?}", failures.len(), THREADS * ROUNDS);
+    // The shared parent went with the last container.
+    let left: Vec<_> = parent_dirs(&parent.0).into_iter().filter(|d| d.join("strata").exists()).collect();
+    assert!(left.is_empty(), "shared parent left: {left:?}");
+}
+
+/// A cpuset parent that exists but is empty (cpus and mems unset: a concurrent create
+/// just made it) is filled from its own parent, as runc does, rather than leaving the
+/// container's cpuset empty and its init unable to join (ENOSPC).
+#[test]
+fn an_empty_existing_cpuset_parent_is_initialised() {
+    differential("cpuset-parent", |b, _| {
+        let parent = TestParent::new();
+        let id = b.id("cpuset");
+        let mid = PathBuf::from(format!("/sys/fs/cgroup/cpuset/{}/mid", parent.0));
+        std::fs::create_dir_all(&mid).unwrap();
+        assert_eq!(std::fs::read_to_string(mid.join("cpuset.cpus")).unwrap().trim(), "");
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/mid/{id}", parent.0));
+        b.sh("echo ran");
+        let out = b.run(&id);
+        let filled = std::fs::read_to_string(mid.join("cpuset.cpus")).unwrap().trim() == std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.cpus").unwrap().trim();
+        (out.status.code(), stdout(&out), filled)
     });
 }

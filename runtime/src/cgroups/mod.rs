@@ -121,7 +121,8 @@ impl Cgroup {
         Ok(())
     }
 
-    /// Makes the missing part of one hierarchy's path; false when a parent vanished.
+    /// Makes the missing part of one hierarchy's path; false when a parent vanished
+    /// (a shared parent removed by another container's delete: the caller starts over).
     fn create_dir(&mut self, dir: &CgroupDir) -> Result<bool> {
         let full = dir.full();
         let mut missing = Vec::new();
@@ -137,8 +138,12 @@ impl Cgroup {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
             }
-            if dir.controllers.iter().any(|c| c == "cpuset") {
-                inherit_cpuset(&m)?;
+        }
+        if dir.controllers.iter().any(|c| c == "cpuset") {
+            match init_cpuset(&dir.mountpoint, &full) {
+                Ok(()) => {}
+                Err((_, e)) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err((what, e)) => return Err(Error::os(what, e)),
             }
         }
         Ok(true)
@@ -302,15 +307,23 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus/mems and accepts no task until they are
-/// set: copy the parent's.
-fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(dir);
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let own = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        if own.trim().is_empty() {
-            let value = std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}/{file}", parent.display()))?;
-            std::fs::write(dir.join(file), value.trim()).ctx(|| format!("write {}/{file}", dir.display()))?;
+/// set. Every level from the hierarchy's root down to `dir` that is still empty gets its
+/// parent's, top down, as runc does: a parent may exist and yet be empty, made a moment
+/// ago by a concurrent create that hasn't filled it yet. Filling an empty cpuset changes
+/// nothing for anyone (it can hold no task). NotFound means a level vanished under us.
+fn init_cpuset(mountpoint: &Path, dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
+    let Ok(rel) = dir.strip_prefix(mountpoint) else { return Ok(()) };
+    let mut parent = mountpoint.to_path_buf();
+    for part in rel.components() {
+        let level = parent.join(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = std::fs::read_to_string(level.join(file)).map_err(|e| (format!("read {}/{file}", level.display()), e))?;
+            if own.trim().is_empty() {
+                let value = std::fs::read_to_string(parent.join(file)).map_err(|e| (format!("read {}/{file}", parent.display()), e))?;
+                std::fs::write(level.join(file), value.trim()).map_err(|e| (format!("write {}/{file}", level.display()), e))?;
+            }
         }
+        parent = level;
     }
     Ok(())
 }
