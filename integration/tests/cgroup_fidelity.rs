@@ -207,3 +207,102 @@ fn an_empty_existing_cpuset_parent_is_initialised() {
         (out.status.code(), stdout(&out), filled)
     });
 }
+
+/// `RUNTIME --root ROOT ARGS` killed after `secs` (a runtime stuck in a frozen cgroup
+/// must not hang the test); output in files, so a container can't hold a pipe.
+fn bounded(b: &Bundle, secs: u32, args: &[&str]) -> std::process::Output {
+    b.write_config();
+    let mut c = std::process::Command::new("timeout");
+    c.args(["-s", "KILL", &secs.to_string()]).arg(&b.runtime).arg("--root").arg(&b.root).args(args);
+    c.stdin(std::process::Stdio::null());
+    output_of(c)
+}
+
+/// A cgroupsPath naming a frozen cgroup is refused, with runc's words; nothing hangs.
+#[test]
+fn a_frozen_existing_cgroup_is_refused() {
+    differential("frozen", |b, _| {
+        let parent = TestParent::new();
+        let id = b.id("frozen");
+        parent.place(b, &id);
+        let freezer = parent.v1("freezer", &id);
+        std::fs::create_dir_all(&freezer).unwrap();
+        std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+        b.args(&["true"]);
+        let out = bounded(b, 20, &["run", "-d", "-b", b.dir.to_str().unwrap(), &id]);
+        let listed = b.state(&id).is_some();
+        (out.status.code(), stderr(&out).contains("container's cgroup unexpectedly frozen"), listed)
+    });
+}
+
+/// Under a frozen parent the new cgroup is born frozen: strata refuses that too. runc
+/// 1.1 checks only the cgroup itself and hangs here, so strata runs alone.
+#[test]
+fn a_cgroup_under_a_frozen_parent_is_refused() {
+    let mut b = Bundle::new("frozen-parent");
+    let parent = TestParent::new();
+    let id = b.id("frozen-parent");
+    parent.place(&mut b, &id);
+    let freezer = PathBuf::from(format!("/sys/fs/cgroup/freezer/{}", parent.0));
+    std::fs::create_dir_all(&freezer).unwrap();
+    std::fs::write(freezer.join("freezer.state"), "FROZEN").unwrap();
+    b.args(&["true"]);
+    let out = bounded(&b, 20, &["run", "-d", "-b", b.dir.to_str().unwrap(), &id]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("container's cgroup unexpectedly frozen"), "{}", stderr(&out));
+    assert!(b.state(&id).is_none());
+    assert!(!parent.v1("freezer", &id).exists(), "the cgroup strata made was left behind");
+}
+
+/// Two containers in one cgroup (a pod-level cgroupsPath): the second gets runc's
+/// warning, and `update` of either writes the shared cgroup, both staying up.
+#[test]
+fn a_shared_pod_cgroup_warns_and_updates_like_runc() {
+    differential("pod", |b, _| {
+        let parent = TestParent::new();
+        let (first, second) = (b.id("pod1"), b.id("pod2"));
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/pod", parent.0));
+        b.args(&["sleep", "60"]);
+        let bundle = b.dir.to_str().unwrap().to_string();
+        let one = bounded(b, 20, &["run", "-d", "-b", &bundle, &first]);
+        let two = bounded(b, 20, &["run", "-d", "-b", &bundle, &second]);
+        let warned = |o: &std::process::Output| stderr(o).contains("container's cgroup is not empty: 1 process(es) found");
+        let update = bounded(b, 20, &["update", "--memory", "104857600", "--pids-limit", "50", &second]);
+        let dir = |c: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}/{}/pod", parent.0));
+        let limits = (
+            std::fs::read_to_string(dir("memory").join("memory.limit_in_bytes")).unwrap().trim().to_string(),
+            std::fs::read_to_string(dir("pids").join("pids.max")).unwrap().trim().to_string(),
+        );
+        let observed = (
+            (one.status.code(), warned(&one)),
+            (two.status.code(), warned(&two)),
+            update.status.code(),
+            limits,
+            (b.status(&first), b.status(&second)),
+        );
+        // Kill both inits before deleting: strata's delete of one kills the whole shared
+        // cgroup, runc's doesn't (container/delete.rs, not compared here).
+        for id in [&first, &second] {
+            let _ = b.command(&["kill", id, "KILL"]).output();
+        }
+        for id in [&first, &second] {
+            let _ = bounded(b, 20, &["delete", "--force", id]);
+        }
+        observed
+    });
+}
+
+/// `linux.resources.unified` on this hybrid host: refused with runc's wording.
+#[test]
+fn unified_keys_on_a_hybrid_host_are_refused_like_runc() {
+    differential("unified", |b, _| {
+        let parent = TestParent::new();
+        let id = b.id("unified");
+        parent.place(b, &id);
+        b.config["linux"]["resources"]["unified"] = json!({ "cgroup.max.depth": "2" });
+        b.args(&["true"]);
+        let out = bounded(b, 20, &["run", "-b", b.dir.to_str().unwrap(), &id]);
+        let left = parent_dirs(&parent.0).into_iter().filter(|d| d.join(&id).exists()).count();
+        (out.status.code(), stderr(&out).contains("invalid configuration: cannot use unified on cgroup v1"), left)
+    });
+}

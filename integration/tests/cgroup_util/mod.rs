@@ -141,9 +141,17 @@ impl TestParent {
 
 impl Drop for TestParent {
     fn drop(&mut self) {
-        for dir in parent_dirs(&self.0) {
-            let _ = Command::new("find").arg(&dir).args(["-name", "freezer.state", "-exec", "sh", "-c", "echo THAWED > $1", "-", "{}", ";"]).status();
-            let _ = Command::new("find").arg(&dir).args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).status();
+        // Killed tasks may take a moment to leave: retry for up to 5 s.
+        for _ in 0..50 {
+            let dirs = parent_dirs(&self.0);
+            if dirs.is_empty() {
+                return;
+            }
+            for dir in dirs {
+                let _ = Command::new("find").arg(&dir).args(["-name", "freezer.state", "-exec", "sh", "-c", "echo THAWED > $1", "-", "{}", ";"]).status();
+                let _ = Command::new("find").arg(&dir).args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).stderr(std::process::Stdio::null()).status();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
     }
 }

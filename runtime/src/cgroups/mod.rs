@@ -106,7 +106,11 @@ pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result
 
 impl Cgroup {
     /// Makes every missing directory, recording what it made so `remove` undoes only that.
+    /// A frozen cgroup (its own freezer, or a frozen parent's) is refused, as runc refuses
+    /// it: the init would hang inside, holding the caller's output. An existing cgroup
+    /// that already has processes gets runc's warning.
     pub fn create(&mut self) -> Result<()> {
+        let existed = self.primary().is_some_and(|d| d.full().is_dir());
         for dir in self.dirs.clone() {
             // A shared parent removed by another container's delete between our check and
             // our mkdir shows up as ENOENT: start over for this hierarchy.
@@ -118,7 +122,31 @@ impl Cgroup {
                 }
             }
         }
+        if self.freezer_state_frozen() {
+            let path = self.primary().map(|d| d.full()).unwrap_or_default();
+            return Err(Error::Refused(format!("container's cgroup unexpectedly frozen ({})", path.display())));
+        }
+        if existed {
+            let n = self.pids().map(|p| p.len()).unwrap_or(0);
+            if n > 0 {
+                crate::logging::warn(&format!("container's cgroup is not empty: {n} process(es) found"));
+            }
+        }
         Ok(())
+    }
+
+    /// True when the freezer holds the cgroup frozen or freezing, its own or through a
+    /// parent's (v1 reports the effective state; v2's cgroup.events says "frozen 1").
+    fn freezer_state_frozen(&self) -> bool {
+        let Some(dir) = self.primary() else { return false };
+        let full = dir.full();
+        match dir.version {
+            Version::V1 => std::fs::read_to_string(full.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED" && !s.trim().is_empty()),
+            Version::V2 => {
+                fs::keyed(&full, "cgroup.events", "frozen") == Some(1)
+                    || std::fs::read_to_string(full.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+        }
     }
 
     /// Makes the missing part of one hierarchy's path; false when a parent vanished
