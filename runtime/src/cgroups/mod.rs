@@ -117,7 +117,7 @@ impl Cgroup {
             let mut tries = 0;
             while !self.create_dir(&dir)? {
                 tries += 1;
-                if tries == 5 {
+                if tries == CREATE_TRIES {
                     return Err(Error::os(format!("create cgroup {}", dir.full().display()), std::io::Error::from_raw_os_error(libc::ENOENT)));
                 }
             }
@@ -297,6 +297,8 @@ impl Cgroup {
     }
 }
 
+/// How often `create` makes a hierarchy's path again when a shared parent vanished.
+const CREATE_TRIES: u32 = 5;
 /// How long removal waits for a cgroup that exiting tasks still hold (EBUSY).
 const REMOVE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 const REMOVE_RETRY: Duration = Duration::from_millis(10);
