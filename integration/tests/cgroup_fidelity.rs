@@ -306,3 +306,32 @@ fn unified_keys_on_a_hybrid_host_are_refused_like_runc() {
         (out.status.code(), stderr(&out).contains("invalid configuration: cannot use unified on cgroup v1"), left)
     });
 }
+
+/// A pod-level container whose cgroup is the parent of another container's: `update` of
+/// the pod writes the pod's cgroup only, and the nested container runs on.
+#[test]
+fn update_of_a_pod_level_parent_matches_runc() {
+    differential("pod-parent", |b, _| {
+        let parent = TestParent::new();
+        let (pod, inner) = (b.id("pod"), b.id("inner"));
+        b.args(&["sleep", "60"]);
+        let bundle = b.dir.to_str().unwrap().to_string();
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/pod", parent.0));
+        let one = bounded(b, 20, &["run", "-d", "-b", &bundle, &pod]);
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/pod/inner", parent.0));
+        let two = bounded(b, 20, &["run", "-d", "-b", &bundle, &inner]);
+        let update = bounded(b, 20, &["update", "--memory", "104857600", "--pids-limit", "50", &pod]);
+        let read = |rel: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{}", rel.replace("P", &parent.0))).unwrap().trim().to_string();
+        let observed = (
+            (one.status.code(), two.status.code(), update.status.code()),
+            (read("memory/P/pod/memory.limit_in_bytes"), read("pids/P/pod/pids.max"), read("pids/P/pod/inner/pids.max")),
+            (b.status(&pod), b.status(&inner)),
+        );
+        for id in [&inner, &pod] {
+            let _ = b.command(&["kill", id, "KILL"]).output();
+            b.wait_status(id, "stopped");
+            let _ = bounded(b, 20, &["delete", "--force", id]);
+        }
+        observed
+    });
+}
