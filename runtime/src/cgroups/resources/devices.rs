@@ -210,12 +210,58 @@ pub fn apply(cg: &Cgroup, rules: &[DeviceRule]) -> Result<()> {
             _ => return Err(Error::field(field, "this host has no devices cgroup controller")),
         },
     };
-    // The "a" reset first, then the exceptions, as runc writes a fresh cgroup.
-    for r in rules {
+    let current = fs::read(&d.dir, "devices.list").ok().and_then(|l| parse_list(&l));
+    for r in transition(current.as_deref(), rules) {
         let file = if r.allow { "devices.allow" } else { "devices.deny" };
         fs::write(field, &d.dir, file, r.v1_line())?;
     }
     Ok(())
+}
+
+/// devices.list as canonical rules. It lists what is allowed: "a *:* rwm" alone for an
+/// allow-all cgroup (whose deny exceptions it can't show), else the allow exceptions.
+fn parse_list(list: &str) -> Option<Vec<DeviceRule>> {
+    let mut out = vec![DeviceRule::new(false, 'a', None, None, ACC_ALL)];
+    for line in list.lines() {
+        let mut parts = line.split_whitespace();
+        let (kind, numbers, access) = (parts.next()?, parts.next()?, parts.next().unwrap_or(""));
+        if kind == "a" {
+            return Some(vec![DeviceRule::new(true, 'a', None, None, ACC_ALL)]);
+        }
+        let (major, minor) = numbers.split_once(':')?;
+        let number = |n: &str| if n == "*" { Some(None) } else { n.parse().ok().map(Some) };
+        let kind = kind.chars().next().filter(|k| matches!(k, 'b' | 'c'))?;
+        out.push(DeviceRule::new(true, kind, number(major)?, number(minor)?, access_bits(access)));
+    }
+    Some(out)
+}
+
+/// The writes that take a cgroup from `current` to `target` (canonical rules), as runc's
+/// transition does: an allow-list cgroup that already allows what it should gets no
+/// writes, and one that differs gets only the difference, so the processes already in
+/// a shared cgroup (a pod's) never see their devices denied meanwhile. Otherwise (an
+/// allow-all cgroup, whose deny exceptions devices.list can't show; another default;
+/// an unreadable list) the "a" reset first, then every exception.
+fn transition(current: Option<&[DeviceRule]>, target: &[DeviceRule]) -> Vec<DeviceRule> {
+    let Some(current) = current.filter(|c| c.first().is_some_and(|a| !a.allow) && target.first().is_some_and(|a| !a.allow)) else {
+        return target.to_vec();
+    };
+    let same = |a: &DeviceRule, b: &DeviceRule| a.kind == b.kind && a.major == b.major && a.minor == b.minor;
+    let bits_in = |rules: &[DeviceRule], r: &DeviceRule| rules[1..].iter().find(|e| same(e, r)).map_or(0, |e| access_bits(&e.access));
+    let mut out = Vec::new();
+    for e in &current[1..] {
+        let dropped = access_bits(&e.access) & !bits_in(target, e);
+        if dropped != 0 {
+            out.push(DeviceRule::new(false, e.kind, e.major, e.minor, dropped));
+        }
+    }
+    for t in &target[1..] {
+        let gained = access_bits(&t.access) & !bits_in(current, t);
+        if gained != 0 {
+            out.push(DeviceRule::new(true, t.kind, t.major, t.minor, gained));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -275,6 +321,21 @@ pub(crate) mod tests {
         // A listed node that is also a default one drops the default rule (runc).
         let r = fold(json!([]), json!([{ "path": "/dev/null", "type": "c", "major": 1, "minor": 3 }])).unwrap();
         assert!(!v1_allows(&r, 'c', 1, 3, ACC_READ));
+    }
+
+    #[test]
+    fn an_allow_list_cgroup_gets_only_the_difference() {
+        let target = fold(json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "r" }]), json!([])).unwrap();
+        let list: String = target[1..].iter().map(|r| format!("{}\n", r.v1_line())).collect();
+        // Already there (a pod's second container): nothing is written, nothing denied meanwhile.
+        assert_eq!(transition(parse_list(&list).as_deref(), &target), []);
+        // Differs: only the difference.
+        let list = list.replace("c 1:11 r", "c 1:11 rw").replace("c 1:3 rwm\n", "") + "b 8:0 r\n";
+        let writes = lines(&transition(parse_list(&list).as_deref(), &target));
+        assert_eq!(writes, ["deny c 1:11 w", "deny b 8:0 r", "allow c 1:3 rwm"]);
+        // A fresh (allow-all) cgroup, or an unreadable list: the reset and every exception.
+        assert_eq!(transition(parse_list("a *:* rwm\n").as_deref(), &target), target);
+        assert_eq!(transition(None, &target), target);
     }
 
     #[test]
