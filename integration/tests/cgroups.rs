@@ -135,9 +135,8 @@ fn controllers_this_host_lacks_are_errors_naming_the_field() {
     refused("classid", json!({ "network": { "classID": 1048577 } }), "linux.resources.network.classID: this host has no net_cls");
     refused("prio", json!({ "network": { "priorities": [{ "name": "lo", "priority": 3 }] } }), "linux.resources.network.priorities[0]");
     refused("rdma", json!({ "rdma": { "mlx5_0": { "hcaHandles": 3 } } }), "linux.resources.rdma[\"mlx5_0\"]: this host has no rdma");
-    // The cgroup2 mount here holds only hugetlb: v2 keys of other controllers fail.
-    refused("unified", json!({ "unified": { "memory.max": "1000000" } }), "linux.resources.unified[\"memory.max\"]");
-    refused("unknownkey", json!({ "unified": { "cgroup.bogus": "1" } }), "unknown key");
+    // A hybrid host is v1 for unified keys, as for runc (cgroup_fidelity.rs compares).
+    refused("unified", json!({ "unified": { "memory.max": "1000000" } }), "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1");
     refused("blkweight", json!({ "blockIO": { "weight": 5 } }), "linux.resources.blockIO.weight: 5 is out of range");
 }
 
@@ -150,7 +149,9 @@ fn values_out_of_range_or_rejected_by_the_kernel_are_errors_naming_the_field() {
     refused("cpus", json!({ "cpu": { "cpus": "64-70" } }), "linux.resources.cpu.cpus");
     refused("mems", json!({ "cpu": { "mems": "9" } }), "linux.resources.cpu.mems");
     refused("hugesize", json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 0 }] }), "linux.resources.hugepageLimits[0].pageSize");
-    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "rwx" }] }), "linux.resources.devices[0].access");
+    // Unknown letters are ignored, as runc does ("rwx" is "rw"); none of r, w, m is an error.
+    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "xyz" }] }), "linux.resources.devices[0].access");
+    refused("devhole", json!({ "devices": [{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }] }), "punch a hole");
     refused("hierarchy", json!({ "memory": { "useHierarchy": false } }), "linux.resources.memory.useHierarchy");
 }
 
@@ -196,21 +197,7 @@ fn the_other_v1_fields_reach_their_files() {
 fn v1_fields_this_kernel_lacks_are_errors_naming_the_field() {
     refused("leaf", json!({ "blockIO": { "leafWeight": 300 } }), "linux.resources.blockIO.leafWeight");
     refused("rt", json!({ "cpu": { "realtimeRuntime": 1000, "realtimePeriod": 1000000 } }), "linux.resources.cpu.realtimeRuntime");
-    refused("unifiedv1", json!({ "unified": { "hugetlb.2MB.max": "0" } }), "linux.resources.unified[\"hugetlb.2MB.max\"]: the hugetlb controller is not enabled");
-}
-
-#[test]
-fn unified_keys_go_to_the_cgroup2_mount_of_a_hybrid_host() {
-    let mut c = CgBundle::new("unified");
-    c.resources(json!({ "unified": { "cgroup.max.descendants": "5", "cgroup.max.depth": "2" } }));
-    c.b.sh("sleep 30");
-    c.run_detached();
-    assert_eq!(read(&c.unified().join("cgroup.max.descendants")), "5");
-    assert_eq!(read(&c.unified().join("cgroup.max.depth")), "2");
-    // The init sits in the cgroup2 directory too.
-    let pid = c.b.state(&c.id).unwrap()["pid"].as_i64().unwrap();
-    assert!(read(&c.unified().join("cgroup.procs")).lines().any(|l| l == pid.to_string()));
-    c.delete_and_check();
+    refused("unifiedv1", json!({ "unified": { "hugetlb.2MB.max": "0" } }), "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1");
 }
 
 #[test]

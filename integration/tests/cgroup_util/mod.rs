@@ -117,3 +117,41 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for {what}");
 }
+
+/// A private cgroup parent for a bundle of any runtime (runc as well as strata), removed
+/// on drop, deepest first, thawed first: for differential tests, where [`CgBundle`]'s
+/// strata-only bundle doesn't fit.
+pub struct TestParent(pub String);
+
+impl TestParent {
+    pub fn new() -> TestParent {
+        TestParent(format!("strata-test-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst)))
+    }
+
+    /// Points `b`'s container at `/<parent>/<id>`.
+    pub fn place(&self, b: &mut Bundle, id: &str) {
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/{id}", self.0));
+    }
+
+    /// The container's directory in v1 hierarchy `controller`.
+    pub fn v1(&self, controller: &str, id: &str) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/cgroup/{controller}/{}/{id}", self.0))
+    }
+}
+
+impl Drop for TestParent {
+    fn drop(&mut self) {
+        // Killed tasks may take a moment to leave: retry for up to 5 s.
+        for _ in 0..50 {
+            let dirs = parent_dirs(&self.0);
+            if dirs.is_empty() {
+                return;
+            }
+            for dir in dirs {
+                let _ = Command::new("find").arg(&dir).args(["-name", "freezer.state", "-exec", "sh", "-c", "echo THAWED > $1", "-", "{}", ";"]).status();
+                let _ = Command::new("find").arg(&dir).args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).stderr(std::process::Stdio::null()).status();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+}

@@ -8,12 +8,15 @@ use super::{fs, Cgroup, CgroupDir, Version};
 use crate::error::{Error, Result};
 
 const FIELD: &str = "freezer";
+/// How long `freeze` waits for the kernel to report the cgroup frozen.
+const FREEZE_TIMEOUT: Duration = Duration::from_secs(10);
+const FREEZE_POLL: Duration = Duration::from_millis(5);
 
 pub fn freeze(cg: &Cgroup) -> Result<()> {
     cg.ensure_container_owned("freeze")?;
     let d = freezer_dir(cg)?;
     let dir = d.full();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
     loop {
         let frozen = match d.version {
             // Writing FROZEN again nudges tasks that were mid-fork when we started.
@@ -31,9 +34,9 @@ pub fn freeze(cg: &Cgroup) -> Result<()> {
         }
         if Instant::now() > deadline {
             let _ = thaw(cg);
-            return Err(Error::Refused(format!("freezing {} did not complete in 10 s", dir.display())));
+            return Err(Error::Refused(format!("freezing {} did not complete in {} s", dir.display(), FREEZE_TIMEOUT.as_secs())));
         }
-        std::thread::sleep(Duration::from_millis(5));
+        std::thread::sleep(FREEZE_POLL);
     }
 }
 

@@ -28,6 +28,7 @@ pub mod v2;
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -105,22 +106,51 @@ pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result
 
 impl Cgroup {
     /// Makes every missing directory, recording what it made so `remove` undoes only that.
+    /// A frozen cgroup (its own freezer, or a frozen parent's) is refused, as runc refuses
+    /// it: the init would hang inside, holding the caller's output. An existing cgroup
+    /// that already has processes gets runc's warning.
     pub fn create(&mut self) -> Result<()> {
+        let existed = self.primary().is_some_and(|d| d.full().is_dir());
         for dir in self.dirs.clone() {
             // A shared parent removed by another container's delete between our check and
             // our mkdir shows up as ENOENT: start over for this hierarchy.
             let mut tries = 0;
             while !self.create_dir(&dir)? {
                 tries += 1;
-                if tries == 5 {
+                if tries == CREATE_TRIES {
                     return Err(Error::os(format!("create cgroup {}", dir.full().display()), std::io::Error::from_raw_os_error(libc::ENOENT)));
                 }
+            }
+        }
+        if self.freezer_state_frozen() {
+            let path = self.primary().map(|d| d.full()).unwrap_or_default();
+            return Err(Error::Refused(format!("container's cgroup unexpectedly frozen ({})", path.display())));
+        }
+        if existed {
+            let n = self.pids().map(|p| p.len()).unwrap_or(0);
+            if n > 0 {
+                crate::logging::warn(&format!("container's cgroup is not empty: {n} process(es) found"));
             }
         }
         Ok(())
     }
 
-    /// Makes the missing part of one hierarchy's path; false when a parent vanished.
+    /// True when the freezer holds the cgroup frozen or freezing, its own or through a
+    /// parent's (v1 reports the effective state; v2's cgroup.events says "frozen 1").
+    fn freezer_state_frozen(&self) -> bool {
+        let Some(dir) = self.primary() else { return false };
+        let full = dir.full();
+        match dir.version {
+            Version::V1 => std::fs::read_to_string(full.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED" && !s.trim().is_empty()),
+            Version::V2 => {
+                fs::keyed(&full, "cgroup.events", "frozen") == Some(1)
+                    || std::fs::read_to_string(full.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
+            }
+        }
+    }
+
+    /// Makes the missing part of one hierarchy's path; false when a parent vanished
+    /// (a shared parent removed by another container's delete: the caller starts over).
     fn create_dir(&mut self, dir: &CgroupDir) -> Result<bool> {
         let full = dir.full();
         let mut missing = Vec::new();
@@ -136,8 +166,12 @@ impl Cgroup {
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
             }
-            if dir.controllers.iter().any(|c| c == "cpuset") {
-                inherit_cpuset(&m)?;
+        }
+        if dir.controllers.iter().any(|c| c == "cpuset") {
+            match init_cpuset(&dir.mountpoint, &full) {
+                Ok(()) => {}
+                Err((_, e)) if e.kind() == ErrorKind::NotFound => return Ok(false),
+                Err((what, e)) => return Err(Error::os(what, e)),
             }
         }
         Ok(true)
@@ -229,7 +263,9 @@ impl Cgroup {
     }
 
     /// Removes the directories strata created, children first, retrying briefly while
-    /// exiting tasks still hold them.
+    /// exiting tasks still hold them. The container's own cgroup goes with every cgroup
+    /// below it, deepest first: a container may make its own (systemd, docker-in-docker)
+    /// and cgroupfs refuses to remove a cgroup that has children (runc removes them too).
     pub fn remove(&self) -> Result<()> {
         let leaves: Vec<PathBuf> = self.dirs.iter().map(CgroupDir::full).collect();
         // Every hierarchy is tried even if one fails: a leak in one is no reason to
@@ -242,21 +278,8 @@ impl Cgroup {
                 let _ = std::fs::remove_dir(dir);
                 continue;
             }
-            let mut tries = 0;
-            loop {
-                match std::fs::remove_dir(dir) {
-                    Ok(()) => break,
-                    Err(e) if e.kind() == ErrorKind::NotFound => break,
-                    // Tasks that are still exiting keep the container's own cgroup busy.
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
-                        tries += 1;
-                        std::thread::sleep(std::time::Duration::from_millis(10));
-                    }
-                    Err(e) => {
-                        first_error.get_or_insert(Error::os(format!("remove cgroup {}", dir.display()), e));
-                        break;
-                    }
-                }
+            if let Err(e) = remove_tree(dir, Instant::now() + REMOVE_BUSY_TIMEOUT) {
+                first_error.get_or_insert(e);
             }
         }
         if let Some(e) = first_error {
@@ -271,6 +294,30 @@ impl Cgroup {
             }
         }
         Ok(())
+    }
+}
+
+/// How often `create` makes a hierarchy's path again when a shared parent vanished.
+const CREATE_TRIES: u32 = 5;
+/// How long removal waits for a cgroup that exiting tasks still hold (EBUSY).
+const REMOVE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+const REMOVE_RETRY: Duration = Duration::from_millis(10);
+
+/// Removes `dir` and every cgroup below it, deepest first, retrying on EBUSY until
+/// `deadline` (tasks still exiting).
+fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_tree(&entry.path(), deadline)?;
+        }
+    }
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => std::thread::sleep(REMOVE_RETRY),
+            Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
+        }
     }
 }
 
@@ -290,15 +337,23 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) -> Result<()> {
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus/mems and accepts no task until they are
-/// set: copy the parent's.
-fn inherit_cpuset(dir: &Path) -> Result<()> {
-    let parent = dir.parent().unwrap_or(dir);
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let own = std::fs::read_to_string(dir.join(file)).unwrap_or_default();
-        if own.trim().is_empty() {
-            let value = std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}/{file}", parent.display()))?;
-            std::fs::write(dir.join(file), value.trim()).ctx(|| format!("write {}/{file}", dir.display()))?;
+/// set. Every level from the hierarchy's root down to `dir` that is still empty gets its
+/// parent's, top down, as runc does: a parent may exist and yet be empty, made a moment
+/// ago by a concurrent create that hasn't filled it yet. Filling an empty cpuset changes
+/// nothing for anyone (it can hold no task). NotFound means a level vanished under us.
+fn init_cpuset(mountpoint: &Path, dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
+    let Ok(rel) = dir.strip_prefix(mountpoint) else { return Ok(()) };
+    let mut parent = mountpoint.to_path_buf();
+    for part in rel.components() {
+        let level = parent.join(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let own = std::fs::read_to_string(level.join(file)).map_err(|e| (format!("read {}/{file}", level.display()), e))?;
+            if own.trim().is_empty() {
+                let value = std::fs::read_to_string(parent.join(file)).map_err(|e| (format!("read {}/{file}", parent.display()), e))?;
+                std::fs::write(level.join(file), value.trim()).map_err(|e| (format!("write {}/{file}", level.display()), e))?;
+            }
         }
+        parent = level;
     }
     Ok(())
 }

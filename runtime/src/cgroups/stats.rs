@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use super::{fs, Cgroup};
 
+/// v2 reports CPU times in microseconds; runc's stats (v1's cpuacct) are in nanoseconds.
+const NS_PER_USEC: u64 = 1000;
+
 fn zero(v: &u64) -> bool {
     *v == 0
 }
@@ -115,12 +118,12 @@ pub fn collect(cg: &Cgroup) -> Stats {
         s.cpu.throttling.periods = fs::keyed(&d.dir, stat, "nr_periods").unwrap_or(0);
         s.cpu.throttling.throttled_periods = fs::keyed(&d.dir, stat, "nr_throttled").unwrap_or(0);
         s.cpu.throttling.throttled_time = fs::keyed(&d.dir, stat, "throttled_time")
-            .or_else(|| fs::keyed(&d.dir, stat, "throttled_usec").map(|u| u * 1000))
+            .or_else(|| fs::keyed(&d.dir, stat, "throttled_usec").map(|u| u * NS_PER_USEC))
             .unwrap_or(0);
         if d.v2 {
-            s.cpu.usage.total = fs::keyed(&d.dir, stat, "usage_usec").unwrap_or(0) * 1000;
-            s.cpu.usage.user = fs::keyed(&d.dir, stat, "user_usec").unwrap_or(0) * 1000;
-            s.cpu.usage.kernel = fs::keyed(&d.dir, stat, "system_usec").unwrap_or(0) * 1000;
+            s.cpu.usage.total = fs::keyed(&d.dir, stat, "usage_usec").unwrap_or(0) * NS_PER_USEC;
+            s.cpu.usage.user = fs::keyed(&d.dir, stat, "user_usec").unwrap_or(0) * NS_PER_USEC;
+            s.cpu.usage.kernel = fs::keyed(&d.dir, stat, "system_usec").unwrap_or(0) * NS_PER_USEC;
         }
     }
     if let Some((d, _)) = cg.find_controller("cpuacct") {

@@ -1,18 +1,20 @@
-//! `linux.resources.unified`: raw cgroup v2 files, written as given. Needs a cgroup v2
-//! hierarchy (on a hybrid host, the unified mount: only its controllers can be set);
-//! a key that isn't a file of the container's v2 cgroup is an error, never a new file.
+//! `linux.resources.unified`: raw cgroup v2 files, written as given. Needs a pure cgroup
+//! v2 host (runc refuses it on v1 and hybrid hosts alike); a key that isn't a file of the
+//! container's v2 cgroup is an error, never a new file.
 
 use std::collections::HashMap;
 
-use super::super::{fs, v2, Cgroup};
+use super::super::{fs, v2, Cgroup, Version};
 use crate::error::{Error, Result};
 
 pub fn apply(cg: &Cgroup, unified: &HashMap<String, String>) -> Result<()> {
     if unified.is_empty() {
         return Ok(());
     }
-    let Some(d) = cg.v2_dir() else {
-        return Err(Error::field("linux.resources.unified", "this host has no cgroup v2 hierarchy (unified needs cgroup v2)"));
+    // runc's wording. A hybrid host counts as v1, as for runc: its cgroup2 mount is not
+    // where the container's limits live.
+    let Some(d) = cg.v2_dir().filter(|_| cg.dirs.iter().all(|d| d.version == Version::V2)) else {
+        return Err(Error::field("linux.resources.unified", "invalid configuration: cannot use unified on cgroup v1"));
     };
     let mut keys: Vec<&String> = unified.keys().collect();
     keys.sort();
