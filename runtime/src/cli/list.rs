@@ -1,6 +1,6 @@
 use std::io::Write;
 
-use crate::container::Store;
+use crate::container::{self, Store};
 use crate::error::Result;
 
 #[derive(clap::Args)]
@@ -21,14 +21,9 @@ pub fn run(store: &Store, a: &Args) -> Result<()> {
         }
         return Ok(());
     }
-    let mut rows = Vec::new();
-    for id in &ids {
-        // A container deleted or half-created meanwhile is simply not listed.
-        let Ok(locked) = store.open(id) else { continue };
-        let Ok(state) = locked.load() else { continue };
-        let status = state.status(&locked.dir);
-        let owner = locked.owner();
-        rows.push(serde_json::to_value(state.oci(status, owner)).unwrap_or_default());
+    let (rows, warnings) = container::list(store)?;
+    for w in warnings {
+        eprintln!("strata: {w}");
     }
     if a.format == "json" {
         return super::print_json(&rows);

@@ -49,8 +49,10 @@ pub struct InitOptions<'a> {
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
-/// and cleans up; the error is the init's own message where it sent one.
-pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, Error)> {
+/// and cleans up; the error is the init's own message where it sent one. The channel
+/// returned must get a final Go once the container is recorded: until then the init
+/// exits if the channel closes (the caller died).
+pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel), (Option<i32>, Error)> {
     let (mut parent, mut child) = sync::pair().map_err(|e| (None, e))?;
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free).and_then(|_| child.move_above(first_free)).map_err(|e| (None, e))?;
@@ -105,7 +107,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
         msg = parent.recv().map_err(|e| fail(pid, e))?;
     }
     match msg {
-        Some(Message::Ready) => Ok(pid),
+        Some(Message::Ready) => Ok((pid, parent)),
         other => Err(fail(pid, unexpected(other))),
     }
 }
