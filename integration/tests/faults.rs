@@ -310,7 +310,7 @@ fn soak_create_start_delete_leaves_counters_flat() {
     let prefix = format!("soak-{}-", std::process::id());
     let cycle = |b: &mut Bundle, n: usize| {
         let id = format!("{prefix}{n}");
-        let exits = n % 2 == 0;
+        let exits = n.is_multiple_of(2);
         b.args(if exits { &["true"] } else { &["sleep", "100"] });
         b.write_config();
         assert_ok(&bounded(b.command(&["create", "-b", b.dir.to_str().unwrap(), &id]), 60), "create");
