@@ -2,9 +2,11 @@
 //! until it is ready; on any failure undo all of it (init, cgroup, state directory).
 
 use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::state::{now_rfc3339, ContainerState};
@@ -69,6 +71,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let mut footprint = Footprint::default();
     let result = (|| {
         make_exec_fifo(&locked.dir.join(EXEC_FIFO))?;
+        let fifo = open_for_init(&locked.dir.join(EXEC_FIFO), preserve_fds)?;
         footprint.cgroup = Some(planned(&cgroup));
         locked.record(&footprint)?;
         checkpoint("create:cgroup-recorded");
@@ -83,7 +86,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             spec: &bundle.spec,
             bundle: &bundle.dir,
             rootfs: &bundle.rootfs,
-            exec_fifo: locked.dir.join(EXEC_FIFO),
+            exec_fifo: PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd())),
             cgroup: &cgroup,
             namespaces: plan,
             no_pivot: opts.no_pivot,
@@ -181,6 +184,18 @@ fn make_exec_fifo(path: &Path) -> Result<()> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(EXEC_FIFO_MODE)).ctx(|| format!("mkfifo {}", path.display()))?;
     // mkfifo honours the umask; the init may open it as a non-root user.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(EXEC_FIFO_MODE)).ctx(|| format!("chmod {}", path.display()))
+}
+
+/// The exec fifo as an O_PATH fd the init inherits and reopens through /proc/self/fd:
+/// an init in a new user namespace can't traverse the private (0700) state root, so it
+/// must not need the path (runc hands its init the fifo the same way). Placed above the
+/// fds to preserve, close-on-exec.
+fn open_for_init(path: &Path, preserve_fds: u32) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open {}", path.display()))?;
+    let above = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds as i32))
+        .ctx(|| format!("dup {}", path.display()))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(above) })
 }
 
 /// Writes the pid atomically, as engines poll for the file and read it at once. The
