@@ -76,8 +76,6 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         locked.record(&footprint)?;
         checkpoint("create:cgroup-recorded");
         cgroup.create()?;
-        footprint.cgroup = Some(cgroup.clone());
-        locked.record(&footprint)?;
         // Limits before the init is placed in the cgroup: it never runs unlimited.
         cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
         checkpoint("create:cgroup-made");
@@ -101,6 +99,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         })?;
         pid = Some(p);
         let start = proc_stat(p).ok_or_else(|| Error::Init("container init exited right after setup".into()))?;
+        footprint.cgroup = Some(cgroup.clone());
         footprint.pid = Some(p);
         footprint.pid_start_time = Some(start.start_time);
         locked.record(&footprint)?;
