@@ -9,10 +9,11 @@
 //! the cgroup after a killed create), so strata's stronger guarantee is tested directly.
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Barrier, RwLock};
 use std::time::{Duration, Instant};
 
+use strata_integration::faults::{bounded, kill9, stopped_at};
 use strata_integration::{assert_ok, find_cgroup_dirs, stderr, Bundle};
 
 /// The soak counts the test process's fds and children: it runs alone.
@@ -26,60 +27,6 @@ const CREATE_CHECKPOINTS: [&str; 6] = [
     "create:state-saved",
     "create:pid-file-written",
 ];
-
-fn proc_state(pid: u32) -> Option<char> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    s[s.rfind(')')? + 2..].chars().next()
-}
-
-/// Spawns `cmd` with STRATA_TEST_PAUSE_AT=`checkpoint` and returns once it has stopped there.
-fn stopped_at(mut cmd: Command, checkpoint: &str) -> Child {
-    cmd.env("STRATA_TEST_PAUSE_AT", checkpoint).stdout(Stdio::null()).stderr(Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if proc_state(child.id()) == Some('T') {
-            return child;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("strata exited ({st}) before reaching checkpoint {checkpoint}");
-        }
-        if Instant::now() > deadline {
-            kill9(child);
-            panic!("strata never reached checkpoint {checkpoint}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn kill9(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// Runs `cmd` to completion, failing the test if it takes more than `secs` (a command
-/// that waits on a wedged id). Output goes through files, as in `output_of`.
-fn bounded(mut cmd: Command, secs: u64) -> Output {
-    let base = std::env::temp_dir().join(format!("strata-faults-{}-{:?}", std::process::id(), std::thread::current().id()));
-    let (o, e) = (base.with_extension("out"), base.with_extension("err"));
-    cmd.stdout(std::fs::File::create(&o).unwrap()).stderr(std::fs::File::create(&e).unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let started = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if started.elapsed() > Duration::from_secs(secs) {
-            kill9(child);
-            panic!("{cmd:?} hung for over {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let out = Output { status, stdout: std::fs::read(&o).unwrap(), stderr: std::fs::read(&e).unwrap() };
-    let _ = std::fs::remove_file(&o);
-    let _ = std::fs::remove_file(&e);
-    out
-}
 
 fn create_cmd(b: &Bundle, id: &str) -> Command {
     b.write_config();
@@ -148,6 +95,10 @@ fn lock_wait_is_bounded_and_names_the_holder() {
     let err = stderr(&out);
     assert!(err.contains("busy") && err.contains(&format!("pid {holder} ")), "error does not name holder {holder}: {err}");
     assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
+    // list doesn't wait for the lock: it shows the container as being created.
+    let list = bounded(b.command(&["list"]), 3);
+    let row = strata_integration::stdout(&list).lines().find(|l| l.starts_with(&id)).map(str::to_string);
+    assert!(row.as_deref().is_some_and(|r| r.contains("creating")), "list: {row:?}");
     kill9(create);
     delete_leaves_nothing(&b, &id, None, "busy");
 }

@@ -64,7 +64,11 @@ fn pid_file_fifo_at_temp_name_fails_fast() {
     let tmp = b.dir.join(".p.pid.tmp");
     assert!(Command::new("mkfifo").arg(&tmp).status().unwrap().success());
     let started = std::time::Instant::now();
-    let out = b.strata(&["create", "--pid-file", b.dir.join("p.pid").to_str().unwrap(), "-b", b.dir.to_str().unwrap(), &id]);
+    b.write_config();
+    let out = strata_integration::faults::bounded(
+        b.command(&["create", "--pid-file", b.dir.join("p.pid").to_str().unwrap(), "-b", b.dir.to_str().unwrap(), &id]),
+        20,
+    );
     assert!(!out.status.success(), "create succeeded");
     assert!(stderr(&out).contains(".p.pid.tmp"), "error does not name the file: {}", stderr(&out));
     assert!(started.elapsed().as_secs() < 20, "create took {:?}", started.elapsed());
