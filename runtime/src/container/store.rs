@@ -331,3 +331,61 @@ pub fn owner_of(dir: &Path) -> String {
     let uid = std::fs::metadata(dir).map(|m| m.uid()).unwrap_or(0);
     crate::user::name_of_uid(uid).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_store(name: &str) -> Store {
+        let root = std::env::temp_dir().join(format!("strata-store-unit-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        Store::new(root)
+    }
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn reserve_is_exclusive_and_private() {
+        let store = temp_store("reserve");
+        let locked = store.reserve("a").unwrap();
+        assert!(matches!(store.reserve("a"), Err(Error::Exists(_))));
+        locked.record(&Footprint { pid: Some(7), ..Default::default() }).unwrap();
+        assert_eq!(locked.footprint().unwrap().pid, Some(7));
+        assert_eq!((mode(store.root()), mode(&locked.dir), mode(&locked.dir.join(FOOTPRINT_FILE))), (0o700, 0o711, 0o600));
+        // No temporary directory is left, and only the id is listed.
+        assert_eq!(store.ids().unwrap(), ["a"]);
+        assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 1);
+        locked.remove().unwrap();
+        assert!(matches!(store.open("a"), Err(Error::NotFound(_))));
+        std::fs::remove_dir_all(store.root()).unwrap();
+    }
+
+    #[test]
+    fn peek_tells_missing_from_corrupt_state() {
+        let store = temp_store("peek");
+        let locked = store.reserve("b").unwrap();
+        drop(locked);
+        assert!(matches!(store.peek("b"), Listed::Broken(Error::Refused(m)) if m.contains("state.json is missing")));
+        std::fs::write(store.root().join("b").join(STATE_FILE), "garbage").unwrap();
+        assert!(matches!(store.peek("b"), Listed::Broken(Error::Config { .. })));
+        assert!(matches!(store.peek("nope"), Listed::Gone));
+        std::fs::remove_dir_all(store.root()).unwrap();
+    }
+
+    #[test]
+    fn temporaries_of_dead_creates_are_swept() {
+        let store = temp_store("sweep");
+        std::fs::create_dir_all(store.root()).unwrap();
+        // pid 0x7fffffff never exists; our own pid does.
+        let dead = store.root().join(".x.2147483647.new");
+        let live = store.root().join(format!(".y.{}.new", std::process::id()));
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::create_dir(&live).unwrap();
+        store.reserve("c").unwrap().remove().unwrap();
+        assert!(!dead.exists() && live.exists());
+        std::fs::remove_dir_all(store.root()).unwrap();
+    }
+}
