@@ -118,6 +118,27 @@ fn delete_force_undoes_create_killed_anywhere() {
     }
 }
 
+/// The same between the checkpoints (inside the clone and the init's setup, where no
+/// checkpoint is): create SIGKILLed after a spread of delays. Before the fix delete -f
+/// said 0 and left the cgroup in 91% of such runs.
+#[test]
+fn delete_force_undoes_create_killed_at_random_times() {
+    let _g = EXCLUSIVE.read().unwrap();
+    let mut b = Bundle::new("faults-random");
+    b.args(&["sleep", "100"]);
+    let mut seed = std::process::id() as u64;
+    for n in 0..16 {
+        let id = b.id(&format!("random{n}"));
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let delay = Duration::from_micros(1_000 + (seed >> 33) % 30_000);
+        let create = create_cmd(&b, &id).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(delay);
+        kill9(create);
+        delete_leaves_nothing(&b, &id, None, &format!("create killed after {delay:?}"));
+        let _ = std::fs::remove_file(b.dir.join(format!(".{id}.pid.tmp")));
+    }
+}
+
 #[test]
 fn delete_force_after_start_killed_anywhere() {
     let _g = EXCLUSIVE.read().unwrap();
