@@ -34,7 +34,8 @@ pub struct InitOptions<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
-    /// The exec fifo on the host; the init blocks on it until `start`.
+    /// The exec fifo (create passes /proc/self/fd/N: the state root may be closed to the
+    /// init's user namespace); the init blocks on it until `start`.
     pub exec_fifo: PathBuf,
     pub cgroup: &'a Cgroup,
     pub namespaces: NamespacePlan,
