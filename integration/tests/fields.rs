@@ -232,7 +232,11 @@ fn socket_activation_fds_and_env_pass_through() {
     b.write_config();
     let id = b.id("lfd");
     let file = std::fs::File::open("/etc/hostname").unwrap();
-    let mut cmd = b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]);
+    // LISTEN_FDS counts only with LISTEN_PID naming the runtime (sd_listen_fds' rule):
+    // `exec` keeps sh's pid.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\""]).arg(&b.runtime).args(["--root", b.root.to_str().unwrap()]);
+    cmd.args(["run", "-b", b.dir.to_str().unwrap(), &id]).stdin(std::process::Stdio::null());
     cmd.env("LISTEN_FDS", "1");
     pass_as_fd3(&mut cmd, &file);
     let out = output_of(cmd);

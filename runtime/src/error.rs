@@ -41,6 +41,10 @@ pub enum Error {
     #[error("{what}: {source}")]
     Os { what: String, source: std::io::Error },
 
+    /// Another command holds the container's lock for longer than strata waits.
+    #[error("container {id:?} is busy: pid {holder} ({command}) has held its lock for over {secs} s")]
+    Busy { id: String, holder: i32, command: String, secs: u64 },
+
     /// A request that is understood but refused (safety guards, unsupported options).
     #[error("{0}")]
     Refused(String),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::container::Store;
+use crate::container::{self, Store};
 use crate::error::{Error, Result};
 
 #[derive(clap::Args)]
@@ -28,13 +28,30 @@ struct Entry {
     oci_version: String,
     id: String,
     pid: i32,
-    status: &'static str,
+    status: String,
     bundle: PathBuf,
     rootfs: PathBuf,
     created: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     annotations: Option<HashMap<String, String>>,
     owner: String,
+}
+
+/// An entry from a container's OCI state (or the placeholder of one that is being
+/// created or whose state is unreadable).
+fn entry(v: &serde_json::Value) -> Entry {
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+    Entry {
+        oci_version: text("ociVersion"),
+        id: text("id"),
+        pid: v["pid"].as_i64().unwrap_or(0) as i32,
+        status: text("status"),
+        bundle: PathBuf::from(text("bundle")),
+        rootfs: PathBuf::from(text("rootfs")),
+        created: go_time(&text("created")),
+        annotations: serde_json::from_value(v["annotations"].clone()).ok(),
+        owner: text("owner"),
+    }
 }
 
 pub fn run(store: &Store, a: &Args) -> Result<()> {
@@ -45,25 +62,11 @@ pub fn run(store: &Store, a: &Args) -> Result<()> {
         }
         return Ok(());
     }
-    let mut rows = Vec::new();
-    for id in &ids {
-        // A container deleted or half-created meanwhile is simply not listed.
-        let Ok(locked) = store.open(id) else { continue };
-        let Ok(state) = locked.load() else { continue };
-        let status = state.status(&locked.dir);
-        let oci = state.oci(status, locked.owner());
-        rows.push(Entry {
-            oci_version: oci.oci_version.to_string(),
-            id: oci.id.to_string(),
-            pid: oci.pid,
-            status: oci.status,
-            bundle: oci.bundle.to_path_buf(),
-            rootfs: oci.rootfs.to_path_buf(),
-            created: go_time(oci.created),
-            annotations: oci.annotations.cloned(),
-            owner: oci.owner,
-        });
+    let (states, warnings) = container::list(store)?;
+    for w in warnings {
+        eprintln!("strata: {w}");
     }
+    let rows: Vec<Entry> = states.iter().map(entry).collect();
     if a.format == "json" {
         let s = if rows.is_empty() {
             "null".to_string()

@@ -1,13 +1,16 @@
 //! `create`: validate everything, take the id, make the cgroup, clone the init and wait
 //! until it is ready; on any failure undo all of it (init, cgroup, state directory).
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
 use super::state::{now_rfc3339, ContainerState};
-use super::{Store, EXEC_FIFO};
+use super::{checkpoint, Footprint, Store, EXEC_FIFO};
 use crate::cgroups::{self, Cgroup, Layout};
 use crate::config;
 use crate::error::{Context, Error, Result};
@@ -28,7 +31,7 @@ pub struct CreateOptions {
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
     super::id::validate(id)?;
     // Socket activation (systemd's LISTEN_FDS): those fds go first, then --preserve-fds.
-    let listen_fds: u32 = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
+    let listen_fds = listen_fds();
     let preserve_fds = listen_fds + opts.preserve_fds;
     check_preserved_fds(preserve_fds)?;
     let mut bundle = config::load_bundle(&opts.bundle)?;
@@ -60,19 +63,28 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         _ => None,
     };
 
+    // From here on every step is recorded in the state directory before it is made, so
+    // `delete -f` undoes a create killed at any point (see Footprint).
     let locked = store.reserve(id)?;
+    checkpoint("create:reserved");
     let mut pid = None;
+    let mut footprint = Footprint::default();
     let result = (|| {
         make_exec_fifo(&locked.dir.join(EXEC_FIFO))?;
+        let fifo = open_for_init(&locked.dir.join(EXEC_FIFO), preserve_fds)?;
+        footprint.cgroup = Some(planned(&cgroup));
+        locked.record(&footprint)?;
+        checkpoint("create:cgroup-recorded");
         cgroup.create()?;
         // Limits before the init is placed in the cgroup: it never runs unlimited.
         cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
+        checkpoint("create:cgroup-made");
         let init = InitOptions {
             id,
             spec: &bundle.spec,
             bundle: &bundle.dir,
             rootfs: &bundle.rootfs,
-            exec_fifo: locked.dir.join(EXEC_FIFO),
+            exec_fifo: PathBuf::from(format!("/proc/self/fd/{}", fifo.as_raw_fd())),
             cgroup: &cgroup,
             namespaces: plan,
             no_pivot: opts.no_pivot,
@@ -81,12 +93,17 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             console_socket,
             seccomp,
         };
-        let p = process::spawn_init(&init).map_err(|(p, e)| {
+        let (p, channel) = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;
             e
         })?;
         pid = Some(p);
         let start = proc_stat(p).ok_or_else(|| Error::Init("container init exited right after setup".into()))?;
+        footprint.cgroup = Some(cgroup.clone());
+        footprint.pid = Some(p);
+        footprint.pid_start_time = Some(start.start_time);
+        locked.record(&footprint)?;
+        checkpoint("create:init-ready");
         let state = ContainerState {
             id: id.to_string(),
             pid: p,
@@ -98,9 +115,13 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             config: bundle.spec.clone(),
         };
         locked.save(&state)?;
+        checkpoint("create:state-saved");
         if let Some(path) = &opts.pid_file {
             write_pid_file(path, p)?;
         }
+        checkpoint("create:pid-file-written");
+        // Recorded: the init may outlive us now (until this Go it exits if we die).
+        channel.send(&process::sync::Message::Go)?;
         Ok(state)
     })();
     if result.is_err() {
@@ -108,6 +129,33 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         let _ = locked.remove();
     }
     result
+}
+
+/// systemd socket activation: fds from 3 are ours to pass only when LISTEN_PID names
+/// this very process (sd_listen_fds' rule, and runc's); otherwise LISTEN_FDS was meant
+/// for another process and fd 3 may be anything, a host secret included.
+fn listen_fds() -> u32 {
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|v| v.parse::<u32>().ok()) == Some(std::process::id());
+    if !for_us {
+        return 0;
+    }
+    std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// The cgroup as it will be once made: `created` lists the directories missing now,
+/// parents first, so a record written before the mkdirs covers them.
+fn planned(cgroup: &Cgroup) -> Cgroup {
+    let mut planned = cgroup.clone();
+    for dir in &cgroup.dirs {
+        let mut missing = Vec::new();
+        let mut p = dir.full();
+        while !p.exists() && p != dir.mountpoint {
+            missing.push(p.clone());
+            p = p.parent().unwrap_or(&dir.mountpoint).to_path_buf();
+        }
+        planned.created.extend(missing.into_iter().rev());
+    }
+    planned
 }
 
 /// Kills and reaps a half-made init and removes the cgroup strata made for it.
@@ -137,12 +185,37 @@ fn make_exec_fifo(path: &Path) -> Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(EXEC_FIFO_MODE)).ctx(|| format!("chmod {}", path.display()))
 }
 
-/// Writes the pid atomically, as engines poll for the file and read it at once.
+/// The exec fifo as an O_PATH fd the init inherits and reopens through /proc/self/fd:
+/// an init in a new user namespace can't traverse the private (0700) state root, so it
+/// must not need the path (runc hands its init the fifo the same way). Placed above the
+/// fds to preserve, close-on-exec.
+fn open_for_init(path: &Path, preserve_fds: u32) -> Result<OwnedFd> {
+    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open {}", path.display()))?;
+    let above = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds as i32))
+        .ctx(|| format!("dup {}", path.display()))?;
+    // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(above) })
+}
+
+/// Writes the pid atomically, as engines poll for the file and read it at once. The
+/// temporary file is made new (O_EXCL, O_NOFOLLOW), never opened if something is already
+/// there: the directory may belong to another user who plants a symlink (runc refuses too).
 pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
         path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     ));
-    std::fs::write(&tmp, pid.to_string()).ctx(|| format!("write pid file {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).ctx(|| format!("write pid file {}", path.display()))
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .ctx(|| format!("--pid-file: create {}", tmp.display()))?;
+    let written = f.write_all(pid.to_string().as_bytes()).ctx(|| format!("--pid-file: write {}", tmp.display()));
+    let result = written.and_then(|()| std::fs::rename(&tmp, path).ctx(|| format!("--pid-file: rename to {}", path.display())));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }

@@ -2,17 +2,20 @@
 //! only with --force, killing it first), its cgroup and its state directory.
 
 use super::kill::kill_all;
-use super::{signal_init, ContainerState, Status, Store};
+use super::{checkpoint, signal_init, ContainerState, Locked, Status, Store};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::hooks;
-use crate::sys::{pidfd_open, pidfd_wait_exit};
+use crate::sys::{pidfd_open, pidfd_send_signal, pidfd_wait_exit, proc_stat};
 
 pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
     let locked = store.open(id)?;
+    checkpoint("delete:locked");
     let state = match locked.load() {
         Ok(s) => s,
-        // A create that died half-way: nothing runs, only the directory is left.
-        Err(Error::NotFound(_)) if force => return locked.remove(),
+        // A create that died half-way, or a state.json lost or corrupted: clean up from
+        // what the directory still tells.
+        Err(Error::NotFound(_) | Error::Config { .. }) if force => return remove_remains(locked),
         Err(e) => return Err(e),
     };
     let status = state.status(&locked.dir);
@@ -24,7 +27,9 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Status::Running | Status::Paused | Status::Creating if force => stop(&state)?,
         _ => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "delete (use --force)" }),
     }
+    checkpoint("delete:stopped");
     state.cgroup.remove()?;
+    checkpoint("delete:cgroup-removed");
     locked.remove()?;
     let spec = &state.config;
     if !hooks::Kind::Poststop.of(spec).is_empty() {
@@ -48,6 +53,50 @@ fn stop(state: &ContainerState) -> Result<()> {
         let _ = pidfd_wait_exit(&fd, 10_000);
     }
     Ok(())
+}
+
+/// `delete -f` without a usable state.json: kills the init the footprint names (if its
+/// start time still matches) and everything in the cgroup it names, removes the cgroup
+/// directories create made, then the state directory. runc leaves all of it running.
+fn remove_remains(locked: Locked) -> Result<()> {
+    let footprint = locked.footprint().unwrap_or_default();
+    let init = footprint.pid.zip(footprint.pid_start_time).and_then(|(pid, start)| {
+        let fd = pidfd_open(pid).ok()?;
+        // The pidfd pins the pid: a matching start time means it is still our init.
+        proc_stat(pid).is_some_and(|s| s.start_time == start).then_some(fd)
+    });
+    if let Some(fd) = &init {
+        let _ = pidfd_send_signal(fd, libc::SIGKILL);
+    }
+    if let Some(cgroup) = &footprint.cgroup {
+        kill_cgroup(cgroup);
+    }
+    if let Some(fd) = &init {
+        let _ = pidfd_wait_exit(fd, 10_000);
+    }
+    if let Some(cgroup) = &footprint.cgroup {
+        cgroup.remove()?;
+    }
+    locked.remove()
+}
+
+/// SIGKILLs every process in a container-owned cgroup until it is empty (a task may be
+/// forking meanwhile), for at most a few seconds.
+fn kill_cgroup(cgroup: &Cgroup) {
+    if cgroup.ensure_container_owned("kill").is_err() {
+        return;
+    }
+    for _ in 0..200 {
+        let pids = cgroup.pids().unwrap_or_default();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        let _ = crate::cgroups::freezer::thaw(cgroup);
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
 }
 
 /// A frozen task can't die: thaw after signalling so SIGKILL lands.

@@ -3,7 +3,7 @@
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-use super::{load, Status, Store, EXEC_FIFO};
+use super::{checkpoint, load, Status, Store, EXEC_FIFO};
 use crate::hooks;
 use crate::error::{Context, Error, Result};
 use crate::process::open_exec_fifo_reader;
@@ -14,7 +14,9 @@ pub fn start(store: &Store, id: &str) -> Result<()> {
         return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "start (not created)" });
     }
     let fifo_path = locked.dir.join(EXEC_FIFO);
+    checkpoint("start:loaded");
     release_init(&fifo_path, || state.status(&locked.dir) != Status::Stopped)?;
+    checkpoint("start:released");
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     let spec = &state.config;
     if !hooks::Kind::Poststart.of(spec).is_empty() {

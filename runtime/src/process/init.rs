@@ -141,6 +141,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
     super::finish::install_late(opts.seccomp.as_ref())?;
     ch.send(&Message::Ready)?;
+    wait_until_recorded(ch);
 
     // Nobody listens on the channel any more: failures from here go to stderr.
     let start_hooks = || {
@@ -165,6 +166,23 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
     eprintln!("{err}");
     // SAFETY: leave without running the runtime's destructors.
     unsafe { libc::_exit(1) }
+}
+
+/// Waits for `create` to record us (state.json, --pid-file) and say Go. If it dies
+/// first, nothing could find, start or delete us: end-of-file on the channel, we exit.
+/// (The death signal can't cover this: it must be off before `create` may exit, and a
+/// fork into a new pid namespace clears it anyway.) A bare read: seccomp may be in.
+fn wait_until_recorded(ch: &Channel) {
+    let mut buf = [0u8; 16];
+    loop {
+        // SAFETY: reads into a live buffer of the given length.
+        match unsafe { libc::read(ch.raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } {
+            // SAFETY: leave without running the runtime's destructors.
+            0 => unsafe { libc::_exit(1) },
+            n if n < 0 && nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+            _ => return,
+        }
+    }
 }
 
 /// A fresh session keyring, so containers don't share the runtime's keys (runc's

@@ -38,7 +38,8 @@ pub struct InitOptions<'a> {
     pub spec: &'a Spec,
     pub bundle: &'a Path,
     pub rootfs: &'a Path,
-    /// The exec fifo on the host; the init blocks on it until `start`.
+    /// The exec fifo (create passes /proc/self/fd/N: the state root may be closed to the
+    /// init's user namespace); the init blocks on it until `start`.
     pub exec_fifo: PathBuf,
     pub cgroup: &'a Cgroup,
     pub namespaces: NamespacePlan,
@@ -53,8 +54,10 @@ pub struct InitOptions<'a> {
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
-/// and cleans up; the error is the init's own message where it sent one.
-pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, Error)> {
+/// and cleans up; the error is the init's own message where it sent one. The channel
+/// returned must get a final Go once the container is recorded: until then the init
+/// exits if the channel closes (the caller died).
+pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel), (Option<i32>, Error)> {
     if opts.no_pivot && !opts.namespaces.has_mount() {
         // MS_MOVE over / in the runtime's own mount namespace would replace the host's root.
         return Err((None, Error::Refused("--no-pivot needs a mount namespace in linux.namespaces".into())));
@@ -116,7 +119,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<i32, (Option<i32>, 
         msg = parent.recv().map_err(|e| fail(pid, e))?;
     }
     match msg {
-        Some(Message::Ready) => Ok(pid),
+        Some(Message::Ready) => Ok((pid, parent)),
         other => Err(fail(pid, unexpected(other))),
     }
 }
