@@ -280,8 +280,7 @@ fn a_shared_pod_cgroup_warns_and_updates_like_runc() {
             limits,
             (b.status(&first), b.status(&second)),
         );
-        // Kill both inits before deleting: strata's delete of one kills the whole shared
-        // cgroup, runc's doesn't (container/delete.rs, not compared here).
+        // Deleting one container of a pod is its own scenario (below).
         for id in [&first, &second] {
             let _ = b.command(&["kill", id, "KILL"]).output();
         }
@@ -333,5 +332,28 @@ fn update_of_a_pod_level_parent_matches_runc() {
             let _ = bounded(b, 20, &["delete", "--force", id]);
         }
         observed
+    });
+}
+
+/// `delete -f` of one container of a pod (a shared cgroupsPath, each container with its
+/// own pid namespace) kills that container alone: the other keeps running, and the
+/// shared cgroup goes with the last container, as in runc.
+#[test]
+fn delete_force_of_one_pod_container_leaves_the_other_running() {
+    differential("pod-delete", |b, _| {
+        let parent = TestParent::new();
+        let (first, second) = (b.id("pod1"), b.id("pod2"));
+        b.config["linux"]["cgroupsPath"] = json!(format!("/{}/pod", parent.0));
+        b.args(&["sleep", "60"]);
+        let bundle = b.dir.to_str().unwrap().to_string();
+        let started = (
+            bounded(b, 20, &["run", "-d", "-b", &bundle, &first]).status.code(),
+            bounded(b, 20, &["run", "-d", "-b", &bundle, &second]).status.code(),
+        );
+        let delete_first = bounded(b, 20, &["delete", "--force", &first]).status.code();
+        let second_after = b.status(&second);
+        let delete_second = bounded(b, 20, &["delete", "--force", &second]).status.code();
+        let cgroup_left = PathBuf::from(format!("/sys/fs/cgroup/pids/{}/pod", parent.0)).exists();
+        (started, delete_first, second_after, delete_second, cgroup_left)
     });
 }

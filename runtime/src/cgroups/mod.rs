@@ -262,7 +262,8 @@ impl Cgroup {
         }
     }
 
-    /// Removes the directories strata created, children first, retrying briefly while
+    /// Removes the directories strata created (and the container's leaf even when it was
+    /// there before, once empty, as runc does), children first, retrying briefly while
     /// exiting tasks still hold them. The container's own cgroup goes with every cgroup
     /// below it, deepest first: a container may make its own (systemd, docker-in-docker)
     /// and cgroupfs refuses to remove a cgroup that has children (runc removes them too).
@@ -284,6 +285,14 @@ impl Cgroup {
         }
         if let Some(e) = first_error {
             return Err(e);
+        }
+        // A leaf that was there before (made by another container of a pod sharing this
+        // cgroupsPath, or by an engine) goes too once empty, as runc removes it: rmdir
+        // of a cgroup fails while it has tasks or children, so a busy one stays.
+        if self.ensure_container_owned("remove").is_ok() {
+            for leaf in leaves.iter().filter(|l| !self.created.contains(l)) {
+                let _ = std::fs::remove_dir(leaf);
+            }
         }
         if self.shared_parent {
             for dir in &self.dirs {

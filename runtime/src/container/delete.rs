@@ -19,6 +19,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         Err(e) => return Err(e),
     };
     let status = state.status(&locked.dir);
+    let shared = shares_cgroup(&state, status);
     match status {
         // The init is gone, but without a pid namespace its children may not be.
         Status::Stopped if !state.cgroup.pids().unwrap_or_default().is_empty() => stop(&state)?,
@@ -28,7 +29,12 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         _ => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "delete (use --force)" }),
     }
     checkpoint("delete:stopped");
-    state.cgroup.remove()?;
+    if shared {
+        // The cgroup is a pod's, holding other containers too: theirs as well as ours.
+        crate::logging::warn(&format!("container {id}: its cgroup holds other containers' processes; left in place"));
+    } else {
+        state.cgroup.remove()?;
+    }
     checkpoint("delete:cgroup-removed");
     locked.remove()?;
     let spec = &state.config;
@@ -42,17 +48,47 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
 /// SIGKILLs the container and waits until its init is gone.
 fn stop(state: &ContainerState) -> Result<()> {
     let pidfd = pidfd_open(state.pid).ok();
-    // Without its own pid namespace the init's death leaves the rest running: kill the
-    // whole cgroup when it's the container's own.
-    if state.cgroup.ensure_container_owned("kill").is_ok() {
+    let owned = state.cgroup.ensure_container_owned("kill").is_ok();
+    // With a pid namespace of its own, the init's death takes every process of the
+    // container with it, and the cgroup may hold other containers' processes (a pod's
+    // cgroupsPath): signal the init alone, as runc does. Without one, the rest would
+    // run on: kill the whole cgroup when it's the container's own.
+    if owned && !has_own_pid_namespace(state) {
         kill_all(state, libc::SIGKILL)?;
-        thaw(state);
     }
     signal_init(state, libc::SIGKILL)?;
+    if owned {
+        thaw(state);
+    }
     if let Some(fd) = pidfd {
         let _ = pidfd_wait_exit(&fd, 10_000);
     }
     Ok(())
+}
+
+/// True when the config gives the container a new pid namespace (not one joined by path).
+fn has_own_pid_namespace(state: &ContainerState) -> bool {
+    let namespaces = state.config.linux().as_ref().and_then(|l| l.namespaces().as_ref());
+    namespaces.is_some_and(|ns| {
+        ns.iter().any(|n| n.typ() == oci_spec::runtime::LinuxNamespaceType::Pid && n.path().is_none())
+    })
+}
+
+/// True when the container's cgroup also holds processes of other containers (a
+/// cgroupsPath shared by a pod's containers, each with its own pid namespace): those
+/// are in another pid namespace than the init's, or any at all once the init's
+/// namespace is gone. Such a cgroup is left in place, where runc logs its failed removal.
+fn shares_cgroup(state: &ContainerState, status: Status) -> bool {
+    if !has_own_pid_namespace(state) {
+        return false;
+    }
+    let pids = state.cgroup.pids().unwrap_or_default();
+    let ns = |pid: i32| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+    let ours = if matches!(status, Status::Stopped) { None } else { ns(state.pid) };
+    match ours {
+        Some(ours) => pids.iter().any(|&p| ns(p).is_some_and(|n| n != ours)),
+        None => !pids.is_empty(),
+    }
 }
 
 /// `delete -f` without a usable state.json: kills the init the footprint names (if its
