@@ -49,10 +49,8 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
     }
 
     if is_bind {
-        // Bind mounts take no filesystem data: a leftover option is a typo, not a no-op.
-        if let Some(unknown) = opts.data.first() {
-            return Err(Error::field(format!("{}.options", field()), format!("unknown option {unknown:?}")));
-        }
+        // Options the runtime doesn't know are filesystem data (config.md), which a bind
+        // has none of: the kernel ignores them, and so does runc. Not an error.
         let mapped = m.uid_mappings().is_some() || m.gid_mappings().is_some();
         if opts.idmap || mapped {
             let userns = idmap_userns(m, ctx).map_err(|msg| Error::field(field(), msg))?;
