@@ -49,3 +49,55 @@ fn unknown_options_on_a_filesystem_are_its_data() {
         (code != Some(0), out)
     });
 }
+
+/// Makes the rootfs belong to the user namespace's root (host uid/gid `host`).
+fn own_rootfs(b: &Bundle, host: u32) {
+    let st = std::process::Command::new("chown").arg("-R").arg(format!("{host}:{host}")).arg(b.dir.join("rootfs")).status().unwrap();
+    assert!(st.success());
+}
+
+fn user_namespace(b: &mut Bundle, host: u32) {
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "user" }));
+    let map = json!([{ "containerID": 0, "hostID": host, "size": 65536 }]);
+    b.config["linux"]["uidMappings"] = map.clone();
+    b.config["linux"]["gidMappings"] = map;
+    own_rootfs(b, host);
+}
+
+/// In a user namespace the container's root is an unprivileged host uid, yet bind
+/// sources below directories only host root may enter (0700, owned by root or by
+/// someone else) mount as in runc: the runtime opens them. The mount propagates from
+/// a shared source into the container (a slave), never back.
+#[test]
+fn bind_sources_the_container_user_cannot_reach_mount_as_in_runc() {
+    use std::os::unix::fs::PermissionsExt;
+    differential("userns-binds", |b, _rt| {
+        user_namespace(b, 300000);
+        let mut sources = Vec::new();
+        for (name, owner) in [("root-only", 0), ("someone-else", 1234)] {
+            let dir = b.dir.join(name);
+            std::fs::create_dir_all(dir.join("data")).unwrap();
+            std::fs::write(dir.join("data/f"), format!("{name}\n")).unwrap();
+            std::os::unix::fs::chown(&dir, Some(owner), Some(owner)).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            sources.push(dir.join("data"));
+        }
+        let shared = b.dir.join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "mode=755", "tmpfs"]).arg(&shared).status().unwrap();
+        assert!(st.success());
+        let st = std::process::Command::new("mount").arg("--make-shared").arg(&shared).status().unwrap();
+        assert!(st.success());
+        push_mount(b, json!({ "destination": "/a", "type": "bind", "source": sources[0], "options": ["rbind"] }));
+        push_mount(b, json!({ "destination": "/b", "type": "bind", "source": sources[1], "options": ["bind", "ro"] }));
+        push_mount(b, json!({ "destination": "/f", "type": "bind", "source": sources[0].join("f"), "options": ["bind"] }));
+        push_mount(b, json!({ "destination": "/s", "type": "bind", "source": shared, "options": ["rbind"] }));
+        b.sh("cat /a/f /b/f /f; for m in /a /b /f /s; do awk -v m=$m '$5==m {print $5, $6, $7}' /proc/self/mountinfo; done | sed 's/:[0-9]*/:N/'");
+        let id = b.id("ub");
+        let out = b.run(&id);
+        let st = std::process::Command::new("umount").arg(b.dir.join("shared")).status().unwrap();
+        assert!(st.success(), "umount {}", b.dir.join("shared").display());
+        b.assert_nothing_left(&id, None);
+        (out.status.code(), stdout(&out), stderr(&out))
+    });
+}

@@ -19,6 +19,7 @@ pub mod options;
 mod paths;
 mod pivot;
 pub mod resolve;
+mod sources;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -31,6 +32,8 @@ use oci_spec::runtime::Spec;
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
 
+pub use sources::{open as open_bind_sources, BindSources};
+
 /// What rootfs setup needs to know beyond config.json.
 pub struct RootfsContext<'a> {
     pub spec: &'a Spec,
@@ -42,6 +45,8 @@ pub struct RootfsContext<'a> {
     /// The init runs in a new user namespace (devices are bind-mounted, not made).
     pub in_user_ns: bool,
     pub no_pivot: bool,
+    /// Bind sources the runtime opened before the clone ([`open_bind_sources`]).
+    pub sources: &'a BindSources,
 }
 
 /// Steps 1-5: everything inside the rootfs, before the root changes (hooks of kind
@@ -95,7 +100,7 @@ pub fn enter(ctx: &RootfsContext) -> Result<()> {
 }
 
 /// linux.rootfsPropagation, rslave by default (runc's).
-fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
+pub(super) fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
     match ctx.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
         None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         Some(p) => options::propagation_option(p)
@@ -106,7 +111,7 @@ fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
 /// The propagation while setting up: never shared (what we mount must not reach back
 /// into the host), never unbindable (the rootfs is bind-mounted onto itself). The
 /// configured one is applied to / after pivot_root.
-fn first_propagation(p: MsFlags) -> MsFlags {
+pub(super) fn first_propagation(p: MsFlags) -> MsFlags {
     if p.contains(MsFlags::MS_SHARED) {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     } else if p.contains(MsFlags::MS_UNBINDABLE) {

@@ -35,10 +35,17 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         if is_bind && s.is_relative() { ctx.bundle.join(s) } else { s.clone() }
     });
 
+    // Opened by the runtime when we may not be able to reach the source ourselves.
+    let early = if is_bind { ctx.sources.get(index) } else { None };
     let target = if is_bind {
         let src = source.as_deref().ok_or_else(|| Error::field(format!("{}.source", field()), "a bind mount needs a source"))?;
-        let meta = std::fs::metadata(src).map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?;
-        if meta.is_dir() { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o644) }
+        let is_dir = match early {
+            Some(tree) => tree.is_dir,
+            None => std::fs::metadata(src)
+                .map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?
+                .is_dir(),
+        };
+        if is_dir { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o644) }
     } else {
         mkdir_all(root, dest, 0o755)
     }
@@ -57,6 +64,13 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
             let src = source.as_deref().expect("checked above");
             idmap::bind(src, &target, opts.idmap_recursive || opts.recursive_bind, &userns)
                 .map_err(|msg| Error::field(field(), msg))?;
+        } else if let Some(tree) = early {
+            tree.attach(&target).map_err(|e| os(field(), e))?;
+            // The copy was made in the host's mount namespace and shares its propagation:
+            // give it what a bind made in here gets.
+            let moved = open_path(root, dest).map_err(|e| os(field(), e))?;
+            let propagation = super::first_propagation(super::propagation(ctx)?);
+            mount(None::<&str>, &fd_path(&moved), None::<&str>, propagation, None::<&str>).map_err(|e| os(field(), e))?;
         } else {
             let mut flags = MsFlags::MS_BIND;
             if opts.recursive_bind {
