@@ -130,3 +130,125 @@ fn stdio_files_are_given_to_the_process_user_as_runc_does() {
         (std::fs::read_to_string(&out_path).unwrap(), std::fs::read_to_string(&err_path).unwrap(), owner(&out_path), owner(&err_path))
     });
 }
+
+/// Runs `line` (a shell command line) under `script`, i.e. with a real terminal as its
+/// stdin/stdout/stderr, sized 33x99. Returns what reached the terminal, with the
+/// terminal's \r dropped.
+fn at_a_terminal(line: &str) -> String {
+    let full = format!("stty rows 33 cols 99; {line}");
+    let mut child = std::process::Command::new("timeout")
+        .args(["60", "script", "-qfec", &full, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Our end of script's stdin stays open (no EOF typed) until it is done.
+    let stdin = child.stdin.take();
+    let out = child.wait_with_output().unwrap();
+    drop(stdin);
+    assert_ne!(out.status.code(), Some(124), "timed out: {line}: {}", stdout(&out));
+    String::from_utf8_lossy(&out.stdout).replace('\r', "")
+}
+
+fn cli(b: &Bundle) -> String {
+    format!("{} --root {}", b.runtime.display(), b.root.display())
+}
+
+/// What the container's terminal looks like from inside: the pty (not /dev/console),
+/// -onlcr (runc clears it on a pty it proxies), and the caller's size.
+const TTY_PROBE: &str = "tty | cut -c1-9; stty -a | grep -o .onlcr; stty size; test -t 0 && echo stdin-tty";
+const PROBED: &str = "/dev/pts/\n-onlcr\n33 99\nstdin-tty\n";
+
+/// runc sets the pty up concurrently with the process (exec) and its goroutines race
+/// busybox's stty now and then ("stty: standard input: ..."): that noise is dropped.
+fn without_stty_noise(text: &str) -> String {
+    text.lines().filter(|l| !l.starts_with("stty: ")).map(|l| format!("{l}\n")).collect()
+}
+
+/// `run` in the foreground with process.terminal and no --console-socket: strata holds
+/// the pty and proxies the terminal it was started from, like runc; also when stdin
+/// isn't that terminal. Without any terminal both refuse before making anything.
+#[test]
+fn run_proxies_the_callers_terminal_as_runc_does() {
+    let raw = std::cell::RefCell::new(Vec::new());
+    differential("run-own-tty", |b, rt| {
+        b.config["process"]["terminal"] = json!(true);
+        b.sh(&format!("{TTY_PROBE}; exit 3"));
+        b.write_config();
+        let mut seen = Vec::new();
+        for stdin in ["", "</dev/null"] {
+            let id = b.id("rt");
+            let text = at_a_terminal(&format!("{} run -b {} {id} {stdin}; echo rc=$?", cli(b), b.dir.display()));
+            b.assert_nothing_left(&id, None);
+            seen.push(without_stty_noise(&text));
+            if rt == "strata" {
+                raw.borrow_mut().push(text);
+            }
+        }
+        let id = b.id("nott");
+        let out = b.run(&id);
+        b.assert_nothing_left(&id, None);
+        (seen, out.status.success(), stdout(&out))
+    });
+    assert_eq!(*raw.borrow(), vec![format!("{PROBED}rc=3\n"); 2], "strata, noise included");
+}
+
+/// `exec -t` without --console-socket in the foreground (what a user types): the same
+/// proxying, the process's exit code, stdin not a terminal is fine; process.consoleSize
+/// gives way to the caller's size (strata sets it before the process runs; runc races
+/// it). Without any terminal both refuse.
+#[test]
+fn exec_tty_uses_the_callers_terminal_as_runc_does() {
+    let raw = std::cell::RefCell::new(Vec::new());
+    differential("exec-own-tty", |b, rt| {
+        b.args(&["sleep", "1000"]);
+        let id = b.id("et");
+        b.create(&id);
+        assert_ok(&output_of(b.command(&["start", &id])), "start");
+        let process = json!({ "terminal": true, "consoleSize": { "height": 30, "width": 100 }, "cwd": "/",
+            "user": { "uid": 0, "gid": 0 }, "env": ["PATH=/bin"], "args": ["sh", "-c", format!("{TTY_PROBE}; exit 5")] });
+        std::fs::write(b.dir.join("process.json"), process.to_string()).unwrap();
+        let mut seen = Vec::new();
+        for args in [format!("-t {id} sh -c '{TTY_PROBE}; exit 4'"), format!("-t {id} sh -c '{TTY_PROBE}' </dev/null"),
+                     format!("-p {} {id}", b.dir.join("process.json").display())] {
+            let text = at_a_terminal(&format!("{} exec {args}; echo rc=$?", cli(b)));
+            // runc's pty settings race the process here: compare the steady parts.
+            seen.push(text.lines().filter(|l| l.starts_with("/dev/") || l.starts_with("stdin-") || l.starts_with("rc=")).collect::<Vec<_>>().join("\n"));
+            if rt == "strata" {
+                raw.borrow_mut().push(text);
+            }
+        }
+        let no_terminal = output_of(b.command(&["exec", "-t", &id, "true"]));
+        assert_ok(&output_of(b.command(&["delete", "-f", &id])), "delete");
+        b.assert_nothing_left(&id, None);
+        (seen, no_terminal.status.success())
+    });
+    let want: Vec<String> = ["rc=4\n", "rc=0\n", "rc=5\n"].iter().map(|rc| format!("{PROBED}{rc}")).collect();
+    assert_eq!(*raw.borrow(), want, "strata, noise included");
+}
+
+/// A stdin that never stops being readable (`yes |`) while the container neither reads
+/// it nor keeps its terminal open: strata must neither block writing to the pty nor
+/// spin, and must exit with the container's code as soon as it exits. (What the pty
+/// echoes of stdin meanwhile is timing, not compared; runc copies stdin into the pty
+/// until the end and uses a CPU second or two doing so.)
+#[test]
+fn a_stdin_that_stays_readable_neither_stalls_nor_spins() {
+    let cpu = std::cell::Cell::new(std::time::Duration::ZERO);
+    differential("yes-stdin", |b, _rt| {
+        b.config["process"]["terminal"] = json!(true);
+        b.sh("echo started; exec >/dev/null 2>&1 </dev/null; sleep 3; exit 4");
+        b.write_config();
+        let id = b.id("yes");
+        let t = std::time::Instant::now();
+        let line = format!("yes | /usr/bin/time -f cpu=%U+%S {} run -b {} {id}; echo rc=$?", cli(b), b.dir.display());
+        let text = at_a_terminal(&line);
+        let elapsed = t.elapsed();
+        b.assert_nothing_left(&id, None);
+        let used = text.lines().find_map(|l| l.split("cpu=").nth(1)).expect("time's report");
+        let (user, sys) = used.split_once('+').unwrap();
+        cpu.set(std::time::Duration::from_secs_f64(user.trim().parse::<f64>().unwrap() + sys.trim().parse::<f64>().unwrap()));
+        (text.contains("started") && text.ends_with("rc=4\n"), elapsed < std::time::Duration::from_secs(20))
+    });
+    assert!(cpu.get() < std::time::Duration::from_millis(500), "strata used {:?} of CPU in 3 s", cpu.get());
+}
