@@ -23,7 +23,7 @@ fn through_console_socket(b: &Bundle, cmd: impl FnOnce(&Path) -> Output) -> (Out
     let out = cmd(&sock);
     let master = receiver.join().unwrap();
     let _ = std::fs::remove_file(&sock);
-    (out, master_text(master))
+    (out, master.map(master_text).unwrap_or_default())
 }
 
 /// Everything left in the pty, read until its slave side is gone (EIO), with the
@@ -41,7 +41,8 @@ fn master_text(master: OwnedFd) -> String {
     String::from_utf8_lossy(&out).replace("\r\n", "\n")
 }
 
-fn recv_fd(conn: &std::os::unix::net::UnixStream) -> OwnedFd {
+/// The fd sent with SCM_RIGHTS; None when the peer sent none.
+fn recv_fd(conn: &std::os::unix::net::UnixStream) -> Option<OwnedFd> {
     let mut buf = [0u8; 256];
     let mut cmsg = [0u64; 8];
     let mut iov = libc::iovec { iov_base: buf.as_mut_ptr().cast(), iov_len: buf.len() };
@@ -54,8 +55,7 @@ fn recv_fd(conn: &std::os::unix::net::UnixStream) -> OwnedFd {
         msg.msg_controllen = std::mem::size_of_val(&cmsg);
         assert!(libc::recvmsg(conn.as_raw_fd(), &mut msg, 0) >= 0, "recvmsg: {}", std::io::Error::last_os_error());
         let hdr = libc::CMSG_FIRSTHDR(&msg);
-        assert!(!hdr.is_null(), "no fd received");
-        OwnedFd::from_raw_fd(*(libc::CMSG_DATA(hdr) as *const i32))
+        (!hdr.is_null()).then(|| OwnedFd::from_raw_fd(*(libc::CMSG_DATA(hdr) as *const i32)))
     }
 }
 
@@ -251,4 +251,38 @@ fn a_stdin_that_stays_readable_neither_stalls_nor_spins() {
         (text.contains("started") && text.ends_with("rc=4\n"), elapsed < std::time::Duration::from_secs(20))
     });
     assert!(cpu.get() < std::time::Duration::from_millis(500), "strata used {:?} of CPU in 3 s", cpu.get());
+}
+
+/// A read-only /dev still gets the terminal bound on /dev/console (runc makes the mount
+/// point before /dev turns read-only).
+#[test]
+fn a_read_only_dev_still_gets_dev_console() {
+    differential("ro-dev-console", |b, _rt| {
+        for m in b.config["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+        b.config["process"]["terminal"] = json!(true);
+        b.sh("stat -c '%F %t' /dev/console; tty | cut -c1-9; touch /dev/x 2>/dev/null || echo dev-ro");
+        b.write_config();
+        let id = b.id("rdc");
+        let dir = b.dir.to_str().unwrap().to_string();
+        let (create, text) = through_console_socket(b, |sock| {
+            let create = output_of(b.command(&["create", "--console-socket", sock.to_str().unwrap(), "-b", &dir, &id]));
+            if create.status.success() {
+                assert_ok(&output_of(b.command(&["start", &id])), "start");
+            } else {
+                // Nobody will send a terminal: unblock the receiver.
+                let _ = std::os::unix::net::UnixStream::connect(b.dir.join("console.sock"));
+            }
+            create
+        });
+        if create.status.success() {
+            b.wait_status(&id, "stopped");
+            assert_ok(&output_of(b.command(&["delete", &id])), "delete");
+        }
+        b.assert_nothing_left(&id, None);
+        (create.status.code(), text)
+    });
 }

@@ -101,3 +101,27 @@ fn bind_sources_the_container_user_cannot_reach_mount_as_in_runc() {
         (out.status.code(), stdout(&out), stderr(&out))
     });
 }
+
+/// A read-only /dev with devpts, shm and mqueue below it: runc mounts /dev writable,
+/// makes everything below it, and only then remounts it read-only; a read-only tmpfs
+/// likewise is filled (tmpcopyup) before it becomes read-only, and a tmpfs over an
+/// existing directory takes its mode. What /dev holds is runc's set (no /dev/core
+/// where the kernel has no /proc/kcore).
+#[test]
+fn a_read_only_dev_and_tmpfs_are_filled_first_as_in_runc() {
+    differential("ro-dev", |b, _rt| {
+        for m in b.config["mounts"].as_array_mut().unwrap() {
+            if m["destination"] == "/dev" {
+                m["options"].as_array_mut().unwrap().push(json!("ro"));
+            }
+        }
+        std::fs::create_dir_all(b.dir.join("rootfs/t/sub")).unwrap();
+        std::fs::set_permissions(b.dir.join("rootfs/t"), std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+        push_mount(b, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "tmpcopyup"] }));
+        push_mount(b, json!({ "destination": "/new", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"] }));
+        b.sh("ls -l /dev | awk '{print $1, $NF}'; ls /t; stat -c %a /t /new; \
+              for m in /dev /dev/pts /dev/shm /dev/mqueue /t; do awk -v m=$m '$5==m {print $5, $6}' /proc/self/mountinfo; done; \
+              touch /dev/x 2>/dev/null || echo dev-ro; touch /t/x 2>/dev/null || echo t-ro; touch /dev/shm/x && echo shm-rw");
+        run_observed(b, "rd")
+    });
+}

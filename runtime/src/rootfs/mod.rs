@@ -4,7 +4,7 @@
 //! 2. bind the rootfs onto itself so it is a mount point pivot_root accepts
 //! 3. config.json mounts, in order, each destination resolved inside the rootfs
 //! 4. /dev devices and symlinks, linux.devices
-//! 5. masked and read-only paths, root.readonly
+//! 5. masked and read-only paths, root.readonly; a read-only /dev made so last
 //! 6. pivot_root (or MS_MOVE + chroot with --no-pivot)
 //!
 //! Steps 3-5 happen before the pivot, through fds opened inside the rootfs, so they
@@ -78,6 +78,8 @@ pub fn prepare(ctx: &RootfsContext) -> Result<()> {
     if let Some(ro) = linux.and_then(|l| l.readonly_paths().as_ref()) {
         paths::make_readonly(&root, ro)?;
     }
+    let terminal = ctx.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    mounts::readonly_dev(&root, spec_mounts, terminal)?;
     Ok(())
 }
 
