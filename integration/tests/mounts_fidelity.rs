@@ -125,3 +125,34 @@ fn a_read_only_dev_and_tmpfs_are_filled_first_as_in_runc() {
         run_observed(b, "rd")
     });
 }
+
+/// --no-pivot with a user namespace and CAP_SYS_ADMIN: what the container may mount and
+/// what stays masked is runc's (a fresh proc or sysfs: both allowed, as the masks made
+/// inside the user namespace aren't locked; the configured /proc keeps its masks), and
+/// the same as with pivot_root.
+#[test]
+fn no_pivot_mounts_and_masks_as_runc() {
+    differential("no-pivot", |b, _rt| {
+        user_namespace(b, 300000);
+        for set in ["bounding", "effective", "permitted"] {
+            b.config["process"]["capabilities"][set].as_array_mut().unwrap().push(json!("CAP_SYS_ADMIN"));
+        }
+        b.config["linux"]["seccomp"] = json!(null);
+        b.sh("mkdir /dev/shm/p /dev/shm/s; mount -t proc proc /dev/shm/p 2>&1 && echo proc; \
+              mount -t sysfs sysfs /dev/shm/s 2>&1 && echo sysfs; wc -c < /proc/timer_list; ls /sys/firmware | wc -l; \
+              echo 1 > /proc/sys/kernel/domainname 2>/dev/null || echo proc-sys-ro");
+        b.write_config();
+        let mut seen = Vec::new();
+        for no_pivot in [true, false] {
+            let id = b.id("np");
+            let mut args = vec!["run", "-b", b.dir.to_str().unwrap(), &id];
+            if no_pivot {
+                args.insert(1, "--no-pivot");
+            }
+            let out = output_of(b.command(&args));
+            b.assert_nothing_left(&id, None);
+            seen.push((out.status.code(), stdout(&out)));
+        }
+        seen
+    });
+}
