@@ -224,6 +224,7 @@ pub fn remount_bind(target: impl AsRef<Path>, flags: MsFlags) -> nix::Result<()>
 }
 
 fn set_recursive_attrs(fd: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    // SAFETY: mount_attr is plain integers; all zeroes is its "change nothing" value.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = set;
     attr.attr_clr = clear;
