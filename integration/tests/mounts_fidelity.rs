@@ -156,3 +156,18 @@ fn no_pivot_mounts_and_masks_as_runc() {
         seen
     });
 }
+
+/// linux.maskedPaths and linux.readonlyPaths look as under runc: files hidden under the
+/// container's /dev/null, directories under an empty read-only tmpfs with the kernel's
+/// defaults, read-only paths remounted read-only and nothing else.
+#[test]
+fn masked_and_read_only_paths_look_as_in_runc() {
+    differential("masks", |b, _rt| {
+        b.config["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/asound", "/etc/hostname", "/no/such/path"]);
+        b.config["linux"]["readonlyPaths"] = json!(["/proc/sys", "/proc/bus", "/tmp", "/no/such/path"]);
+        b.sh("for p in /proc/keys /proc/timer_list /sys/firmware /proc/sys /proc/bus /tmp; do \
+                awk -v p=$p '$5==p {s=$0; sub(/.* - /, \"\", s); split(s, t, \" \"); r=$4; sub(/.*\\/rootfs/, \"\", r); print r, $5, $6, t[1]}' /proc/self/mountinfo; done; \
+              stat -c '%n %a %F' /proc/keys /sys/firmware; wc -c < /proc/keys; ls /sys/firmware | wc -l");
+        run_observed(b, "mk")
+    });
+}
