@@ -171,3 +171,24 @@ fn masked_and_read_only_paths_look_as_in_runc() {
         run_observed(b, "mk")
     });
 }
+
+/// The `cgroup` mount on a v1/hybrid host (with and without a cgroup namespace): one
+/// directory per v1 hierarchy, each read-only, named hierarchies mounted from their
+/// name; no cgroup2 "unified" one (runc 1.1). The tmpfs holding them is read-only
+/// under strata as the options say (runc leaves it writable: conformance/README.md).
+#[test]
+fn cgroup_mount_layout_is_runcs() {
+    if std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok() {
+        eprintln!("skip: a cgroup2-only host mounts one hierarchy");
+        return;
+    }
+    for cgroupns in [true, false] {
+        differential("cg-layout", |b, _rt| {
+            if !cgroupns {
+                b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "cgroup");
+            }
+            b.sh("awk '$5 ~ /^\\/sys\\/fs\\/cgroup\\/./ {s=$0; sub(/.* - /, \"\", s); print $5, $6, s}' /proc/self/mountinfo | sort; ls /sys/fs/cgroup");
+            run_observed(b, "cg")
+        });
+    }
+}
