@@ -192,3 +192,25 @@ fn cgroup_mount_layout_is_runcs() {
         });
     }
 }
+
+/// Mount points a config names but the image lacks are made as runc makes them, and
+/// stay in the rootfs after the container is gone: directories and files alike 0755.
+#[test]
+fn missing_mount_points_are_left_as_runc_leaves_them() {
+    use std::os::unix::fs::MetadataExt;
+    differential("mountpoints", |b, _rt| {
+        push_mount(b, json!({ "destination": "/a/b/file", "type": "bind", "source": "/etc/hostname", "options": ["bind"] }));
+        push_mount(b, json!({ "destination": "/c/d", "type": "bind", "source": "/etc", "options": ["rbind", "ro"] }));
+        push_mount(b, json!({ "destination": "/e/f", "type": "tmpfs", "source": "tmpfs" }));
+        b.sh("true");
+        let seen = run_observed(b, "mp");
+        let modes: Vec<(String, u32, u32)> = ["a", "a/b", "a/b/file", "c", "c/d", "e/f"]
+            .iter()
+            .map(|p| {
+                let m = std::fs::symlink_metadata(b.dir.join("rootfs").join(p)).unwrap();
+                (p.to_string(), m.mode(), m.uid())
+            })
+            .collect();
+        (seen, modes)
+    });
+}

@@ -52,7 +52,8 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
                 .map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?
                 .is_dir(),
         };
-        if is_dir { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o644) }
+        // runc makes a missing mount point 0755, a file one included.
+        if is_dir { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o755) }
     } else {
         mkdir_all(root, dest, 0o755)
     }
