@@ -279,3 +279,25 @@ fn kill_all_reaches_every_process_of_the_cgroup() {
     assert_ok(&output_of(b.command(&["delete", &id])), "delete");
     b.assert_nothing_left(&id, None);
 }
+
+/// process.cwd that only root may enter: runc enters it before switching to the user
+/// (the process then sits in a directory it can't list), and so must strata.
+#[test]
+fn a_cwd_only_root_can_enter_is_entered_as_in_runc() {
+    differential("cwd-root-only", |b, _rt| {
+        let secret = b.dir.join("rootfs/secret");
+        std::fs::create_dir_all(secret.join("sub")).unwrap();
+        std::fs::set_permissions(&secret, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        b.config["process"]["user"] = json!({ "uid": 1000, "gid": 1000 });
+        let mut seen = Vec::new();
+        for cwd in ["/secret", "/secret/sub"] {
+            b.config["process"]["cwd"] = json!(cwd);
+            b.sh("pwd; ls . >/dev/null 2>&1 || echo unreadable; id -u");
+            let id = b.id("cwd");
+            let out = b.run(&id);
+            b.assert_nothing_left(&id, None);
+            seen.push((out.status.code(), stdout(&out)));
+        }
+        seen
+    });
+}

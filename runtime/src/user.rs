@@ -9,6 +9,7 @@ use crate::error::{Context, Result};
 /// Switches to `user`. Capabilities survive through PR_SET_KEEPCAPS, which the caller
 /// sets; setgroups is skipped where a user namespace forbids it.
 pub fn switch_to(user: &User) -> Result<()> {
+    give_stdio_to(user.uid())?;
     let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
     match setgroups(&gids) {
         Ok(()) => {}
@@ -20,6 +21,34 @@ pub fn switch_to(user: &User) -> Result<()> {
     // alike, and they are the calls runc's init makes under the seccomp filter.
     setgid(Gid::from_raw(user.gid())).ctx(|| format!("setgid {} (process.user.gid)", user.gid()))?;
     setuid(Uid::from_raw(user.uid())).ctx(|| format!("setuid {} (process.user.uid)", user.uid()))?;
+    Ok(())
+}
+
+/// Makes the process's stdio (its terminal, or whatever the caller passed: a pipe, a
+/// file) owned by `uid`, keeping the group, as runc does: the user can then reopen
+/// /dev/stdout or /proc/self/fd/N, and a terminal's owner is its user (`tty`, `mesg`,
+/// `script` rely on it). /dev/null is left alone; so is what the kernel won't let us
+/// change (an owner or group not mapped in a user namespace, a read-only /dev).
+fn give_stdio_to(uid: u32) -> Result<()> {
+    use nix::errno::Errno;
+    let null = nix::sys::stat::stat("/dev/null").ok().map(|st| st.st_rdev);
+    for fd in 0..3 {
+        // SAFETY: the stdio fds stay open for the whole call.
+        let bfd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        let st = match nix::sys::stat::fstat(bfd) {
+            Ok(st) => st,
+            Err(Errno::EBADF) => continue,
+            Err(e) => return Err(e).ctx(|| format!("fstat stdio fd {fd}")),
+        };
+        let is_char = st.st_mode & libc::S_IFMT == libc::S_IFCHR;
+        if (is_char && Some(st.st_rdev) == null) || st.st_uid == uid {
+            continue;
+        }
+        match nix::unistd::fchown(bfd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(st.st_gid))) {
+            Ok(()) | Err(Errno::EINVAL | Errno::EPERM | Errno::EROFS) => {}
+            Err(e) => return Err(e).ctx(|| format!("give stdio fd {fd} to uid {uid}")),
+        }
+    }
     Ok(())
 }
 

@@ -13,6 +13,7 @@ pub const CASES: &[Entry] = &[
     ("destination_created", "config.md §Mounts destination (SHOULD): a missing destination is created in the rootfs", dest_created),
     ("bind_mount", "config.md §Mounts (MUST): a bind mount shows the source's contents at destination", bind),
     ("bind_ro", "config.md §Mounts options ro (MUST): options are applied; a ro bind is read-only", bind_ro),
+    ("bind_unknown_option_is_data", "config.md §Mounts options (SHOULD): options not known to the runtime go to mount(2) as data; a bind ignores them and mounts", bind_data),
     ("tmpfs_flags", "config.md §Mounts options (MUST): nosuid, nodev, noexec appear on the mount", flags),
     ("tmpfs_data_option", "config.md §Mounts options (MUST): data options (size=) reach the filesystem", data_option),
     ("atime_option", "config.md §Mounts options (MUST): noatime is applied", atime),
@@ -112,6 +113,18 @@ fn bind_ro(ctx: &mut Ctx) -> R {
         "write on the ro bind: {}",
         r["ops"]["write:/b/new"]
     );
+    Ok(())
+}
+
+fn bind_data(ctx: &mut Ctx) -> R {
+    let src = host_dir(ctx);
+    add_mount(
+        ctx,
+        json!({ "destination": "/b", "type": "bind", "source": src, "options": ["rbind", "mode=755", "ro"] }),
+    );
+    let r = ctx.probe(&["--file", "/b/hello"])?;
+    mount_has(&r, "/b", &["ro"])?;
+    ensure!(r["ops"]["file:/b/hello"]["ok"] == "hi", "/b/hello reads {}", r["ops"]["file:/b/hello"]);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ pub struct Args {
     /// A process.json to run instead of COMMAND (the other process flags are then ignored, as in runc).
     #[arg(short = 'p', long)]
     pub process: Option<PathBuf>,
-    /// Allocate a pseudo-TTY (needs --console-socket).
+    /// Allocate a pseudo-TTY (sent to --console-socket, else proxied to our terminal).
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Return once the process has started.

@@ -23,6 +23,8 @@ pub struct CreateOptions {
     pub bundle: PathBuf,
     pub pid_file: Option<PathBuf>,
     pub console_socket: Option<PathBuf>,
+    /// Instead of --console-socket: an already connected socket (`run`'s own console).
+    pub console_fd: Option<std::sync::Arc<std::os::fd::OwnedFd>>,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
@@ -43,7 +45,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         }
     }
     let process = bundle.spec.process().as_ref().expect("validated");
-    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() {
+    if process.terminal().unwrap_or(false) && opts.console_socket.is_none() && opts.console_fd.is_none() {
         return Err(Error::field("process.terminal", "a terminal needs --console-socket (or set terminal to false)"));
     }
     let plan = namespaces::plan(&bundle.spec)?;
@@ -58,8 +60,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         linux.and_then(|l| l.devices().as_deref()).unwrap_or_default(),
     )?;
 
-    let console_socket = match (&opts.console_socket, process.terminal().unwrap_or(false)) {
-        (Some(path), true) => Some(crate::console::connect(path)?),
+    let console_socket = match (&opts.console_fd, &opts.console_socket, process.terminal().unwrap_or(false)) {
+        (Some(fd), _, true) => Some(fd.try_clone().ctx(|| "dup the console socket")?),
+        (None, Some(path), true) => Some(crate::console::connect(path)?),
         _ => None,
     };
 

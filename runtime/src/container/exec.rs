@@ -67,16 +67,27 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
         }
         _ => {}
     }
-    let process = super::exec_process::build(&state.config, &o.process)?;
-    if process.terminal().unwrap_or(false) && o.console_socket.is_none() {
-        return Err(Error::Refused("exec --tty needs --console-socket".into()));
+    let mut process = super::exec_process::build(&state.config, &o.process)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() && o.detach {
+        return Err(Error::Refused("exec --tty --detach needs --console-socket".into()));
     }
     let seccomp = crate::seccomp::compile(&state.config, process.no_new_privileges().unwrap_or(false))?;
     let namespaces = open_namespaces(&state)?;
     let cgroup_procs = cgroup_procs(&state, &o.cgroups)?;
-    let console_socket: Option<OwnedFd> = match (&o.console_socket, process.terminal().unwrap_or(false)) {
-        (Some(path), true) => Some(crate::console::connect(path)?),
-        _ => None,
+    // In the foreground without --console-socket the pty comes back to us and we proxy
+    // the caller's terminal, as runc does.
+    let (own_console, console_socket): (_, Option<OwnedFd>) = match (&o.console_socket, terminal) {
+        (Some(path), true) => (None, Some(crate::console::connect(path)?)),
+        (None, true) => {
+            let (own, theirs) = crate::console::OwnConsole::new()?;
+            // It runs before we have its pty: it starts with our size (runc's resize).
+            if let Some(size) = own.size() {
+                process.set_console_size(Some(size));
+            }
+            (Some(own), Some(theirs))
+        }
+        _ => (None, None),
     };
 
     let mut forwarded = SigSet::all();
@@ -114,6 +125,12 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
     drop(locked);
     if o.detach {
         return Ok(0);
+    }
+    if let Some(own) = own_console {
+        let tty = own.accept().inspect_err(|_| {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        })?;
+        return crate::console::wait_forwarding(pid, &forwarded, Some(tty));
     }
     wait_forwarding(pid, &forwarded)
 }

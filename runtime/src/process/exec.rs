@@ -47,14 +47,24 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     if let Some(c) = &caps {
         capabilities::drop_bounding(c)?;
     }
+    let cwd = process.cwd();
+    let cwd_err = |e: nix::errno::Errno| Error::field("process.cwd", format!("{}: {}", cwd.display(), e.desc()));
+    // As runc: enter the cwd while still privileged (the user may not be allowed to), and
+    // if that was refused, again as the user (a directory only the user may enter).
+    let entered = match nix::unistd::chdir(cwd) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::EACCES | nix::errno::Errno::EPERM) => false,
+        Err(e) => return Err(cwd_err(e)),
+    };
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
     user::switch_to(process.user())?;
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
 
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd).map_err(|e| Error::field("process.cwd", format!("{}: {}", cwd.display(), e.desc())))?;
+    if !entered {
+        nix::unistd::chdir(cwd).map_err(cwd_err)?;
+    }
     // A cwd reached through a leaked fd would read "(unreachable)" (CVE-2024-21626).
     match nix::unistd::getcwd() {
         Ok(p) if p.is_absolute() => {}

@@ -16,12 +16,12 @@ use super::InitOptions;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
 use crate::namespaces;
-use crate::rootfs::{self, RootfsContext};
+use crate::rootfs::{self, BindSources, RootfsContext};
 use crate::sys::{clone_fork, Forked};
 
 /// Runs in the cloned child and never returns.
-pub fn run(opts: &InitOptions, ch: Channel) -> ! {
-    let err = match setup_and_exec(opts, &ch) {
+pub fn run(opts: &InitOptions, sources: &BindSources, ch: Channel) -> ! {
+    let err = match setup_and_exec(opts, sources, &ch) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -30,7 +30,7 @@ pub fn run(opts: &InitOptions, ch: Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
+fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Result<Infallible> {
     super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
@@ -106,6 +106,7 @@ fn setup_and_exec(opts: &InitOptions, ch: &Channel) -> Result<Infallible> {
         in_user_ns: plan.in_user_ns(),
         no_pivot: opts.no_pivot,
         own_mount_ns: plan.has_mount(),
+        sources,
     };
     rootfs::prepare(&rootfs_ctx)?;
     if super::has_runtime_hooks(opts.spec) {

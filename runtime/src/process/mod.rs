@@ -74,18 +74,22 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
         ),
         None => None,
     };
+    // Opened as host root now: the init may run as a user that can't reach them.
+    let bind_sources = crate::rootfs::open_bind_sources(opts.spec, opts.bundle, opts.namespaces.in_user_ns())
+        .map_err(|e| (None, e))?;
     let flags = opts.namespaces.clone_flags.bits() as u64;
     // SAFETY: the runtime is single-threaded; the child owns what it inherits.
     let forked = unsafe { clone_fork_into_cgroup(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
     let (pid, in_cgroup) = match forked {
         Ok((Forked::Child, _)) => {
             drop(parent);
-            init::run(opts, child)
+            init::run(opts, &bind_sources, child)
         }
         Ok((Forked::Parent(pid), in_cgroup)) => (pid, in_cgroup),
         Err(e) => return Err((None, Error::os("clone container init", e))),
     };
     drop(child);
+    drop(bind_sources);
     let mut pid = pid;
     let fail = |pid: i32, e: Error| (Some(pid), e);
 

@@ -2,7 +2,7 @@
 //! With a private cgroup namespace the hierarchies are mounted fresh (the namespace
 //! roots them at the container's cgroup); without one, the container's cgroup
 //! directories are bind-mounted. v1 and hybrid hosts get runc's layout: a tmpfs with
-//! one directory per hierarchy ("cpu", "memory", "systemd", "unified").
+//! one directory per v1 hierarchy ("cpu", "memory", "systemd"; no "unified").
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -29,7 +29,8 @@ pub fn mount_cgroups(root: &OwnedFd, dest: &Path, opts: &MountOptions, ctx: &Roo
     }
     let target = open_path(root, dest).ctx(|| "open")?;
     mount(Some("tmpfs"), &fd_path(&target), Some("tmpfs"), flags, Some("mode=755")).ctx(|| "mount tmpfs")?;
-    for dir in dirs {
+    // runc shows a hybrid host's v1 hierarchies only, not its cgroup2 ("unified") mount.
+    for dir in dirs.iter().filter(|d| d.version == Version::V1) {
         let sub = dest.join(dir_name(dir));
         let target = mkdir_all(root, &sub, 0o755)?;
         mount_hierarchy(root, &sub, &target, dir, flags, readonly, ctx.new_cgroup_ns)?;
@@ -66,16 +67,16 @@ fn mount_hierarchy(
 ) -> Result<()> {
     let what = || format!("mount cgroup {}", path.display());
     let mounted_fresh = fresh && {
+        // A named hierarchy's source is its name ("systemd"), as runc mounts it.
+        let named = dir.controllers.iter().find_map(|c| c.strip_prefix("name="));
         let (typ, data) = match dir.version {
             Version::V2 => ("cgroup2", String::new()),
-            Version::V1 if dir.controllers.iter().any(|c| c.starts_with("name=")) => {
-                ("cgroup", format!("none,{}", dir.controllers.join(",")))
-            }
+            Version::V1 if named.is_some() => ("cgroup", format!("none,{}", dir.controllers.join(","))),
             Version::V1 => ("cgroup", dir.controllers.join(",")),
         };
         let data = (!data.is_empty()).then_some(data);
         let ro = if readonly { MsFlags::MS_RDONLY } else { MsFlags::empty() };
-        match mount(Some(typ), &fd_path(target), Some(typ), flags | ro, data.as_deref()) {
+        match mount(Some(named.unwrap_or(typ)), &fd_path(target), Some(typ), flags | ro, data.as_deref()) {
             Ok(()) => true,
             // Not allowed from this user namespace: fall back to a bind mount.
             Err(Errno::EPERM) => false,

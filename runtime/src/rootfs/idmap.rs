@@ -62,7 +62,10 @@ pub fn bind(source: &Path, target: &OwnedFd, recursive: bool, userns: &OwnedFd) 
     let tree = unsafe {
         libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec)
     };
-    let tree = unsafe { OwnedFd::from_raw_fd(Errno::result(tree).map_err(step("open_tree"))? as i32) };
+    let tree = Errno::result(tree).map_err(step("open_tree"))? as i32;
+    // SAFETY: open_tree just returned this fd and nothing else owns it.
+    let tree = unsafe { OwnedFd::from_raw_fd(tree) };
+    // SAFETY: mount_attr is plain integers; all zeroes is its "change nothing" value.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = libc::MOUNT_ATTR_IDMAP;
     attr.userns_fd = userns.as_raw_fd() as u64;

@@ -4,7 +4,7 @@
 //! 2. bind the rootfs onto itself so it is a mount point pivot_root accepts
 //! 3. config.json mounts, in order, each destination resolved inside the rootfs
 //! 4. /dev devices and symlinks, linux.devices
-//! 5. masked and read-only paths, root.readonly
+//! 5. masked and read-only paths, root.readonly; a read-only /dev made so last
 //! 6. pivot_root (or MS_MOVE + chroot with --no-pivot)
 //!
 //! Steps 3-5 happen before the pivot, through fds opened inside the rootfs, so they
@@ -19,6 +19,7 @@ pub mod options;
 mod paths;
 mod pivot;
 pub mod resolve;
+mod sources;
 
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -30,6 +31,8 @@ use oci_spec::runtime::Spec;
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
+
+pub use sources::{open as open_bind_sources, BindSources};
 
 /// What rootfs setup needs to know beyond config.json.
 pub struct RootfsContext<'a> {
@@ -45,6 +48,8 @@ pub struct RootfsContext<'a> {
     /// The init has a mount namespace of its own (new or joined). Without one it
     /// works in the runtime's, as runc does: no propagation change, chroot.
     pub own_mount_ns: bool,
+    /// Bind sources the runtime opened before the clone ([`open_bind_sources`]).
+    pub sources: &'a BindSources,
 }
 
 /// Steps 1-5: everything inside the rootfs, before the root changes (hooks of kind
@@ -79,6 +84,8 @@ pub fn prepare(ctx: &RootfsContext) -> Result<()> {
     if let Some(ro) = linux.and_then(|l| l.readonly_paths().as_ref()) {
         paths::make_readonly(&root, ro)?;
     }
+    let terminal = ctx.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    mounts::readonly_dev(&root, spec_mounts, terminal)?;
     Ok(())
 }
 
@@ -104,7 +111,7 @@ pub fn enter(ctx: &RootfsContext) -> Result<()> {
 }
 
 /// linux.rootfsPropagation, rslave by default (runc's).
-fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
+pub(super) fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
     match ctx.spec.linux().as_ref().and_then(|l| l.rootfs_propagation().as_deref()) {
         None | Some("") => Ok(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         Some(p) => options::propagation_option(p)
@@ -115,7 +122,7 @@ fn propagation(ctx: &RootfsContext) -> Result<MsFlags> {
 /// The propagation while setting up: never shared (what we mount must not reach back
 /// into the host), never unbindable (the rootfs is bind-mounted onto itself). The
 /// configured one is applied to / after pivot_root.
-fn first_propagation(p: MsFlags) -> MsFlags {
+pub(super) fn first_propagation(p: MsFlags) -> MsFlags {
     if p.contains(MsFlags::MS_SHARED) {
         MsFlags::MS_SLAVE | MsFlags::MS_REC
     } else if p.contains(MsFlags::MS_UNBINDABLE) {

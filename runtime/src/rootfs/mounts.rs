@@ -35,10 +35,25 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         if is_bind && s.is_relative() { ctx.bundle.join(s) } else { s.clone() }
     });
 
+    // A tmpfs over an existing directory keeps the directory's mode unless the options
+    // set one (runc; 1.1 chmods after mounting, overriding mode=: conformance/README.md).
+    let tmpfs_mode = if typ == "tmpfs" {
+        open_path(root, dest).ok().and_then(|fd| nix::sys::stat::fstat(&fd).ok()).map(|st| st.st_mode & 0o7777)
+    } else {
+        None
+    };
+    // Opened by the runtime when we may not be able to reach the source ourselves.
+    let early = if is_bind { ctx.sources.get(index) } else { None };
     let target = if is_bind {
         let src = source.as_deref().ok_or_else(|| Error::field(format!("{}.source", field()), "a bind mount needs a source"))?;
-        let meta = std::fs::metadata(src).map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?;
-        if meta.is_dir() { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o644) }
+        let is_dir = match early {
+            Some(tree) => tree.is_dir,
+            None => std::fs::metadata(src)
+                .map_err(|e| Error::field(format!("{}.source", field()), format!("{}: {e}", src.display())))?
+                .is_dir(),
+        };
+        // runc makes a missing mount point 0755, a file one included.
+        if is_dir { mkdir_all(root, dest, 0o755) } else { create_file(root, dest, 0o755) }
     } else {
         mkdir_all(root, dest, 0o755)
     }
@@ -49,16 +64,21 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
     }
 
     if is_bind {
-        // Bind mounts take no filesystem data: a leftover option is a typo, not a no-op.
-        if let Some(unknown) = opts.data.first() {
-            return Err(Error::field(format!("{}.options", field()), format!("unknown option {unknown:?}")));
-        }
+        // Options the runtime doesn't know are filesystem data (config.md), which a bind
+        // has none of: the kernel ignores them, and so does runc. Not an error.
         let mapped = m.uid_mappings().is_some() || m.gid_mappings().is_some();
         if opts.idmap || mapped {
             let userns = idmap_userns(m, ctx).map_err(|msg| Error::field(field(), msg))?;
             let src = source.as_deref().expect("checked above");
             idmap::bind(src, &target, opts.idmap_recursive || opts.recursive_bind, &userns)
                 .map_err(|msg| Error::field(field(), msg))?;
+        } else if let Some(tree) = early {
+            tree.attach(&target).map_err(|e| os(field(), e))?;
+            // The copy was made in the host's mount namespace and shares its propagation:
+            // give it what a bind made in here gets.
+            let moved = open_path(root, dest).map_err(|e| os(field(), e))?;
+            let propagation = super::first_propagation(super::propagation(ctx)?);
+            mount(None::<&str>, &fd_path(&moved), None::<&str>, propagation, None::<&str>).map_err(|e| os(field(), e))?;
         } else {
             let mut flags = MsFlags::MS_BIND;
             if opts.recursive_bind {
@@ -74,8 +94,18 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         return finish(&mounted, &opts).map_err(|e| prefix(field(), e));
     }
 
-    let data = opts.data.join(",");
-    let flags = opts.flags - MsFlags::MS_REMOUNT;
+    let mut data = opts.data.join(",");
+    if let Some(mode) = tmpfs_mode {
+        data = if data.is_empty() { format!("mode={mode:04o}") } else { format!("mode={mode:04o},{data}") };
+    }
+    // As runc: a tmpfs is made read-only only once filled (tmpcopyup), and /dev only
+    // after its devices, symlinks and mount points below it are made ([`readonly_dev`]).
+    let is_dev = is_dev(dest);
+    let late_ro = (typ == "tmpfs" || is_dev) && opts.flags.contains(MsFlags::MS_RDONLY);
+    let mut flags = opts.flags - MsFlags::MS_REMOUNT;
+    if late_ro {
+        flags.remove(MsFlags::MS_RDONLY);
+    }
     // tmpcopyup needs the directory's contents from before the mount hides them.
     let original = if opts.tmpcopyup {
         if typ != "tmpfs" {
@@ -108,7 +138,34 @@ pub fn mount_one(root: &OwnedFd, index: usize, m: &Mount, ctx: &RootfsContext) -
         copyup::copy_tree(&original, &fresh).map_err(|e| prefix(field(), e))?;
     }
     let mounted = open_path(root, dest).map_err(|e| os(field(), e))?;
+    if late_ro && !is_dev {
+        remount_bind(fd_path(&mounted), opts.flags & BIND_FLAGS).map_err(|e| os(field(), e))?;
+    }
     finish(&mounted, &opts).map_err(|e| prefix(field(), e))
+}
+
+fn is_dev(dest: &Path) -> bool {
+    dest.components().filter(|c| matches!(c, std::path::Component::Normal(_))).eq(Path::new("/dev").components().skip(1))
+}
+
+/// A read-only /dev mount (not a bind) is remounted read-only last, once everything
+/// below it exists: devpts and shm mount points, devices, symlinks and the
+/// /dev/console mount point a terminal needs (runc's finalizeRootfs).
+pub fn readonly_dev(root: &OwnedFd, mounts: &[Mount], terminal: bool) -> Result<()> {
+    for (i, m) in mounts.iter().enumerate() {
+        let opts = options::parse(m.options().as_deref().unwrap_or(&[]));
+        let is_bind = opts.bind || m.typ().as_deref() == Some("bind");
+        if is_bind || !is_dev(m.destination()) || !opts.flags.contains(MsFlags::MS_RDONLY) {
+            continue;
+        }
+        let field = || format!("mounts[{i}] ({})", m.destination().display());
+        if terminal {
+            create_file(root, Path::new("/dev/console"), 0o000).map_err(|e| prefix(field(), e))?;
+        }
+        let dev = open_path(root, m.destination()).map_err(|e| os(field(), e))?;
+        remount_bind(fd_path(&dev), opts.flags & BIND_FLAGS).map_err(|e| os(field(), e))?;
+    }
+    Ok(())
 }
 
 /// The user namespace giving an idmapped mount its mapping: the mount's own maps, else
@@ -168,6 +225,7 @@ pub fn remount_bind(target: impl AsRef<Path>, flags: MsFlags) -> nix::Result<()>
 }
 
 fn set_recursive_attrs(fd: &OwnedFd, set: u64, clear: u64) -> nix::Result<()> {
+    // SAFETY: mount_attr is plain integers; all zeroes is its "change nothing" value.
     let mut attr: libc::mount_attr = unsafe { std::mem::zeroed() };
     attr.attr_set = set;
     attr.attr_clr = clear;

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::sys::open_in_root;
 
 pub fn mask(root: &OwnedFd, paths: &[String]) -> Result<()> {
+    // The container's own /dev/null, as runc binds it (the host's where there is none).
+    let null = open_in_root(root, Path::new("/dev/null"), OFlag::O_PATH).ok();
+    let null = null.as_ref().map(fd_path).unwrap_or_else(|| "/dev/null".into());
     for (i, p) in paths.iter().enumerate() {
         let fd = match open_in_root(root, Path::new(p), OFlag::O_PATH) {
             Ok(fd) => fd,
@@ -22,10 +25,11 @@ pub fn mask(root: &OwnedFd, paths: &[String]) -> Result<()> {
             Err(e) => return Err(Error::field(format!("linux.maskedPaths[{i}]"), format!("{p}: {}", e.desc()))),
         };
         let is_dir = nix::sys::stat::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR);
+        // An empty read-only tmpfs with the kernel's defaults, as runc mounts it.
         let result = if is_dir {
-            mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0,mode=755"))
+            mount(Some("tmpfs"), &fd_path(&fd), Some("tmpfs"), MsFlags::MS_RDONLY, None::<&str>)
         } else {
-            mount(Some("/dev/null"), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            mount(Some(&null), &fd_path(&fd), None::<&str>, MsFlags::MS_BIND, None::<&str>)
         };
         result.map_err(|e| Error::field(format!("linux.maskedPaths[{i}]"), format!("{p}: {}", e.desc())))?;
     }
@@ -45,7 +49,8 @@ pub fn make_readonly(root: &OwnedFd, paths: &[String]) -> Result<()> {
             .map_err(|e| Error::field(field(), format!("{p}: {}", e.desc())))?;
         let mounted = open_in_root(root, Path::new(p), OFlag::O_PATH)
             .map_err(|e| Error::field(field(), format!("{p}: {}", e.desc())))?;
-        remount_bind(fd_path(&mounted), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC)
+        // Read-only, keeping the flags it has (runc adds no nosuid/nodev/noexec here).
+        remount_bind(fd_path(&mounted), MsFlags::MS_RDONLY)
             .map_err(|e| Error::field(field(), format!("{p}: {}", e.desc())))?;
     }
     Ok(())
