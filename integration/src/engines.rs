@@ -248,7 +248,10 @@ impl Podman {
             .arg(&self.runtime.path)
             .args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"])
             .args(args)
-            .stdin(Stdio::null());
+            .stdin(Stdio::null())
+            // conmon writes an `oom` marker into its working directory when a container
+            // is OOM-killed: keep it in the world, not in the source tree.
+            .current_dir(&self.dir);
         c
     }
 
