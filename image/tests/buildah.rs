@@ -30,7 +30,7 @@ impl Drop for Unmount<'_> {
 #[test]
 fn buildah_images_unpack_like_umoci() {
     if Command::new("buildah").arg("--version").output().is_err() {
-        eprintln!("SKIPPED: buildah not installed (apt-get install buildah)");
+        strata_integration::skip(file!(), "buildah not installed (apt-get install buildah)");
         return;
     }
     let t = scratch("buildah");

@@ -113,7 +113,7 @@ fn overlay_mount_names_only_paths_that_exist() {
 #[test]
 fn running_an_unmounted_overlay_bundle_says_it_is_not_mounted() {
     let Some(strata) = run::strata_bin() else {
-        eprintln!("SKIPPED: no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
+        strata_integration::skip(file!(), "no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
         return;
     };
     let t = scratch("cli-unmounted");
@@ -219,7 +219,7 @@ fn version_flags_agree_with_strata() {
         assert!(out.lines().nth(1).is_some_and(|l| l.starts_with("commit: ")), "{out}");
     }
     let Some(strata) = run::strata_bin() else {
-        eprintln!("SKIPPED strata part: no strata binary");
+        strata_integration::skip(file!(), "strata part: no strata binary");
         return;
     };
     for flag in ["-v", "-V", "--version"] {

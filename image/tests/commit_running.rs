@@ -24,7 +24,7 @@ const BIG: u64 = 20 << 20;
 #[test]
 fn commit_of_a_container_rewriting_a_big_file() {
     let Some(strata) = run::strata_bin() else {
-        eprintln!("SKIPPED: no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
+        strata_integration::skip(file!(), "no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
         return;
     };
     let t = scratch("commit-running");

@@ -24,7 +24,7 @@ fn debian_base() -> Option<std::path::PathBuf> {
     let cached = hack.join(".cache/debian-bookworm-minbase.tar");
     if !cached.exists() {
         if std::env::var("STRATA_SLOW_TESTS").as_deref() != Ok("1") {
-            eprintln!("SKIPPED: no cached Debian base at {} (set STRATA_SLOW_TESTS=1 to debootstrap it, minutes)", cached.display());
+            strata_integration::skip(file!(), &format!("no cached Debian base at {} (set STRATA_SLOW_TESTS=1 to debootstrap it, minutes)", cached.display()));
             return None;
         }
         let st = Command::new(hack.join("debian-rootfs")).arg(&cached).status().unwrap();
@@ -81,7 +81,7 @@ fn debian_layers_match_umoci_and_run() {
     assert!(d.is_empty(), "overlay view differs from umoci:\n{}", d.join("\n"));
 
     let Some(strata) = run::strata_bin() else {
-        eprintln!("SKIPPED the strata run part: no strata binary (cargo build -p strata, or STRATA_BIN)");
+        strata_integration::skip(file!(), "the strata run part: no strata binary (cargo build -p strata, or STRATA_BIN)");
         return;
     };
     let mut host = Host::new(dir, strata, "debian");

@@ -21,7 +21,7 @@ fn progress_bar_only_on_a_terminal() {
     assert!(out.stderr.is_empty() && out.stdout.is_empty(), "quiet without a terminal: {}", String::from_utf8_lossy(&out.stderr));
 
     if Command::new("script").arg("--version").output().is_err() {
-        eprintln!("SKIPPED the terminal part: no `script` (util-linux)");
+        strata_integration::skip(file!(), "the terminal part: no `script` (util-linux)");
         return;
     }
     let cmd = format!("{} unpack --overlay --store {} --image {} {}", bin().display(), store.display(), image_ref, t.path().join("b2").display());

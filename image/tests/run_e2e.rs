@@ -23,7 +23,7 @@ fn s(p: &Path) -> &str {
 #[test]
 fn unpack_run_commit_unpack_run_and_podman() {
     let Some(strata) = run::strata_bin() else {
-        eprintln!("SKIPPED: no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
+        strata_integration::skip(file!(), "no strata binary (build it: cargo build -p strata, or set STRATA_BIN)");
         return;
     };
     let t = scratch("e2e");
@@ -82,7 +82,7 @@ fn unpack_run_commit_unpack_run_and_podman() {
     assert!(!ovl.exists());
 
     if Command::new("podman").arg("--version").output().is_err() {
-        eprintln!("SKIPPED podman part: podman not installed");
+        strata_integration::skip(file!(), "podman part: podman not installed");
         return;
     }
     let archive = dir.join("committed.tar");
@@ -110,7 +110,7 @@ fn unpack_run_commit_unpack_run_and_podman() {
         let line = line.expect("ctr lists the imported image by the name save gave it");
         assert!(line.contains("complete (3/3)") && line.trim_end().ends_with("true"), "config and both layers present, unpacked: {line}");
     } else {
-        eprintln!("SKIPPED containerd part: containerd not installed");
+        strata_integration::skip(file!(), "containerd part: containerd not installed");
     }
     drop(host);
     assert!(run::mounts_under(dir).is_empty(), "no mount left");

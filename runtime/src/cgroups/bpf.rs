@@ -310,7 +310,7 @@ mod tests {
     #[test]
     fn the_kernel_verifier_accepts_the_program() {
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: the_kernel_verifier_accepts_the_program: loading eBPF needs root");
+            strata_integration::skip("the_kernel_verifier_accepts_the_program", "loading eBPF needs root");
             return;
         }
         for config in [serde_json::json!([]), serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "minor": 11, "access": "w" }])] {
@@ -328,11 +328,11 @@ mod tests {
             .map(std::path::PathBuf::from)
             .find(|m| m.join("cgroup.procs").exists() && m.join("cgroup.subtree_control").exists());
         let Some(mount) = mount else {
-            eprintln!("SKIPPED: an_attached_filter_denies_what_the_rules_deny: no cgroup2 mount to attach to");
+            strata_integration::skip("an_attached_filter_denies_what_the_rules_deny", "no cgroup2 mount to attach to");
             return;
         };
         if !nix::unistd::geteuid().is_root() {
-            eprintln!("SKIPPED: an_attached_filter_denies_what_the_rules_deny: attaching eBPF needs root");
+            strata_integration::skip("an_attached_filter_denies_what_the_rules_deny", "attaching eBPF needs root");
             return;
         }
         let dir = mount.join(format!("strata-bpf-test-{}", std::process::id()));
