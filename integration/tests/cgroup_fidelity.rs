@@ -357,3 +357,23 @@ fn delete_force_of_one_pod_container_leaves_the_other_running() {
         (started, delete_first, second_after, delete_second, cgroup_left)
     });
 }
+
+/// A memory limit too low for the container's init: `run` fails with exit 1 under both
+/// runtimes and leaves nothing behind; strata's one line says the init was OOM-killed
+/// and names the field (runc's names its own cgroup write), not a broken sync pipe.
+#[test]
+fn a_memory_limit_too_low_for_the_init_is_named() {
+    let messages = std::cell::RefCell::new(Vec::new());
+    differential("oom-init", |b, _| {
+        let parent = TestParent::new();
+        let id = b.id("oom");
+        parent.place(b, &id);
+        b.config["linux"]["resources"]["memory"] = json!({ "limit": 65536, "swap": 65536 });
+        b.args(&["true"]);
+        let out = bounded(b, 20, &["run", "-b", b.dir.to_str().unwrap(), &id]);
+        messages.borrow_mut().push(stderr(&out));
+        (out.status.code(), b.root.join(&id).exists(), parent.v1("memory", &id).exists())
+    });
+    let strata = &messages.borrow()[1];
+    assert!(strata.contains("OOM-killed") && strata.contains("linux.resources.memory.limit"), "{strata}");
+}

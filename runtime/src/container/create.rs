@@ -98,7 +98,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         };
         let (p, channel) = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;
-            e
+            explain_init_death(&cgroup, &resources, e)
         })?;
         pid = Some(p);
         let start = proc_stat(p).ok_or_else(|| Error::Init("container init exited right after setup".into()))?;
@@ -221,4 +221,17 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// An init that died during setup with nothing to say was most often OOM-killed by a
+/// memory limit too low for it: say so, naming the field, instead of the broken pipe.
+fn explain_init_death(cgroup: &cgroups::Cgroup, resources: &oci_spec::runtime::LinuxResources, e: Error) -> Error {
+    if cgroups::stats::oom_kills(cgroup) == 0 {
+        return e;
+    }
+    let limit = resources.memory().as_ref().and_then(|m| m.limit());
+    let limit = limit.map(|l| format!(" ({l} bytes)")).unwrap_or_default();
+    Error::Init(format!(
+        "the container's init was OOM-killed during setup: linux.resources.memory.limit{limit} is too low"
+    ))
 }
