@@ -7,6 +7,7 @@
 //! - [`process`]: cloning the container init and the in-container setup sequence
 //! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
+//! - [`mempolicy`]: linux.memoryPolicy
 //! - [`spec`], [`features`]: the default config.json and the features document
 
 pub mod capabilities;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod logging;
+pub mod mempolicy;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;
