@@ -164,6 +164,7 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;
     crate::mempolicy::validate(spec)?;
+    crate::intelrdt::validate(spec)?;
     // Without a mount namespace the container shares the runtime's (as with runc), but
     // masking or read-only-binding paths there would do it to the host: refused, as runc.
     if !has(LinuxNamespaceType::Mount) {

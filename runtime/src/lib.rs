@@ -7,7 +7,7 @@
 //! - [`process`]: cloning the container init and the in-container setup sequence
 //! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
-//! - [`mempolicy`]: linux.memoryPolicy
+//! - [`mempolicy`], [`intelrdt`]: linux.memoryPolicy, linux.intelRdt
 //! - [`spec`], [`features`]: the default config.json and the features document
 
 pub mod capabilities;
@@ -19,6 +19,7 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod intelrdt;
 pub mod logging;
 pub mod mempolicy;
 pub mod namespaces;
