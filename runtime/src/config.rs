@@ -163,6 +163,7 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;
+    crate::netdev::validate(spec)?;
     crate::mempolicy::validate(spec)?;
     crate::intelrdt::validate(spec)?;
     // Without a mount namespace the container shares the runtime's (as with runc), but

@@ -7,7 +7,7 @@
 //! - [`process`]: cloning the container init and the in-container setup sequence
 //! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
-//! - [`mempolicy`], [`intelrdt`]: linux.memoryPolicy, linux.intelRdt
+//! - [`netdev`], [`mempolicy`], [`intelrdt`]: runtime-spec 1.3's netDevices, memoryPolicy, intelRdt
 //! - [`spec`], [`features`]: the default config.json and the features document
 
 pub mod capabilities;
@@ -23,6 +23,7 @@ pub mod intelrdt;
 pub mod logging;
 pub mod mempolicy;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
