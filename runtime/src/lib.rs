@@ -36,4 +36,4 @@ pub mod user;
 pub use error::{Error, Result};
 
 /// The runtime-spec version this runtime implements.
-pub const OCI_VERSION: &str = "1.2.1";
+pub const OCI_VERSION: &str = "1.3.0";
