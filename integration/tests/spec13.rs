@@ -262,3 +262,20 @@ fn features_and_version_say_1_3_and_list_the_new_fields() {
     let written: serde_json::Value = serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(written["ociVersion"], "1.0.2");
 }
+
+#[test]
+fn a_device_moves_into_a_container_with_its_own_user_namespace() {
+    let veth = Veth::new();
+    let mut b = Bundle::new("netdev-userns");
+    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "user" }));
+    b.config["linux"]["uidMappings"] = json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    b.config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
+    b.config["linux"]["netDevices"] = json!({ &veth.host: { "name": "eth7" } });
+    b.sh("cat /sys/class/net/eth7/mtu; ip addr show dev eth7 | grep -c 'inet 10.213'");
+    let id = b.id("uns");
+    let out = b.run(&id);
+    assert_ok(&out, "run");
+    assert_eq!(stdout(&out), "1400\n1\n");
+    b.assert_nothing_left(&id, None);
+    assert!(veth.gone(), "the veth pair outlived the container");
+}
