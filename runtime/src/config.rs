@@ -163,6 +163,9 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     }
     crate::hooks::validate(spec)?;
     crate::sysctl::validate(spec)?;
+    crate::netdev::validate(spec)?;
+    crate::mempolicy::validate(spec)?;
+    crate::intelrdt::validate(spec)?;
     // Without a mount namespace the container shares the runtime's (as with runc), but
     // masking or read-only-binding paths there would do it to the host: refused, as runc.
     if !has(LinuxNamespaceType::Mount) {
@@ -198,6 +201,7 @@ mod tests {
     fn oci_version_major_must_be_one() {
         assert!(check_oci_version("1.0.2-dev").is_ok());
         assert!(check_oci_version("1.2.1").is_ok());
+        assert!(check_oci_version("1.3.0").is_ok());
         let e = check_oci_version("2.0.0").unwrap_err().to_string();
         assert!(e.contains("ociVersion"), "{e}");
         assert!(check_oci_version("").is_err());

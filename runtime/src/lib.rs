@@ -7,6 +7,7 @@
 //! - [`process`]: cloning the container init and the in-container setup sequence
 //! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
+//! - [`netdev`], [`mempolicy`], [`intelrdt`]: runtime-spec 1.3's netDevices, memoryPolicy, intelRdt
 //! - [`spec`], [`features`]: the default config.json and the features document
 
 pub mod capabilities;
@@ -18,8 +19,11 @@ pub mod container;
 pub mod error;
 pub mod features;
 pub mod hooks;
+pub mod intelrdt;
 pub mod logging;
+pub mod mempolicy;
 pub mod namespaces;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
@@ -32,4 +36,4 @@ pub mod user;
 pub use error::{Error, Result};
 
 /// The runtime-spec version this runtime implements.
-pub const OCI_VERSION: &str = "1.2.1";
+pub const OCI_VERSION: &str = "1.3.0";

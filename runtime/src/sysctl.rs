@@ -1,5 +1,6 @@
 //! linux.sysctl: only keys that live in a namespace the container owns may be set, so a
-//! container can never change the host's kernel settings.
+//! container can never change the host's kernel settings. `user.*` keys are counted per
+//! user namespace: they need the container's own.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::io::Write;
@@ -40,6 +41,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
             private(LinuxNamespaceType::Network)
         } else if dotted == "kernel.hostname" || dotted == "kernel.domainname" {
             private(LinuxNamespaceType::Uts)
+        } else if dotted.starts_with("user.") {
+            // user.max_*_namespaces and friends are per user namespace (runc 1.4 allows them).
+            private(LinuxNamespaceType::User)
         } else {
             return Err(Error::field(field(), "is not namespaced: refusing to change the host's kernel"));
         };
@@ -54,6 +58,7 @@ fn ns_file(t: LinuxNamespaceType) -> &'static str {
     match t {
         LinuxNamespaceType::Network => "net",
         LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
         _ => "uts",
     }
 }

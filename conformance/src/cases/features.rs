@@ -14,6 +14,7 @@ pub const CASES: &[Entry] = &[
     ("capabilities_known", "features.md §Linux capabilities: recognized capability names (CAP_*)", caps),
     ("seccomp_actions_known", "features.md §Linux seccomp actions: recognized SCMP_ACT_* actions", seccomp),
     ("cgroup_booleans", "features.md §Linux cgroup: v1, v2, systemd, systemdUser, rdma are booleans", cgroup),
+    ("spec13_fields", "features.md §Linux netDevices, memoryPolicy, intelRdt (runtime-spec 1.3): typed, known modes and flags", spec13),
 ];
 
 fn doc(ctx: &Ctx) -> Result<Value, Fail> {
@@ -122,5 +123,15 @@ fn cgroup(ctx: &mut Ctx) -> R {
         .map(|(k, _)| k)
         .collect();
     ensure!(bad.is_empty(), "non-boolean linux.cgroup fields: {bad:?}");
+    Ok(())
+}
+
+fn spec13(ctx: &mut Ctx) -> R {
+    let f = doc(ctx)?;
+    if ["/linux/netDevices", "/linux/memoryPolicy"].iter().all(|p| f.pointer(p).is_none()) {
+        return skip("features predates runtime-spec 1.3 (no linux.netDevices or linux.memoryPolicy)");
+    }
+    let p = super::spec13::features_problems(&f);
+    ensure!(p.is_empty(), "{}", p.join("; "));
     Ok(())
 }

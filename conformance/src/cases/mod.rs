@@ -18,6 +18,7 @@ pub mod paths;
 pub mod process;
 pub mod rlimits;
 pub mod seccomp;
+pub mod spec13;
 pub mod state;
 pub mod sysctl;
 
@@ -50,6 +51,9 @@ pub fn all() -> Vec<Case> {
         ("capabilities", capabilities::CASES),
         ("rlimits", rlimits::CASES),
         ("sysctl", sysctl::CASES),
+        ("netdevices", spec13::NET_DEVICES),
+        ("memorypolicy", spec13::MEMORY_POLICY),
+        ("intelrdt", spec13::INTEL_RDT),
         ("hooks", hooks::CASES),
         ("cgroups", cgroups::CASES),
         ("seccomp", seccomp::CASES),

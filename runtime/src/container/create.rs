@@ -60,6 +60,8 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         linux.and_then(|l| l.devices().as_deref()).unwrap_or_default(),
     )?;
 
+    let rdt = crate::intelrdt::for_create(&bundle.spec, id)?;
+
     let console_socket = match (&opts.console_fd, &opts.console_socket, process.terminal().unwrap_or(false)) {
         (Some(fd), _, true) => Some(fd.try_clone().ctx(|| "dup the console socket")?),
         (None, Some(path), true) => Some(crate::console::connect(path)?),
@@ -82,6 +84,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         // Limits before the init is placed in the cgroup: it never runs unlimited.
         cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
         checkpoint("create:cgroup-made");
+        if let Some(r) = &rdt {
+            r.prepare()?;
+        }
         let init = InitOptions {
             id,
             spec: &bundle.spec,
@@ -101,6 +106,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             explain_init_death(&cgroup, &resources, e)
         })?;
         pid = Some(p);
+        if let Some(r) = &rdt {
+            r.enter(p)?;
+        }
         let start = proc_stat(p).ok_or_else(|| Error::Init("container init exited right after setup".into()))?;
         footprint.cgroup = Some(cgroup.clone());
         footprint.pid = Some(p);
@@ -129,6 +137,9 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     })();
     if result.is_err() {
         undo(pid, &cgroup);
+        if let Some(r) = &rdt {
+            r.remove();
+        }
         let _ = locked.remove();
     }
     result

@@ -36,6 +36,7 @@ pub fn delete(store: &Store, id: &str, force: bool) -> Result<()> {
         state.cgroup.remove()?;
     }
     checkpoint("delete:cgroup-removed");
+    crate::intelrdt::remove(&state.config, id);
     locked.remove()?;
     let spec = &state.config;
     if !hooks::Kind::Poststop.of(spec).is_empty() {

@@ -131,6 +131,7 @@ fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Re
     }
 
     let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
+    crate::mempolicy::apply(opts.spec)?;
     exec::prepare_unfiltered(opts.spec, process)?;
     let tramp = super::finish::before_filter(opts.preserve_fds)?;
     // From the early filter on, the init makes only the calls runc's init makes after

@@ -112,6 +112,8 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
     if !in_cgroup {
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
     }
+    // linux.netDevices: moved by the runtime while the init waits in its new namespace.
+    crate::netdev::move_into(opts.spec, pid).map_err(|e| fail(pid, e))?;
     if let Some(n) = opts.seccomp.as_ref().and_then(|f| f.notify.as_ref()) {
         n.publish(pid, notify_state(opts, pid)).map_err(|e| fail(pid, e))?;
     }
