@@ -71,7 +71,7 @@ mod tests {
             path: PathBuf::from(path),
             runtime_path: PathBuf::from(runtime),
         };
-        Cgroup { dirs: vec![dir], created: Vec::new(), shared_parent: false }
+        Cgroup { dirs: vec![dir], ..Cgroup::default() }
     }
 
     #[test]
