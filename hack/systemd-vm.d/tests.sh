@@ -99,7 +99,7 @@ else
     fail "strata's unit properties are runc's" "$(tr '\n' ' ' </tmp/props.diff)"
 fi
 
-[ -x $T/containerd.sh ] && . $T/containerd.sh
+[ -f $T/containerd.sh ] && . $T/containerd.sh
 
 echo "$passed passed, $failed failed"
 if [ $failed = 0 ] && [ $passed -gt 0 ]; then echo "SYSTEMD-VM-RESULT: pass"; else echo "SYSTEMD-VM-RESULT: fail"; fi

@@ -44,13 +44,14 @@ pub fn thaw(cg: &Cgroup) -> Result<()> {
     cg.ensure_container_owned("thaw")?;
     let d = freezer_dir(cg)?;
     let dir = d.full();
-    // Gone with its last task (systemd removes an emptied scope at once): nothing to thaw.
-    if cg.systemd.is_some() && !dir.exists() {
-        return Ok(());
-    }
-    match d.version {
+    let result = match d.version {
         Version::V1 => fs::write(FIELD, &dir, "freezer.state", "THAWED"),
         Version::V2 => fs::write(FIELD, &dir, "cgroup.freeze", "0"),
+    };
+    match result {
+        // Gone with its last task (systemd removes an emptied scope at once): nothing to thaw.
+        Err(_) if cg.systemd.is_some() && !dir.exists() => Ok(()),
+        r => r,
     }
 }
 
