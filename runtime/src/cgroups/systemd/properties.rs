@@ -216,10 +216,10 @@ pub fn device_properties(
         return vec![prop("DevicePolicy", Value::str("strict")), allow(Vec::new())];
     }
     let mut entries = Vec::new();
-    // In runc's order (its emulator's sorted rules, highest first), so `systemctl show`
-    // lists DeviceAllow as for a runc container.
+    // In runc's order (its emulator's sorted rules), so `systemctl show` lists
+    // DeviceAllow as for a runc container (systemd shows the list last-set first).
     let mut sorted: Vec<&DeviceRule> = rules.iter().skip(1).filter(|r| r.allow && (r.kind == 'c' || r.kind == 'b')).collect();
-    sorted.sort_by_key(|r| std::cmp::Reverse((r.kind, r.major.unwrap_or(-1), r.minor.unwrap_or(-1))));
+    sorted.sort_by_key(|r| (r.kind, r.major.unwrap_or(-1), r.minor.unwrap_or(-1)));
     for r in sorted {
         let prefix = if r.kind == 'c' { "char-" } else { "block-" };
         let path = match (r.major, r.minor) {
@@ -430,7 +430,7 @@ mod tests {
         let p = device_properties(&rules, &group, &exists);
         let entries = |s: &[(&str, &str)]| Value::Array("(ss)".into(), s.iter().map(|(a, b)| Value::Struct(vec![Value::str(*a), Value::str(*b)])).collect());
         assert_eq!(p[0], prop("DevicePolicy", Value::str("strict")));
-        assert_eq!(p[2], prop("DeviceAllow", entries(&[("char-pts", "rwm"), ("/dev/char/1:3", "rwm"), ("char-*", "m")])));
+        assert_eq!(p[2], prop("DeviceAllow", entries(&[("char-*", "m"), ("/dev/char/1:3", "rwm"), ("char-pts", "rwm")])));
         let all = device_properties(&[rule(true, 'a', None, None, "rwm")], &group, &exists);
         assert_eq!(all, vec![prop("DevicePolicy", Value::str("auto")), prop("DeviceAllow", entries(&[]))]);
     }
