@@ -24,6 +24,8 @@ LIMITS = {
 # name -> (cgroupsPath with RT for the runtime's name, or None: the default; resources; annotations)
 bundles = {
     "limits": ("system.slice:RT:limits", LIMITS, {}),
+    # cgroup v1 (tests-v1.sh): no blkio weight, which a v1 kernel without BFQ lacks.
+    "limits1": ("system.slice:RT:limits", {k: v for k, v in LIMITS.items() if k != "blockIO"}, {}),
     "nested": ("test-a-b.slice:RT:nested", {"pids": {"limit": 10}}, {}),
     "default": (None, {}, {}),
     "annot": ("system.slice:RT:annot", {}, {"org.systemd.property.CollectMode": "'inactive-or-failed'",
