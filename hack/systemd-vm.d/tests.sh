@@ -18,7 +18,7 @@ run_d() { $1 run -d -b "$2" "$3" </dev/null >/dev/null 2>/tmp/err || fail "run $
 units_like() { systemctl list-units --all --no-legend --plain "$1" | awk '{print $1}' | tr '\n' ' '; }
 
 echo "PID 1: $(cat /proc/1/comm) $(systemctl --version | awk 'NR==1 {print $2}')"
-echo "kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), $(runc --version | head -1)"
+echo "kernel $(uname -r), /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup), $(runc --version | head -1), booted in $(cut -d' ' -f1 /proc/uptime) s"
 check "strata features reports the systemd driver" '"systemd": true,' "$(strata features | grep -o '"systemd": [a-z]*,')"
 finish() {
     echo "$passed passed, $failed failed"
