@@ -298,6 +298,23 @@ fn skip_type(sig: &[u8], i: &mut usize) -> io::Result<()> {
     }
 }
 
+/// A whole message: the fixed header, header `fields` (code, value; the body's
+/// signature is added), padding, the body.
+fn encode(kind: u8, serial: u32, mut fields: Vec<(u8, Value)>, args: &[Value]) -> Vec<u8> {
+    let body = marshal(args);
+    if !args.is_empty() {
+        fields.push((8, Value::Sig(args.iter().map(Value::signature).collect())));
+    }
+    let fields = fields.into_iter().map(|(code, v)| Value::Struct(vec![Value::Byte(code), Value::variant(v)])).collect();
+    let mut msg = vec![b'l', kind, 0, 1];
+    msg.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    msg.extend_from_slice(&serial.to_le_bytes());
+    Value::Array("(yv)".into(), fields).write(&mut msg);
+    pad(&mut msg, 8);
+    msg.extend_from_slice(&body);
+    msg
+}
+
 /// A received message: its kind, who it answers, what it is, and its body.
 #[derive(Debug, Default)]
 pub struct Message {
@@ -433,21 +450,11 @@ impl Connection {
 
     fn send(&mut self, dest: &str, path: &str, iface: &str, member: &str, args: &[Value]) -> io::Result<u32> {
         self.serial += 1;
-        let body = marshal(args);
-        let field = |code: u8, v: Value| Value::Struct(vec![Value::Byte(code), Value::variant(v)]);
-        let mut fields = vec![field(1, Value::Path(path.into())), field(2, Value::str(iface)), field(3, Value::str(member))];
+        let mut fields = vec![(1, Value::Path(path.into())), (2, Value::str(iface)), (3, Value::str(member))];
         if self.bus {
-            fields.push(field(6, Value::str(dest)));
+            fields.push((6, Value::str(dest)));
         }
-        if !args.is_empty() {
-            fields.push(field(8, Value::Sig(args.iter().map(Value::signature).collect())));
-        }
-        let mut msg = vec![b'l', METHOD_CALL, 0, 1];
-        msg.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        msg.extend_from_slice(&self.serial.to_le_bytes());
-        Value::Array("(yv)".into(), fields).write(&mut msg);
-        pad(&mut msg, 8);
-        msg.extend_from_slice(&body);
+        let msg = encode(METHOD_CALL, self.serial, fields, args);
         self.stream.get_mut().write_all(&msg)?;
         Ok(self.serial)
     }
@@ -526,6 +533,33 @@ mod tests {
         assert_eq!(sig, "ssa(sv)a(sa(sv))");
         let back = Reader { buf: &body, pos: 0 }.values(&sig).unwrap();
         assert_eq!(back, args);
+    }
+
+    #[test]
+    fn replies_errors_and_signals_are_told_apart() {
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut c = Connection { stream: BufReader::new(ours), serial: 0, queued: Vec::new(), bus: true };
+        let job = Value::Path("/org/freedesktop/systemd1/job/7".into());
+        let removed = [Value::U32(7), job.clone(), Value::str("strata-a.scope"), Value::str("done")];
+        let signal = encode(SIGNAL, 9, vec![(1, Value::Path("/org/freedesktop/systemd1".into())), (3, Value::str("JobRemoved"))], &removed);
+        // Serial 1's reply comes after a signal and another call's reply.
+        peer.write_all(&signal).unwrap();
+        peer.write_all(&encode(METHOD_RETURN, 10, vec![(5, Value::U32(99))], &[Value::str("not ours")])).unwrap();
+        peer.write_all(&encode(METHOD_RETURN, 11, vec![(5, Value::U32(1))], std::slice::from_ref(&job))).unwrap();
+        let reply = c.call("org.freedesktop.systemd1", "/", "i", "StartTransientUnit", &[Value::str("x")]).unwrap();
+        assert_eq!(reply, vec![job.clone()]);
+        let body = c.wait_signal(|m| m.member.as_deref() == Some("JobRemoved") && m.body.get(1) == Some(&job)).unwrap();
+        assert_eq!(body[3], Value::str("done"));
+        let err = encode(ERROR, 12, vec![(4, Value::str("org.freedesktop.systemd1.UnitExists")), (5, Value::U32(2))], &[Value::str("Unit strata-a.scope already exists.")]);
+        peer.write_all(&err).unwrap();
+        let e = c.call("org.freedesktop.systemd1", "/", "i", "StartTransientUnit", &[]).unwrap_err();
+        assert!(e.is("org.freedesktop.systemd1.UnitExists"), "{e}");
+        assert!(e.to_string().contains("already exists"));
+        // What we sent parses as a method call with its destination and signature.
+        let mut sent = vec![0u8; 256];
+        let n = std::io::Read::read(&mut peer, &mut sent).unwrap();
+        assert_eq!(&sent[..2], &[b'l', METHOD_CALL]);
+        assert!(sent[..n].windows(24).any(|w| w == b"org.freedesktop.systemd1"));
     }
 
     #[test]
