@@ -12,7 +12,9 @@
 //! Module map: [`resources`] writes `linux.resources` (one file per controller, each
 //! knowing its v1 and v2 files), [`bpf`] is the v2 device filter, [`freezer`] pauses,
 //! [`stats`] reads usage for `events`, [`v2`] enables controllers down a v2 tree, [`fs`]
-//! reads and writes interface files with errors that name the config field.
+//! reads and writes interface files with errors that name the config field,
+//! [`systemd`] is the systemd driver (`--systemd-cgroup`): systemd makes and removes the
+//! cgroup (a transient scope), the rest of this module works on it as on any other.
 //!
 //! On a hybrid host a controller is used where it is mounted: v1 first, else the
 //! cgroup2 mount (here only hugetlb lives there, and strata enables it only in
@@ -24,6 +26,7 @@ pub mod fs;
 pub mod layout;
 pub mod resources;
 pub mod stats;
+pub mod systemd;
 pub mod v2;
 
 use std::io::ErrorKind;
@@ -48,6 +51,12 @@ pub struct Cgroup {
     /// the last one out removes it, whoever made it.
     #[serde(default)]
     pub shared_parent: bool,
+    /// The systemd unit that owns the cgroup (the systemd driver), else None.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<systemd::Unit>,
+    /// systemd driver: what `add_pid` starts the unit with (not saved).
+    #[serde(skip)]
+    pending: Option<Box<systemd::Pending>>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,7 +93,7 @@ pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result
     if wanted.to_str().is_some_and(|s| s.contains(':')) {
         return Err(Error::field(
             "linux.cgroupsPath",
-            "\"slice:prefix:name\" is a systemd cgroup path: the systemd cgroup driver is not available here",
+            "\"slice:prefix:name\" is a systemd cgroup path: it needs --systemd-cgroup",
         ));
     }
     let dirs = layout
@@ -101,7 +110,31 @@ pub fn resolve(layout: &Layout, cgroups_path: Option<&Path>, id: &str) -> Result
             }
         })
         .collect();
-    Ok(Cgroup { dirs, created: Vec::new(), shared_parent: cgroups_path.is_none() })
+    Ok(Cgroup { dirs, created: Vec::new(), shared_parent: cgroups_path.is_none(), ..Cgroup::default() })
+}
+
+/// Selects the driver: with `systemd`, `linux.cgroupsPath` is runc's "slice:prefix:name"
+/// and the cgroup is the unit's, in every hierarchy; else [`resolve`]'s cgroupfs paths.
+pub fn resolve_for(layout: &Layout, cgroups_path: Option<&Path>, id: &str, systemd: bool) -> Result<Cgroup> {
+    if !systemd {
+        return resolve(layout, cgroups_path, id);
+    }
+    let unit = systemd::parse(cgroups_path.and_then(Path::to_str), id)?;
+    if !systemd::booted() {
+        return Err(Error::Refused("--systemd-cgroup: this host was not booted with systemd (no /run/systemd/system)".into()));
+    }
+    let dirs = layout
+        .hierarchies
+        .iter()
+        .map(|h| CgroupDir {
+            mountpoint: h.mountpoint.clone(),
+            controllers: h.controllers.clone(),
+            version: h.version,
+            path: unit.path.clone(),
+            runtime_path: h.own_cgroup.clone(),
+        })
+        .collect();
+    Ok(Cgroup { dirs, systemd: Some(unit), ..Cgroup::default() })
 }
 
 impl Cgroup {
@@ -177,8 +210,12 @@ impl Cgroup {
         Ok(true)
     }
 
-    /// Moves `pid` into the cgroup in every hierarchy.
+    /// Moves `pid` into the cgroup in every hierarchy. With the systemd driver this is
+    /// where the unit starts (it needs the pid) and gets its limits.
     pub fn add_pid(&self, pid: i32) -> Result<()> {
+        if let (Some(unit), Some(pending)) = (&self.systemd, &self.pending) {
+            return systemd::start(self, unit, pending, pid);
+        }
         for dir in &self.dirs {
             let procs = dir.full().join("cgroup.procs");
             std::fs::write(&procs, pid.to_string()).ctx(|| format!("write {}", procs.display()))?;
@@ -188,6 +225,9 @@ impl Cgroup {
 
     /// The cgroup v2 directory when the host is unified-only (for CLONE_INTO_CGROUP).
     pub fn unified_only_dir(&self) -> Option<PathBuf> {
+        if self.systemd.is_some() {
+            return None;
+        }
         match self.dirs.as_slice() {
             [d] if d.version == Version::V2 => Some(d.full()),
             _ => None,
@@ -268,6 +308,9 @@ impl Cgroup {
     /// below it, deepest first: a container may make its own (systemd, docker-in-docker)
     /// and cgroupfs refuses to remove a cgroup that has children (runc removes them too).
     pub fn remove(&self) -> Result<()> {
+        if let Some(unit) = &self.systemd {
+            return systemd::remove(self, unit);
+        }
         let leaves: Vec<PathBuf> = self.dirs.iter().map(CgroupDir::full).collect();
         // Every hierarchy is tried even if one fails: a leak in one is no reason to
         // leak in the others. The first error is returned.
@@ -314,7 +357,7 @@ const REMOVE_RETRY: Duration = Duration::from_millis(10);
 
 /// Removes `dir` and every cgroup below it, deepest first, retrying on EBUSY until
 /// `deadline` (tasks still exiting).
-fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
+pub(crate) fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         if entry.file_type().is_ok_and(|t| t.is_dir()) {
             remove_tree(&entry.path(), deadline)?;

@@ -38,13 +38,14 @@ impl Args {
             no_pivot: self.no_pivot,
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds,
+            systemd_cgroup: false,
         }
     }
 }
 
-pub fn run(store: &Store, a: &Args) -> Result<()> {
+pub fn run(store: &Store, a: &Args, systemd_cgroup: bool) -> Result<()> {
     debug_asked("create", a);
-    let state = container::create(store, &a.id, &a.options())?;
+    let state = container::create(store, &a.id, &CreateOptions { systemd_cgroup, ..a.options() })?;
     debug_created(&state);
     Ok(())
 }

@@ -47,7 +47,7 @@ pub struct Cli {
     /// Log each step at debug level.
     #[arg(long, global = true, help_heading = GLOBAL)]
     debug: bool,
-    /// Use the systemd cgroup driver (not available: PID 1 must be systemd).
+    /// Use the systemd cgroup driver: cgroupsPath is "slice:prefix:name", the cgroup a transient scope.
     #[arg(long = "systemd-cgroup", global = true, help_heading = GLOBAL)]
     systemd_cgroup: bool,
     /// Print the version (-V too, as strata-image and most tools take it).
@@ -192,17 +192,12 @@ fn scan_log_flags(argv: &[OsString]) -> (Option<PathBuf>, logging::Format) {
 }
 
 fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
-    if cli.systemd_cgroup {
-        return Err(crate::Error::Refused(
-            "--systemd-cgroup: the systemd cgroup driver is not supported by this build (use cgroupfs paths)".into(),
-        ));
-    }
     let store = Store::new(&cli.root);
     match command {
-        Command::Create(a) => create::run(&store, a).map(|_| 0),
+        Command::Create(a) => create::run(&store, a, cli.systemd_cgroup).map(|_| 0),
         Command::Exec(a) => exec::run(&store, a),
         Command::Start(a) => start::run(&store, a).map(|_| 0),
-        Command::Run(a) => run::run(&store, a),
+        Command::Run(a) => run::run(&store, a, cli.systemd_cgroup),
         Command::State(a) => state::run(&store, a).map(|_| 0),
         Command::List(a) => list::run(&store, a).map(|_| 0),
         Command::Kill(a) => kill::run(&store, a).map(|_| 0),

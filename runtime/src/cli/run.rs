@@ -22,13 +22,14 @@ pub struct RunArgs {
 /// Signals that stay with strata: faults are about strata itself.
 const NOT_FORWARDED: [Signal; 5] = [Signal::SIGSEGV, Signal::SIGBUS, Signal::SIGILL, Signal::SIGFPE, Signal::SIGTRAP];
 
-pub fn run(store: &Store, a: &RunArgs) -> Result<i32> {
+pub fn run(store: &Store, a: &RunArgs, systemd_cgroup: bool) -> Result<i32> {
     let id = &a.create.id;
     let mut forwarded = SigSet::all();
     for s in NOT_FORWARDED {
         forwarded.remove(s);
     }
     let mut opts = a.create.options();
+    opts.systemd_cgroup = systemd_cgroup;
     // A terminal with nobody to take it: strata takes it and proxies its own terminal.
     let own_console = if !a.detach && opts.console_socket.is_none() && wants_terminal(&opts.bundle) {
         let (own, theirs) = console::OwnConsole::new()?;

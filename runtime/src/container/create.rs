@@ -28,6 +28,8 @@ pub struct CreateOptions {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// `--systemd-cgroup`: the cgroup is a systemd unit.
+    pub systemd_cgroup: bool,
 }
 
 pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<ContainerState> {
@@ -52,7 +54,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let seccomp = crate::seccomp::compile(&bundle.spec, process.no_new_privileges().unwrap_or(false))?;
     let layout = Layout::detect()?;
     let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
-    let mut cgroup = cgroups::resolve(&layout, cgroups_path, id)?;
+    let mut cgroup = cgroups::resolve_for(&layout, cgroups_path, id, opts.systemd_cgroup)?;
     let linux = bundle.spec.linux().as_ref();
     let resources = linux.and_then(|l| l.resources().clone()).unwrap_or_default();
     let device_rules = cgroups::resources::devices::rules(
@@ -80,9 +82,15 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
         footprint.cgroup = Some(planned(&cgroup));
         locked.record(&footprint)?;
         checkpoint("create:cgroup-recorded");
-        cgroup.create()?;
-        // Limits before the init is placed in the cgroup: it never runs unlimited.
-        cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
+        if cgroup.systemd.is_some() {
+            // systemd makes the cgroup when the unit starts, with the init's pid: the
+            // limits come then, still before the init goes on.
+            cgroup.defer_to_systemd(id, &resources, &device_rules, bundle.spec.annotations().iter().flatten())?;
+        } else {
+            cgroup.create()?;
+            // Limits before the init is placed in the cgroup: it never runs unlimited.
+            cgroups::resources::apply(&cgroup, &resources, Some(&device_rules))?;
+        }
         checkpoint("create:cgroup-made");
         if let Some(r) = &rdt {
             r.prepare()?;

@@ -29,8 +29,17 @@ pub use memory::swap_to_v2;
 ///
 /// A container configured into the host's own cgroup (the root, or the runtime's) gets
 /// no limits: they would bind the host. Device rules are skipped there and any other
-/// field is an error.
+/// field is an error. A systemd unit's cgroup gets them as unit properties first.
 pub fn apply(cg: &Cgroup, r: &LinuxResources, devices: Option<&[DeviceRule]>) -> Result<()> {
+    if let Some(unit) = &cg.systemd {
+        cg.ensure_container_owned("set limits")?;
+        super::systemd::set_resources(cg, unit, r, devices)?;
+    }
+    write_files(cg, r, devices)
+}
+
+/// [`apply`]'s cgroupfs half: every field set in `r`, written to the files.
+pub fn write_files(cg: &Cgroup, r: &LinuxResources, devices: Option<&[DeviceRule]>) -> Result<()> {
     if cg.ensure_container_owned("set limits").is_err() {
         let mut rest = r.clone();
         rest.set_devices(None);
