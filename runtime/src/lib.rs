@@ -8,6 +8,7 @@
 //! - [`rootfs`]: mounts, devices, pivot_root, masked and read-only paths
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
 //! - [`spec`], [`features`]: the default config.json and the features document
+//! - [`mountinfo`]: the one /proc/PID/mountinfo parser (bytes, octal escapes undone)
 
 pub mod capabilities;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod error;
 pub mod features;
 pub mod hooks;
 pub mod logging;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod process;
 pub mod rootfs;

@@ -78,7 +78,7 @@ pub fn run(store: &Store, a: &Args) -> Result<()> {
     }
     let mut table = vec![["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"].map(String::from)];
     for r in rows {
-        table.push([r.id, r.pid.to_string(), r.status.into(), r.bundle.display().to_string(), r.created, r.owner]);
+        table.push([r.id, r.pid.to_string(), r.status, r.bundle.display().to_string(), r.created, r.owner]);
     }
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(tabwriter(&table).as_bytes());

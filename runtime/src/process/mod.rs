@@ -128,6 +128,18 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
     }
 }
 
+/// The fds to pass on must be open now: otherwise the runtime's own files (the lock,
+/// the sync socket) would take those numbers and leak into the container.
+pub fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
+        }
+    }
+    Ok(())
+}
+
 /// Whether the init must stop for prestart/createRuntime hooks (skipped when none).
 pub(crate) fn has_runtime_hooks(spec: &Spec) -> bool {
     !hooks::Kind::Prestart.of(spec).is_empty() || !hooks::Kind::CreateRuntime.of(spec).is_empty()
