@@ -1,6 +1,13 @@
-//! The container init, from the clone to the exec. Each step is one function call in
-//! the order config-linux.md and runc's behaviour imply; any error is sent back to the
-//! runtime whole and the init exits.
+//! The container init, from the clone to the exec: the driver of the interpreter. It
+//! talks to the runtime on the sync channel (Pid, Go, Hooks, Ready) and between those
+//! points runs the plan's steps ([`steps`], through [`RealSys`]) in the order
+//! config-linux.md and runc's behaviour imply; any error is sent back to the runtime
+//! whole and the init exits.
+//!
+//! Still made directly here, not through `Sys` (next candidates for the trait): the
+//! pid-namespace fork, the prctls, the createContainer/startContainer hooks, the
+//! console, and the identity change and exec under the seccomp filter
+//! ([`exec::prepare`], [`super::finish`]), which must make exactly runc's system calls.
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
@@ -92,17 +99,15 @@ fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch
     }
     steps::enter_root(plan, &mut sys)?;
     if let Some(socket) = &opts.console_socket {
-        let size = opts.spec.process().as_ref().and_then(|p| p.console_size());
-        crate::console::setup(socket, size, true)?;
+        crate::console::setup(socket, plan.process.console_size, true)?;
     }
 
-    let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
-    exec::prepare_unfiltered(opts.spec, process)?;
+    exec::prepare_unfiltered(&plan.process, &mut sys)?;
     let tramp = super::finish::before_filter(opts.preserve_fds)?;
     // From the early filter on, the init makes only the calls runc's init makes after
     // its own: a profile that runs under runc runs here.
     super::finish::install_early(opts.seccomp.as_ref())?;
-    let prepared = exec::prepare(process)?;
+    let prepared = exec::prepare(&plan.process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };

@@ -133,6 +133,28 @@ impl Sys for RealSys<'_> {
         Ok(())
     }
 
+    fn setrlimit(&mut self, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> nix::Result<()> {
+        let lim = libc::rlimit { rlim_cur: soft, rlim_max: hard };
+        // SAFETY: valid resource number and struct.
+        Errno::result(unsafe { libc::setrlimit(resource, &lim) }).map(drop)
+    }
+
+    fn ioprio_set(&mut self, value: i64) -> nix::Result<()> {
+        // SAFETY: plain syscall on integers.
+        Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, super::attrs::IOPRIO_WHO_PROCESS, 0, value) }).map(drop)
+    }
+
+    fn sched_setattr(&mut self, attr: &super::attrs::SchedAttr) -> nix::Result<()> {
+        // SAFETY: the struct is the kernel's layout and outlives the call.
+        let r = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *const super::attrs::SchedAttr, 0) };
+        Errno::result(r).map(drop)
+    }
+
+    fn personality(&mut self, persona: libc::c_ulong) -> nix::Result<()> {
+        // SAFETY: plain syscall on an integer.
+        Errno::result(unsafe { libc::personality(persona) }).map(drop)
+    }
+
     fn mount(&mut self, src: Src, target: At, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
         let src_fd = match src {
             Src::Root(p) => Some(self.open(p, OFlag::O_PATH)?),

@@ -170,6 +170,22 @@ impl Sys for Recorder {
         self.record(format!("write /proc/{rel} {v}")).map_err(ProcWriteError::Write)
     }
 
+    fn setrlimit(&mut self, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> nix::Result<()> {
+        self.record(format!("setrlimit {resource} {soft} {hard}"))
+    }
+
+    fn ioprio_set(&mut self, value: i64) -> nix::Result<()> {
+        self.record(format!("ioprio_set {value:#x}"))
+    }
+
+    fn sched_setattr(&mut self, a: &super::attrs::SchedAttr) -> nix::Result<()> {
+        self.record(format!("sched_setattr policy={} nice={} priority={}", a.sched_policy, a.sched_nice, a.sched_priority))
+    }
+
+    fn personality(&mut self, persona: libc::c_ulong) -> nix::Result<()> {
+        self.record(format!("personality {persona:#x}"))
+    }
+
     fn mount(&mut self, s: Src, t: At, fstype: Option<&str>, f: MsFlags, data: Option<&str>) -> nix::Result<()> {
         self.record(format!("mount {} {} {} {} {}", src(s), at(t), fstype.unwrap_or("-"), flags(f), data.unwrap_or("-")))
     }
@@ -319,12 +335,15 @@ impl Setup {
         Ok((opts.namespaces, plan))
     }
 
-    /// Runs the whole setup sequence against `rec`; the error, if a step failed.
+    /// Runs the whole setup sequence against `rec` (up to the identity change, which
+    /// runs under the early seccomp filter); the error, if a step failed.
     pub fn try_run(&self, rec: &mut Recorder) -> Result<()> {
         let (ns, plan) = self.plan()?;
         super::steps::join_namespaces(&ns, rec)?;
         super::steps::after_go(&plan, rec)?;
-        super::steps::enter_root(&plan, rec)
+        super::steps::enter_root(&plan, rec)?;
+        // (The console is set up here, outside Sys.)
+        super::exec::prepare_unfiltered(&plan.process, rec)
     }
 
     pub fn run_with(&self, mut rec: Recorder) -> Recorder {

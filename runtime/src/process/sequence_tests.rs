@@ -63,8 +63,9 @@ fn runc_default_sets_up_in_runcs_order() {
         "pivot_root /b/rootfs",
         "remount_bind host:/ ro",
     ]);
-    // root.readonly is the very last step.
-    assert_eq!(rec.calls.last().unwrap(), "remount_bind host:/ ro");
+    // root.readonly is the last step of the filesystem; the rlimits come after the pivot.
+    let n = rec.calls.len();
+    assert_eq!(&rec.calls[n - 2..], ["remount_bind host:/ ro", &format!("setrlimit {} 1024 1024", libc::RLIMIT_NOFILE)]);
 }
 
 #[test]
@@ -199,7 +200,8 @@ fn nothing_after_the_root_switch_looks_up_a_host_path() {
         let rec = s.run();
         let after = &rec.calls[rec.index("pivot_root") + 1..];
         for c in after {
-            assert!(c.starts_with("mount none host:/ ") || c.starts_with("remount_bind host:/ "), "after pivot_root: {c}");
+            let ok = ["mount none host:/ ", "remount_bind host:/ ", "setrlimit ", "write /proc/self/oom_score_adj "];
+            assert!(ok.iter().any(|p| c.starts_with(p)), "after pivot_root: {c}");
         }
     }
 }
@@ -245,4 +247,43 @@ fn the_init_plan_is_complete_before_the_clone() {
     assert_eq!(plan.rootfs.mounts.len(), 10);
     assert_eq!(plan.rootfs.masked.len(), 5);
     assert!(plan.rootfs.console && plan.unshare_cgroup && !plan.become_root);
+}
+
+#[test]
+fn process_attributes_are_set_after_the_root_switch_in_one_order() {
+    let s = Setup::new(config(json!({
+        "process": { "cwd": "/", "args": ["sh"], "user": { "uid": 0, "gid": 0 }, "oomScoreAdj": -500,
+            "rlimits": [{ "type": "RLIMIT_NPROC", "soft": 10, "hard": 20 }, { "type": "RLIMIT_CORE", "soft": 0, "hard": 0 }],
+            "ioPriority": { "class": "IOPRIO_CLASS_BE", "priority": 4 },
+            "scheduler": { "policy": "SCHED_BATCH", "nice": 5 } },
+        "linux": { "personality": { "domain": "LINUX32" } },
+    })));
+    s.run().assert_order(&[
+        "pivot_root",
+        &format!("setrlimit {} 10 20", libc::RLIMIT_NPROC),
+        &format!("setrlimit {} 0 0", libc::RLIMIT_CORE),
+        "write /proc/self/oom_score_adj -500",
+        &format!("ioprio_set {:#x}", (2 << 13) | 4),
+        "sched_setattr policy=3 nice=5 priority=0",
+        "personality 0x8",
+    ]);
+}
+
+#[test]
+fn bad_process_fields_are_refused_before_the_clone() {
+    let with_process = |extra: serde_json::Value| {
+        let mut p = json!({ "cwd": "/", "args": ["sh"], "user": { "uid": 0, "gid": 0 } });
+        p.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        Setup::new(config(json!({ "process": p })))
+    };
+    let io = with_process(json!({ "ioPriority": { "class": "IOPRIO_CLASS_RT", "priority": 9 } }));
+    assert!(io.plan().unwrap_err().to_string().contains("process.ioPriority.priority"));
+    let nul = with_process(json!({ "args": ["sh", "a\0b"] }));
+    assert!(nul.plan().unwrap_err().to_string().contains("process.args[1]"));
+    let persona = Setup::new(config(json!({ "linux": { "personality": { "domain": "LINUX", "flags": ["x"] } } })));
+    assert!(persona.plan().unwrap_err().to_string().contains("linux.personality.flags"));
+    // The program is looked for along the last PATH in process.env, else runc's default.
+    let env = with_process(json!({ "env": ["PATH=/a", "X=1", "PATH=/b:/c"] }));
+    assert_eq!(env.plan().unwrap().1.process.search_path, "/b:/c");
+    assert!(with_process(json!({})).plan().unwrap().1.process.search_path.starts_with("/usr/local/sbin:"));
 }

@@ -88,6 +88,13 @@ pub trait Sys {
     /// changes): sysctls ("sys/net/..."), "self/timens_offsets".
     fn write_proc(&mut self, rel: &str, value: &[u8]) -> std::result::Result<(), ProcWriteError>;
 
+    // The process's attributes.
+    fn setrlimit(&mut self, resource: libc::__rlimit_resource_t, soft: u64, hard: u64) -> nix::Result<()>;
+    /// ioprio_set(IOPRIO_WHO_PROCESS, self, value).
+    fn ioprio_set(&mut self, value: i64) -> nix::Result<()>;
+    fn sched_setattr(&mut self, attr: &super::attrs::SchedAttr) -> nix::Result<()>;
+    fn personality(&mut self, persona: libc::c_ulong) -> nix::Result<()>;
+
     // The filesystem.
     fn mount(&mut self, src: Src, target: At, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()>;
     /// A bind remount with `flags`, keeping the per-mount flags the kernel would refuse

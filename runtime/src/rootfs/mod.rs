@@ -10,6 +10,7 @@ pub(crate) mod idmap;
 pub mod options;
 pub(crate) mod pivot;
 pub mod plan;
+mod plan_cgroup;
 pub mod resolve;
 mod sources;
 #[cfg(test)]

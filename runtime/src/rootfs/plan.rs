@@ -12,8 +12,9 @@ use nix::sys::stat::SFlag;
 use oci_spec::runtime::{LinuxDeviceType, Mount, Spec};
 
 use super::options::{self, MountOptions};
+pub use super::plan_cgroup::{CgroupPlan, Hierarchy};
 use super::BindSources;
-use crate::cgroups::{Cgroup, CgroupDir, Version};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result};
 use crate::process::syscalls::{Device, IdMap};
 
@@ -148,26 +149,6 @@ pub struct After {
     pub rec_clear: u64,
 }
 
-#[derive(Debug)]
-pub struct CgroupPlan {
-    /// A tmpfs with one directory per v1 hierarchy (else: the one cgroup2 at DEST).
-    pub tmpfs: bool,
-    pub flags: MsFlags,
-    pub readonly: bool,
-    /// Mount fresh hierarchies (own cgroup namespace), binds after EPERM.
-    pub fresh: bool,
-    pub hierarchies: Vec<Hierarchy>,
-}
-
-#[derive(Debug)]
-pub struct Hierarchy {
-    pub dest: PathBuf,
-    pub host_dir: PathBuf,
-    pub fstype: &'static str,
-    pub source: String,
-    pub data: Option<String>,
-}
-
 const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
     [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
 
@@ -246,7 +227,7 @@ fn plan_mount(i: &Inputs, n: usize, m: &Mount) -> Result<MountPlan> {
     let typ = m.typ().as_deref().unwrap_or("");
     let dest = m.destination().clone();
     let op = if typ == "cgroup" {
-        MountOp::Cgroup(plan_cgroup(i, &dest, &opts))
+        MountOp::Cgroup(super::plan_cgroup::build(i, &dest, &opts))
     } else if opts.bind || typ == "bind" {
         MountOp::Bind(plan_bind(i, n, m, &field, opts)?)
     } else {
@@ -333,53 +314,6 @@ fn after(opts: &MountOptions) -> After {
         rec_clear |= libc::MOUNT_ATTR__ATIME;
     }
     After { propagation: opts.propagation, rec_set: opts.rec_set, rec_clear }
-}
-
-/// A `cgroup` mount: the container sees its own cgroup as the root of each hierarchy.
-/// With a private cgroup namespace the hierarchies are mounted fresh; without one the
-/// container's cgroup directories are bound. v1 and hybrid hosts get runc's layout: a
-/// tmpfs with one directory per v1 hierarchy ("cpu", "memory", "systemd"; no "unified").
-fn plan_cgroup(i: &Inputs, dest: &Path, opts: &MountOptions) -> CgroupPlan {
-    let dirs = &i.cgroup.dirs;
-    let tmpfs = !matches!(dirs.as_slice(), [only] if only.version == Version::V2);
-    let hierarchies = dirs
-        .iter()
-        .filter(|d| !tmpfs || d.version == Version::V1)
-        .map(|d| hierarchy(d, if tmpfs { dest.join(dir_name(d)) } else { dest.to_path_buf() }))
-        .collect();
-    CgroupPlan {
-        tmpfs,
-        flags: (opts.flags | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC) - MsFlags::MS_RDONLY,
-        readonly: opts.flags.contains(MsFlags::MS_RDONLY),
-        fresh: i.new_cgroup_ns,
-        hierarchies,
-    }
-}
-
-fn hierarchy(dir: &CgroupDir, dest: PathBuf) -> Hierarchy {
-    // A named hierarchy's source is its name ("systemd"), as runc mounts it.
-    let named = dir.controllers.iter().find_map(|c| c.strip_prefix("name="));
-    let (fstype, data) = match dir.version {
-        Version::V2 => ("cgroup2", String::new()),
-        Version::V1 if named.is_some() => ("cgroup", format!("none,{}", dir.controllers.join(","))),
-        Version::V1 => ("cgroup", dir.controllers.join(",")),
-    };
-    Hierarchy {
-        dest,
-        host_dir: dir.full(),
-        fstype,
-        source: named.unwrap_or(fstype).to_string(),
-        data: (!data.is_empty()).then_some(data),
-    }
-}
-
-/// runc's directory names: "cpu,cpuacct" for co-mounted controllers, "systemd" for
-/// name=systemd.
-fn dir_name(dir: &CgroupDir) -> String {
-    match dir.version {
-        Version::V2 => "unified".into(),
-        Version::V1 => dir.controllers.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(","),
-    }
 }
 
 fn configured_device(n: usize, d: &oci_spec::runtime::LinuxDevice) -> Result<(String, Device)> {
