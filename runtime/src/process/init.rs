@@ -13,13 +13,14 @@ use std::convert::Infallible;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use super::exec;
 use super::plan::InitPlan;
 use super::real_sys::RealSys;
 use super::steps;
+use super::syscalls::Sys;
 use super::sync::{Channel, Message};
 use super::InitOptions;
 use crate::error::{Context, Error, Result};
@@ -57,7 +58,7 @@ fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch
     steps::join_namespaces(ns, &mut sys)?;
     if ns.fork_for_pid {
         if ns.new_pid {
-            unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
+            sys.unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
         }
         // SAFETY: the init is single-threaded (a clone of the runtime's one thread).
         match unsafe { clone_fork(0) }.ctx(|| "fork init into its pid namespace")? {

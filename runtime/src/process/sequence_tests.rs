@@ -287,3 +287,22 @@ fn bad_process_fields_are_refused_before_the_clone() {
     assert_eq!(env.plan().unwrap().1.process.search_path, "/b:/c");
     assert!(with_process(json!({})).plan().unwrap().1.process.search_path.starts_with("/usr/local/sbin:"));
 }
+
+#[test]
+fn an_execd_process_gets_its_limits_through_the_same_steps() {
+    // `exec`'s process: the plan comes from the exec'd process, not the init's.
+    let s = Setup::new(config(json!({})));
+    let process: oci_spec::runtime::Process = serde_json::from_value(json!({
+        "cwd": "/tmp", "args": ["ls", "-l"], "env": ["PATH=/bin"], "user": { "uid": 5, "gid": 6, "umask": 18 },
+        "rlimits": [{ "type": "RLIMIT_NOFILE", "soft": 64, "hard": 128 }], "noNewPrivileges": true,
+    }))
+    .unwrap();
+    let plan = super::plan::process(&s.spec, &process).unwrap();
+    assert_eq!((plan.arg0.as_str(), plan.search_path.as_str(), plan.argv.len()), ("ls", "/bin", 2));
+    assert!(plan.no_new_privileges && plan.caps.is_none());
+    let mut rec = Recorder::new();
+    super::exec::prepare_unfiltered(&plan, &mut rec).unwrap();
+    // Only the limits go through Sys before the filter; nothing touches the filesystem.
+    assert_eq!(rec.calls, [format!("setrlimit {} 64 128", libc::RLIMIT_NOFILE)]);
+    // (It sets the umask too: 022, the tests' own, so parallel tests see no change.)
+}
