@@ -299,13 +299,14 @@ impl<'a> Ctx<'a> {
             let _ = Command::new("umount").arg("-l").arg(m).status();
         }
         let mut leaks = vec![];
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        // Bytes, escapes undone: a non-UTF-8 mount elsewhere must not hide our leaks.
+        let mounts = std::fs::read("/proc/self/mountinfo").unwrap_or_default();
         let prefix = self.bundle();
-        let mut ours: Vec<String> = mounts
+        let mut ours: Vec<String> = String::from_utf8_lossy(&mounts)
             .lines()
             .filter_map(|l| l.split(' ').nth(4))
+            .map(crate::procfs::unescape)
             .filter(|m| m.starts_with(&prefix))
-            .map(String::from)
             .collect();
         ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
         for m in ours {

@@ -138,13 +138,11 @@ fn world_dir(kind: &str) -> (PathBuf, String) {
 
 /// Mount points under `dir`, deepest first.
 pub fn mounts_under(dir: &Path) -> Vec<String> {
-    let prefix = format!("{}/", dir.display());
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut v: Vec<String> = info
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|m| m.starts_with(&prefix))
-        .map(str::to_string)
+    let mut v: Vec<String> = strata::mountinfo::read_self()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.mount_point.starts_with(dir) && m.mount_point != dir)
+        .map(|m| m.mount_point.to_string_lossy().into_owned())
         .collect();
     v.sort_by_key(|m| std::cmp::Reverse(m.len()));
     v

@@ -155,8 +155,8 @@ impl Bundle {
         assert!(!self.root.join(id).exists(), "state dir of {id} left behind");
         let cgroups = find_cgroup_dirs(id);
         assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-        let ours: Vec<&str> = mounts.lines().filter(|l| l.contains(self.dir.to_str().unwrap())).collect();
+        let mounts = strata::mountinfo::read_self().unwrap();
+        let ours: Vec<&Path> = mounts.iter().map(|m| m.mount_point.as_path()).filter(|p| p.starts_with(&self.dir)).collect();
         assert!(ours.is_empty(), "mounts left behind: {ours:?}");
         if let Some(pid) = pid {
             assert!(!process_alive(pid), "process {pid} left behind");
@@ -170,14 +170,13 @@ impl Drop for Bundle {
             let _ = self.command(&["delete", "--force", id]).output();
         }
         // Unmount anything a failed test left under the bundle, deepest first.
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut ours: Vec<String> = mounts
-            .lines()
-            .filter_map(|l| l.split(' ').nth(4))
-            .filter(|m| m.starts_with(self.dir.to_str().unwrap()))
-            .map(str::to_string)
+        let mut ours: Vec<PathBuf> = strata::mountinfo::read_self()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|m| m.mount_point)
+            .filter(|m| m.starts_with(&self.dir))
             .collect();
-        ours.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        ours.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
         for m in ours {
             let _ = Command::new("umount").arg("-l").arg(&m).status();
         }

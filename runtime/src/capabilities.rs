@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::logging;
 
 /// The sets to apply, converted and filtered.
+#[derive(Debug)]
 pub struct CapSets {
     bounding: HashSet<Cap>,
     effective: HashSet<Cap>,

@@ -9,6 +9,7 @@
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
 //! - [`netdev`], [`mempolicy`], [`intelrdt`]: runtime-spec 1.3's netDevices, memoryPolicy, intelRdt
 //! - [`spec`], [`features`]: the default config.json and the features document
+//! - [`mountinfo`]: the one /proc/PID/mountinfo parser (bytes, octal escapes undone)
 
 pub mod capabilities;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod hooks;
 pub mod intelrdt;
 pub mod logging;
 pub mod mempolicy;
+pub mod mountinfo;
 pub mod namespaces;
 pub mod netdev;
 pub mod process;

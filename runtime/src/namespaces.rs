@@ -18,7 +18,7 @@
 //!
 //! Namespace types the config does not list are the runtime's, as with runc.
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use nix::fcntl::OFlag;
@@ -26,14 +26,16 @@ use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 
 /// A namespace to join: its type and an open fd on its file.
+#[derive(Debug)]
 pub struct Join {
     pub typ: LinuxNamespaceType,
     pub fd: OwnedFd,
 }
 
+#[derive(Debug)]
 pub struct NamespacePlan {
     /// Namespaces the clone itself creates (fast path: nothing joined by path).
     pub clone_flags: CloneFlags,
@@ -167,14 +169,6 @@ fn open_namespace(index: usize, typ: LinuxNamespaceType, path: &Path) -> Result<
         Ok(_) => Err(Error::field(field, format!("{} is not a {} namespace", path.display(), spec_name(typ)))),
         Err(_) => Err(Error::field(field, format!("{} is not a namespace file", path.display()))),
     }
-}
-
-/// setns into each namespace of `joins`, in order.
-pub fn enter(joins: &[Join]) -> Result<()> {
-    for j in joins {
-        nix::sched::setns(j.fd.as_fd(), clone_flag(j.typ)).ctx(|| format!("join {} namespace", spec_name(j.typ)))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -2,11 +2,6 @@
 //! container can never change the host's kernel settings. `user.*` keys are counted per
 //! user namespace: they need the container's own.
 
-use std::os::fd::{AsFd, OwnedFd};
-use std::io::Write;
-
-use nix::fcntl::OFlag;
-use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
 use crate::error::{Error, Result};
@@ -71,16 +66,9 @@ fn same_file(a: &std::path::Path, b: &str) -> bool {
     }
 }
 
-/// Writes the values from inside the container's namespaces, through a /proc fd.
-pub fn apply(spec: &Spec, proc_fd: &OwnedFd) -> Result<()> {
-    let Some(sysctl) = spec.linux().as_ref().and_then(|l| l.sysctl().as_ref()) else { return Ok(()) };
-    for (key, value) in sysctl {
-        let path = format!("sys/{}", if key.contains('/') { key.clone() } else { key.replace('.', "/") });
-        let err = |e: String| Error::field(format!("linux.sysctl.{key}"), e);
-        let fd = nix::fcntl::openat(proc_fd.as_fd(), path.as_str(), OFlag::O_WRONLY | OFlag::O_TRUNC | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| err(e.desc().to_string()))?;
-        let mut file = std::fs::File::from(fd);
-        file.write_all(value.as_bytes()).map_err(|e| err(format!("{value:?}: {e}")))?;
-    }
-    Ok(())
+/// Where a key lives below /proc: "net.ipv4.ip_forward" is "sys/net/ipv4/ip_forward"
+/// (a key with slashes is taken as a path already). The init writes the values, from
+/// inside the container's namespaces, through its /proc ([`crate::process`]).
+pub fn proc_path(key: &str) -> String {
+    format!("sys/{}", if key.contains('/') { key.to_string() } else { key.replace('.', "/") })
 }

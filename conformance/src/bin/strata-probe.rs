@@ -19,7 +19,7 @@ fn main() {
     r.insert("args".into(), json!(args));
     r.insert("pid".into(), json!(std::process::id()));
     r.insert("ns".into(), namespaces());
-    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mi = String::from_utf8_lossy(&std::fs::read("/proc/self/mountinfo").unwrap_or_default()).into_owned();
     r.insert(
         "mounts".into(),
         mi.lines()

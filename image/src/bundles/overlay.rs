@@ -107,37 +107,9 @@ pub fn is_mounted(p: &Path) -> bool {
 /// escapes undone, so paths holding spaces, `\`, `:`, `,` or non-UTF-8 bytes
 /// compare equal to the paths we hold.
 pub fn mounts() -> Vec<(PathBuf, Vec<u8>)> {
-    let Ok(info) = std::fs::read("/proc/self/mountinfo") else { return vec![] };
-    info.split(|&b| b == b'\n')
-        .filter_map(|line| {
-            let fields: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
-            // Optional fields end at "-"; then fs type, source, super options.
-            let dash = fields.iter().position(|f| *f == b"-")?;
-            let point = PathBuf::from(OsStr::from_bytes(&unmangle(fields.get(4)?)));
-            let opts = fields.get(dash + 3).map(|o| unescape(&unmangle(o))).unwrap_or_default();
-            Some((point, opts))
-        })
-        .collect()
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for `\`, ...).
-pub fn unmangle(field: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(field.len());
-    let mut i = 0;
-    while i < field.len() {
-        let oct = field.get(i + 1..i + 4).filter(|d| field[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match oct {
-            Some(d) => {
-                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
-                i += 4;
-            }
-            None => {
-                out.push(field[i]);
-                i += 1;
-            }
-        }
-    }
-    out
+    // The runtime's parser: bytes, octal escapes undone (strata::mountinfo).
+    let Ok(all) = strata::mountinfo::read_self() else { return vec![] };
+    all.into_iter().map(|m| (m.mount_point, unescape(&m.super_options))).collect()
 }
 
 /// Undoes `escape`: `\x` is `x`.

@@ -32,33 +32,29 @@ pub struct Layout {
 impl Layout {
     /// Reads the host's layout. Each hierarchy is taken once, at its first mountpoint.
     pub fn detect() -> Result<Layout> {
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
+        // Bytes, not text: a non-UTF-8 mount path elsewhere on the machine is no error.
+        let mountinfo = std::fs::read("/proc/self/mountinfo").ctx(|| "read /proc/self/mountinfo")?;
         let own = std::fs::read_to_string("/proc/self/cgroup").ctx(|| "read /proc/self/cgroup")?;
         Ok(Self::parse(&mountinfo, &own))
     }
 
-    pub fn parse(mountinfo: &str, own_cgroups: &str) -> Layout {
+    pub fn parse(mountinfo: &[u8], own_cgroups: &str) -> Layout {
         let mut hierarchies: Vec<Hierarchy> = Vec::new();
-        for line in mountinfo.lines() {
-            let Some((left, right)) = line.split_once(" - ") else { continue };
-            let left: Vec<&str> = left.split(' ').collect();
-            let right: Vec<&str> = right.split(' ').collect();
-            if left.len() < 5 || right.len() < 3 {
-                continue;
-            }
-            let mountpoint = PathBuf::from(unescape(left[4]));
-            let (version, controllers) = match right[0] {
-                "cgroup2" => (Version::V2, Vec::new()),
-                "cgroup" => {
-                    let ctrls: Vec<String> = right[2]
-                        .split(',')
+        for m in crate::mountinfo::parse(mountinfo) {
+            let (version, controllers) = match m.fstype.as_slice() {
+                b"cgroup2" => (Version::V2, Vec::new()),
+                b"cgroup" => {
+                    let ctrls: Vec<String> = m
+                        .super_option_list()
+                        .map(String::from_utf8_lossy)
                         .filter(|o| is_controller_option(o))
-                        .map(str::to_string)
+                        .map(|o| o.into_owned())
                         .collect();
                     (Version::V1, ctrls)
                 }
                 _ => continue,
             };
+            let mountpoint = m.mount_point;
             if hierarchies.iter().any(|h| h.version == version && h.controllers == controllers) {
                 continue;
             }
@@ -100,11 +96,6 @@ fn own_path(own: &str, version: Version, controllers: &[String]) -> PathBuf {
     PathBuf::from("/")
 }
 
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape(s: &str) -> String {
-    s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -119,12 +110,22 @@ mod tests {
 34 30 0:30 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw,nsdelegate
 ";
         let own = "4:memory:/sandbox/abc\n3:name=systemd:/\n1:cpu:/\n0::/\n";
-        let l = Layout::parse(mountinfo, own);
+        let l = Layout::parse(mountinfo.as_bytes(), own);
         assert_eq!(l.hierarchies.len(), 4);
         assert_eq!(l.hierarchies[1].controllers, vec!["memory"]);
         assert_eq!(l.hierarchies[1].own_cgroup, PathBuf::from("/sandbox/abc"));
         assert_eq!(l.hierarchies[2].controllers, vec!["name=systemd"]);
         assert_eq!(l.hierarchies[3].version, Version::V2);
         assert!(!l.is_unified_only());
+    }
+
+    #[test]
+    fn a_non_utf8_or_escaped_mount_elsewhere_is_no_error() {
+        let mut mountinfo = b"29 25 0:25 / /mnt/\xff\xfe rw - ext4 /dev/sda1 rw\n".to_vec();
+        mountinfo.extend_from_slice(b"34 30 0:30 / /sys/fs/cgroup/my\\040unified rw - cgroup2 cgroup2 rw\n");
+        let l = Layout::parse(&mountinfo, "0::/x\n");
+        assert_eq!(l.hierarchies.len(), 1);
+        assert_eq!(l.hierarchies[0].mountpoint, PathBuf::from("/sys/fs/cgroup/my unified"));
+        assert!(l.is_unified_only());
     }
 }

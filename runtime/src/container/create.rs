@@ -37,7 +37,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     // Socket activation (systemd's LISTEN_FDS): those fds go first, then --preserve-fds.
     let listen_fds = listen_fds();
     let preserve_fds = listen_fds + opts.preserve_fds;
-    check_preserved_fds(preserve_fds)?;
+    process::check_preserved_fds(preserve_fds)?;
     let mut bundle = config::load_bundle(&opts.bundle)?;
     if listen_fds > 0 {
         if let Some(p) = bundle.spec.process_mut().as_mut() {
@@ -187,18 +187,6 @@ fn undo(pid: Option<i32>, cgroup: &Cgroup) {
         let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
     }
     let _ = cgroup.remove();
-}
-
-/// The fds to pass on must be open now: otherwise the runtime's own files (the lock,
-/// the sync socket) would take those numbers and leak into the container.
-fn check_preserved_fds(n: u32) -> Result<()> {
-    for fd in 3..3 + n as i32 {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
-        }
-    }
-    Ok(())
 }
 
 fn make_exec_fifo(path: &Path) -> Result<()> {

@@ -58,7 +58,7 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
             return Err(Error::Refused(format!("{flag}: this host has no AppArmor/SELinux support in strata")));
         }
     }
-    check_preserved_fds(o.preserve_fds)?;
+    process::check_preserved_fds(o.preserve_fds)?;
     let (locked, state, status) = load(store, id)?;
     match status {
         Status::Stopped => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "exec" }),
@@ -194,16 +194,6 @@ fn cgroup_procs(state: &ContainerState, subs: &[String]) -> Result<Vec<PathBuf>>
         out.push(target.join("cgroup.procs"));
     }
     Ok(out)
-}
-
-fn check_preserved_fds(n: u32) -> Result<()> {
-    for fd in 3..3 + n as i32 {
-        // SAFETY: F_GETFD only queries the descriptor table.
-        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
-            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
-        }
-    }
-    Ok(())
 }
 
 /// Forwards signals to `pid` until it exits; its exit code, or 128+N if killed by N.

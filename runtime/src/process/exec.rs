@@ -11,30 +11,28 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{AtFlags, OFlag, AT_FDCWD};
 use nix::sys::stat::{stat, Mode, SFlag};
 use nix::unistd::{faccessat, AccessFlags};
-use oci_spec::runtime::{Process, Spec};
-
+use super::plan::ProcessPlan;
+use super::syscalls::Sys;
 use crate::capabilities;
 use crate::error::{Context, Error, Result};
-use crate::sys::cstring;
 use crate::user;
 
 /// The exec fifo's mode: writable by any container user (the init may no longer be
 /// root when it opens it), readable only by the runtime.
 pub const EXEC_FIFO_MODE: u32 = 0o622;
 
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-
-pub struct Prepared {
+/// The program found, and the argv and envp the plan made.
+pub struct Prepared<'a> {
     path: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
+    argv: &'a [CString],
+    envp: &'a [CString],
 }
 
 /// The process attributes that need no identity change: applied before the seccomp
 /// filter goes in, so a profile never has to allow the calls they make.
-pub fn prepare_unfiltered(spec: &Spec, process: &Process) -> Result<()> {
-    super::attrs::apply(spec, process)?;
-    user::apply_umask(process.user());
+pub fn prepare_unfiltered(plan: &ProcessPlan, sys: &mut impl Sys) -> Result<()> {
+    super::attrs::apply(&plan.attrs, sys)?;
+    user::apply_umask(&plan.user);
     Ok(())
 }
 
@@ -42,12 +40,11 @@ pub fn prepare_unfiltered(spec: &Spec, process: &Process) -> Result<()> {
 /// program so a missing one fails `create`, not `start`. Runs under an early seccomp
 /// filter: it makes only the calls runc's init makes at the same point (prctl,
 /// setgroups/setuid, chdir, getcwd, capget/capset, newfstatat, faccessat2).
-pub fn prepare(process: &Process) -> Result<Prepared> {
-    let caps = process.capabilities().as_ref().map(capabilities::resolve).transpose()?;
-    if let Some(c) = &caps {
+pub fn prepare(plan: &ProcessPlan) -> Result<Prepared<'_>> {
+    if let Some(c) = &plan.caps {
         capabilities::drop_bounding(c)?;
     }
-    let cwd = process.cwd();
+    let cwd = &plan.cwd;
     let cwd_err = |e: nix::errno::Errno| Error::field("process.cwd", format!("{}: {}", cwd.display(), e.desc()));
     // As runc: enter the cwd while still privileged (the user may not be allowed to), and
     // if that was refused, again as the user (a directory only the user may enter).
@@ -58,7 +55,7 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
     };
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
-    user::switch_to(process.user())?;
+    user::switch_to(&plan.user)?;
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
 
@@ -75,26 +72,22 @@ pub fn prepare(process: &Process) -> Result<Prepared> {
         _ => return Err(Error::field("process.cwd", format!("{} is outside the container", cwd.display()))),
     }
 
-    if let Some(c) = &caps {
+    if let Some(c) = &plan.caps {
         capabilities::apply(c)?;
     }
-    if process.no_new_privileges().unwrap_or(false) {
+    if plan.no_new_privileges {
         // SAFETY: plain prctl with integer arguments.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         nix::errno::Errno::result(r).map_err(|e| Error::field("process.noNewPrivileges", e.desc()))?;
     }
 
-    let args = process.args().as_deref().unwrap_or(&[]);
-    let env = process.env().as_deref().unwrap_or(&[]);
-    let path = resolve_program(&args[0], env)?;
-    let argv = args.iter().enumerate().map(|(i, a)| cstring(&format!("process.args[{i}]"), a)).collect::<Result<_>>()?;
-    let envp = env.iter().enumerate().map(|(i, e)| cstring(&format!("process.env[{i}]"), e)).collect::<Result<_>>()?;
+    let path = resolve_program(&plan.arg0, &plan.search_path)?;
     let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::field("process.args[0]", "contains a NUL byte"))?;
-    Ok(Prepared { path, argv, envp })
+    Ok(Prepared { path, argv: &plan.argv, envp: &plan.envp })
 }
 
 /// Finds args[0] the way execvp would, with the container's PATH, inside the container.
-fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
+fn resolve_program(arg0: &str, path_var: &str) -> Result<PathBuf> {
     // stat (newfstatat) and faccessat2, not statx and access: the calls Go's LookPath
     // makes in runc's init, so a profile that suits runc suits us.
     let is_file = |p: &Path| stat(p).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
@@ -109,7 +102,6 @@ fn resolve_program(arg0: &str, env: &[String]) -> Result<PathBuf> {
             Ok(_) => Ok(p),
         };
     }
-    let path_var = env.iter().rev().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(DEFAULT_PATH);
     path_var
         .split(':')
         .map(|dir| Path::new(if dir.is_empty() { "." } else { dir }).join(arg0))
@@ -150,16 +142,16 @@ pub fn close_fds(preserve_fds: u32) -> Result<()> {
     crate::sys::close_range_from(3 + preserve_fds, true).ctx(|| "close_range")
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// Program, argv and envp, for an exec through the trampoline.
     pub(super) fn parts(&self) -> (&std::ffi::CStr, &[CString], &[CString]) {
-        (&self.path, &self.argv, &self.envp)
+        (&self.path, self.argv, self.envp)
     }
 }
 
 /// The execve itself (after [`close_fds`]). The error reads as runc's:
 /// `exec /bin/x: exec format error`.
 pub fn execve(p: Prepared) -> Result<Infallible> {
-    let err = nix::unistd::execve(&p.path, &p.argv, &p.envp).unwrap_err();
+    let err = nix::unistd::execve(&p.path, p.argv, p.envp).unwrap_err();
     Err(Error::Init(format!("exec {}: {}", p.path.to_string_lossy(), err.desc().to_lowercase())))
 }

@@ -1,27 +1,36 @@
-//! The container init, from the clone to the exec. Each step is one function call in
-//! the order config-linux.md and runc's behaviour imply; any error is sent back to the
-//! runtime whole and the init exits.
+//! The container init, from the clone to the exec: the driver of the interpreter. It
+//! talks to the runtime on the sync channel (Pid, Go, Hooks, Ready) and between those
+//! points runs the plan's steps ([`steps`], through [`RealSys`]) in the order
+//! config-linux.md and runc's behaviour imply; any error is sent back to the runtime
+//! whole and the init exits.
+//!
+//! Still made directly here, not through `Sys` (next candidates for the trait): the
+//! pid-namespace fork, the prctls, the createContainer/startContainer hooks, the
+//! console, and the identity change and exec under the seccomp filter
+//! ([`exec::prepare`], [`super::finish`]), which must make exactly runc's system calls.
 
 use std::convert::Infallible;
 use std::os::fd::OwnedFd;
 
 use nix::fcntl::OFlag;
-use nix::sched::{unshare, CloneFlags};
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
-use nix::unistd::{setresgid, setresuid, Gid, Uid};
 
 use super::exec;
+use super::plan::InitPlan;
+use super::real_sys::RealSys;
+use super::steps;
+use super::syscalls::Sys;
 use super::sync::{Channel, Message};
 use super::InitOptions;
 use crate::error::{Context, Error, Result};
 use crate::hooks;
-use crate::namespaces;
-use crate::rootfs::{self, BindSources, RootfsContext};
+use crate::rootfs::BindSources;
 use crate::sys::{clone_fork, Forked};
 
 /// Runs in the cloned child and never returns.
-pub fn run(opts: &InitOptions, sources: &BindSources, ch: Channel) -> ! {
-    let err = match setup_and_exec(opts, sources, &ch) {
+pub fn run(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch: Channel) -> ! {
+    let err = match setup_and_exec(opts, plan, sources, &ch) {
         Ok(never) => match never {},
         Err(e) => e,
     };
@@ -30,7 +39,7 @@ pub fn run(opts: &InitOptions, sources: &BindSources, ch: Channel) -> ! {
     unsafe { libc::_exit(1) }
 }
 
-fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Result<Infallible> {
+fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch: &Channel) -> Result<Infallible> {
     super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
@@ -43,18 +52,15 @@ fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Re
     // namespace the state directory may be out of reach.
     let fifo: OwnedFd = nix::fcntl::open(&opts.exec_fifo, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
         .ctx(|| format!("open {}", opts.exec_fifo.display()))?;
-    let plan = &opts.namespaces;
+    let ns = &opts.namespaces;
+    let mut sys = RealSys::new(sources);
 
-    namespaces::enter(&plan.joins_in_init)?;
-    let unshare_now = plan.unshare_flags - CloneFlags::CLONE_NEWCGROUP - CloneFlags::from_bits_retain(libc::CLONE_NEWTIME);
-    if !unshare_now.is_empty() {
-        unshare(unshare_now).ctx(|| "unshare namespaces")?;
-    }
-    if plan.fork_for_pid {
-        if plan.new_pid {
-            unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
+    steps::join_namespaces(ns, &mut sys)?;
+    if ns.fork_for_pid {
+        if ns.new_pid {
+            sys.unshare(CloneFlags::CLONE_NEWPID).ctx(|| "unshare pid namespace")?;
         }
-        // SAFETY: the init is single-threaded (a clone of the single-threaded runtime).
+        // SAFETY: the init is single-threaded (a clone of the runtime's one thread).
         match unsafe { clone_fork(0) }.ctx(|| "fork init into its pid namespace")? {
             Forked::Parent(pid) => {
                 let _ = ch.send(&Message::Pid(pid));
@@ -63,7 +69,7 @@ fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Re
             }
             Forked::Child => {}
         }
-    } else if plan.init_reports_pid {
+    } else if ns.init_reports_pid {
         // The runtime maps the user namespace we just unshared: tell it we did. Still in
         // the runtime's pid namespace, getpid is the pid it knows.
         ch.send(&Message::Pid(nix::unistd::getpid().as_raw()))?;
@@ -74,41 +80,9 @@ fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Re
         Some(Message::Go) => {}
         _ => return Err(Error::Init("runtime went away before the init could start".into())),
     }
-    if plan.in_user_ns() {
-        become_namespace_root()?;
-    }
-    if plan.new_cgroup {
-        unshare(CloneFlags::CLONE_NEWCGROUP).ctx(|| "unshare cgroup namespace")?;
-    }
-    if plan.new_time {
-        enter_new_time_namespace(opts)?;
-    }
-    if plan.has_uts() {
-        // In a joined uts namespace too: runc sets the names wherever the init's is.
-        set_names(opts)?;
-    }
-    if !opts.no_new_keyring {
-        join_session_keyring()?;
-    }
-
-    // The host's /proc: sysctls are written through it (they follow the writer's
-    // namespaces) and the fifo is reopened through it after pivot_root.
-    let host_proc: OwnedFd = nix::fcntl::open("/proc", OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-        .ctx(|| "open /proc")?;
-    crate::sysctl::apply(opts.spec, &host_proc)?;
-
-    let rootfs_ctx = RootfsContext {
-        spec: opts.spec,
-        bundle: opts.bundle,
-        rootfs: opts.rootfs,
-        cgroup: opts.cgroup,
-        new_cgroup_ns: plan.new_cgroup,
-        in_user_ns: plan.in_user_ns(),
-        no_pivot: opts.no_pivot,
-        own_mount_ns: plan.has_mount(),
-        sources,
-    };
-    rootfs::prepare(&rootfs_ctx)?;
+    steps::after_go(plan, &mut sys)?;
+    // The init's /proc from before the root changes: the fifo is reopened through it.
+    let host_proc = sys.take_host_proc().ctx(|| "open /proc")?;
     if super::has_runtime_hooks(opts.spec) {
         ch.send(&Message::Hooks)?;
         match ch.recv()? {
@@ -124,20 +98,18 @@ fn setup_and_exec(opts: &InitOptions, sources: &BindSources, ch: &Channel) -> Re
     if !hooks::Kind::CreateContainer.of(opts.spec).is_empty() {
         hooks::run(hooks::Kind::CreateContainer, opts.spec, &hook_state())?;
     }
-    rootfs::enter(&rootfs_ctx)?;
+    steps::enter_root(plan, &mut sys)?;
     if let Some(socket) = &opts.console_socket {
-        let size = opts.spec.process().as_ref().and_then(|p| p.console_size());
-        crate::console::setup(socket, size, true)?;
+        crate::console::setup(socket, plan.process.console_size, true)?;
     }
 
-    let process = opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?;
     crate::mempolicy::apply(opts.spec)?;
-    exec::prepare_unfiltered(opts.spec, process)?;
+    exec::prepare_unfiltered(&plan.process, &mut sys)?;
     let tramp = super::finish::before_filter(opts.preserve_fds)?;
     // From the early filter on, the init makes only the calls runc's init makes after
     // its own: a profile that runs under runc runs here.
     super::finish::install_early(opts.seccomp.as_ref())?;
-    let prepared = exec::prepare(process)?;
+    let prepared = exec::prepare(&plan.process)?;
 
     // SAFETY: plain prctl; from here on the init must outlive `create`.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, 0) };
@@ -187,17 +159,6 @@ fn wait_until_recorded(ch: &Channel) {
     }
 }
 
-/// A fresh session keyring, so containers don't share the runtime's keys (runc's
-/// default; --no-new-keyring skips it). Kernels or sandboxes without keyrings are fine.
-fn join_session_keyring() -> Result<()> {
-    // SAFETY: keyctl(KEYCTL_JOIN_SESSION_KEYRING, NULL) takes no pointers we own.
-    let r = unsafe { libc::syscall(libc::SYS_keyctl, libc::KEYCTL_JOIN_SESSION_KEYRING, 0usize) };
-    match nix::errno::Errno::result(r) {
-        Ok(_) | Err(nix::errno::Errno::ENOSYS) | Err(nix::errno::Errno::EPERM) | Err(nix::errno::Errno::EACCES) => Ok(()),
-        Err(e) => Err(Error::os("join session keyring", e)),
-    }
-}
-
 /// Our pid in the runtime's pid namespace, read before pivot_root through the host's
 /// /proc (getpid would answer 1 inside a new pid namespace).
 fn host_pid() -> i32 {
@@ -206,41 +167,4 @@ fn host_pid() -> i32 {
         .and_then(|p| p.to_str().and_then(|s| s.parse().ok()))
         // SAFETY: getpid has no preconditions.
         .unwrap_or_else(|| unsafe { libc::getpid() })
-}
-
-/// In a new (or joined) user namespace, become its root before setting things up.
-fn become_namespace_root() -> Result<()> {
-    let root = Gid::from_raw(0);
-    setresgid(root, root, root).ctx(|| "setgid 0 in user namespace (is gid 0 mapped?)")?;
-    let root = Uid::from_raw(0);
-    setresuid(root, root, root).ctx(|| "setuid 0 in user namespace (is uid 0 mapped?)")
-}
-
-fn set_names(opts: &InitOptions) -> Result<()> {
-    if let Some(h) = opts.spec.hostname().as_deref().filter(|h| !h.is_empty()) {
-        nix::unistd::sethostname(h).map_err(|e| Error::field("hostname", format!("{h:?}: {}", e.desc())))?;
-    }
-    if let Some(d) = opts.spec.domainname().as_deref().filter(|d| !d.is_empty()) {
-        // SAFETY: pointer and length of a live string.
-        let r = unsafe { libc::setdomainname(d.as_ptr().cast(), d.len()) };
-        nix::errno::Errno::result(r).map_err(|e| Error::field("domainname", format!("{d:?}: {}", e.desc())))?;
-    }
-    Ok(())
-}
-
-/// Unshares a time namespace and writes linux.timeOffsets; the exec moves us into it.
-fn enter_new_time_namespace(opts: &InitOptions) -> Result<()> {
-    unshare(CloneFlags::from_bits_retain(libc::CLONE_NEWTIME)).ctx(|| "unshare time namespace")?;
-    let offsets = opts.spec.linux().as_ref().and_then(|l| l.time_offsets().as_ref());
-    let mut text = String::new();
-    for (clock, off) in offsets.into_iter().flatten() {
-        if !matches!(clock.as_str(), "monotonic" | "boottime") {
-            return Err(Error::field(format!("linux.timeOffsets.{clock}"), "only monotonic and boottime can be offset"));
-        }
-        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
-    }
-    if !text.is_empty() {
-        std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::field("linux.timeOffsets", e.to_string()))?;
-    }
-    Ok(())
 }

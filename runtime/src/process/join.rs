@@ -22,8 +22,11 @@ use std::path::PathBuf;
 use nix::sched::CloneFlags;
 use oci_spec::runtime::{Process, Spec};
 
+use super::plan::ProcessPlan;
+use super::real_sys::RealSys;
 use super::sync::{self, Channel, Message};
 use crate::error::{Context, Error, Result};
+use crate::rootfs::BindSources;
 use crate::seccomp::Filter;
 use crate::sys::{clone_fork, Forked};
 
@@ -54,6 +57,8 @@ pub struct JoinOptions<'a> {
 /// The joiner is reaped here; the process is a child of the caller only if the
 /// caller is a child subreaper (the foreground `exec` is).
 pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
+    // The process's limits, identity and program, decided before the fork.
+    let plan = super::plan::process(opts.spec, opts.process)?;
     let (mut parent, mut child) = sync::pair()?;
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free)?;
@@ -62,7 +67,7 @@ pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
     let joiner = match unsafe { clone_fork(0) }.ctx(|| "fork to join the container")? {
         Forked::Child => {
             drop(parent);
-            let err = match join(opts, &child) {
+            let err = match join(opts, &plan, &child) {
                 Ok(never) => match never {},
                 Err(e) => e,
             };
@@ -137,7 +142,7 @@ fn agent_state(opts: &JoinOptions, pid: i32) -> serde_json::Value {
 }
 
 /// The joiner: namespaces, then the fork into the pid namespace.
-fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
+fn join(opts: &JoinOptions, plan: &ProcessPlan, ch: &Channel) -> Result<Infallible> {
     // Nothing in the container may open our /proc entries (exe is the host's strata).
     // SAFETY: plain prctl calls with integer arguments.
     unsafe {
@@ -154,12 +159,12 @@ fn join(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
             // SAFETY: the joiner is done.
             unsafe { libc::_exit(0) }
         }
-        Forked::Child => become_process(opts, ch),
+        Forked::Child => become_process(opts, plan, ch),
     }
 }
 
 /// The process: identity, limits, seccomp, execve.
-fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
+fn become_process(opts: &JoinOptions, plan: &ProcessPlan, ch: &Channel) -> Result<Infallible> {
     // SAFETY: plain prctl calls with integer arguments.
     unsafe {
         libc::prctl(libc::PR_SET_DUMPABLE, 0);
@@ -167,12 +172,13 @@ fn become_process(opts: &JoinOptions, ch: &Channel) -> Result<Infallible> {
     }
     super::reset_signals();
     if let Some(socket) = &opts.console_socket {
-        crate::console::setup(socket, opts.process.console_size(), false)?;
+        crate::console::setup(socket, plan.console_size, false)?;
     }
-    super::exec::prepare_unfiltered(opts.spec, opts.process)?;
+    let no_sources = BindSources::default();
+    super::exec::prepare_unfiltered(plan, &mut RealSys::new(&no_sources))?;
     let tramp = super::finish::before_filter(opts.preserve_fds)?;
     super::finish::install_early(opts.seccomp)?;
-    let prepared = super::exec::prepare(opts.process)?;
+    let prepared = super::exec::prepare(plan)?;
     ch.send(&Message::Ready)?;
     match ch.recv()? {
         Some(Message::Go) => {}

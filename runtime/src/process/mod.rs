@@ -1,7 +1,9 @@
-//! Starting the container's init without re-executing the runtime: one fork-style
-//! clone3 (clone where a seccomp profile refuses clone3) into the new namespaces, after
-//! which the child runs [`init::run`] on data the parent prepared before the clone; the
-//! child joins the namespaces given by path. The parent writes the id maps, places the
+//! Starting the container's init without re-executing the runtime: the parent builds
+//! the init's [`plan::InitPlan`] from config.json, then one fork-style clone3 (clone
+//! where a seccomp profile refuses clone3) into the new namespaces, after which the
+//! child runs [`init::run`], an interpreter of that plan over the [`syscalls::Sys`]
+//! calls ([`steps`], [`crate::rootfs::apply`]); the child joins the namespaces given by
+//! path. The parent writes the id maps, places the
 //! child in its cgroup (unless the clone did), tells it to go on, runs the prestart and
 //! createRuntime hooks in its own namespaces when asked, and waits for "ready" or the
 //! child's own error.
@@ -11,8 +13,16 @@ mod exec;
 mod finish;
 mod init;
 mod join;
-mod trampoline;
+pub mod plan;
+mod real_sys;
+#[cfg(test)]
+pub(crate) mod recorder;
+#[cfg(test)]
+mod sequence_tests;
+mod steps;
 pub mod sync;
+pub mod syscalls;
+mod trampoline;
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -77,13 +87,24 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
     // Opened as host root now: the init may run as a user that can't reach them.
     let bind_sources = crate::rootfs::open_bind_sources(opts.spec, opts.bundle, opts.namespaces.in_user_ns())
         .map_err(|e| (None, e))?;
+    // Everything the init will do that config.json decides, decided now.
+    let plan = plan::build(opts, &bind_sources).map_err(|e| (None, e))?;
     let flags = opts.namespaces.clone_flags.bits() as u64;
+    // The clone site's rule: the child is a copy of this one thread. strata's CLI is
+    // single-threaded, so today the child owns the allocator and every lock. A caller
+    // with threads (an in-process shim) gets a child that must not allocate or take a
+    // lock until it execs: what the init needs is prepared above (the plan, the open
+    // fds, the compiled seccomp program) and the interpreter (steps, rootfs::apply,
+    // RealSys) only reads it, formatting fd paths on the stack. What still allocates
+    // after the clone: error messages, the hooks (they fork and exec), capability sets,
+    // the console and the exec's argv: a multi-threaded caller must first make those
+    // allocation-free, or fork from a single-threaded helper.
     // SAFETY: the runtime is single-threaded; the child owns what it inherits.
     let forked = unsafe { clone_fork_into_cgroup(flags, cgroup_fd.as_ref().map(|f| f.as_raw_fd())) };
     let (pid, in_cgroup) = match forked {
         Ok((Forked::Child, _)) => {
             drop(parent);
-            init::run(opts, &bind_sources, child)
+            init::run(opts, &plan, &bind_sources, child)
         }
         Ok((Forked::Parent(pid), in_cgroup)) => (pid, in_cgroup),
         Err(e) => return Err((None, Error::os("clone container init", e))),
@@ -128,6 +149,18 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
         Some(Message::Ready) => Ok((pid, parent)),
         other => Err(fail(pid, unexpected(other))),
     }
+}
+
+/// The fds to pass on must be open now: otherwise the runtime's own files (the lock,
+/// the sync socket) would take those numbers and leak into the container.
+pub fn check_preserved_fds(n: u32) -> Result<()> {
+    for fd in 3..3 + n as i32 {
+        // SAFETY: F_GETFD only queries the descriptor table.
+        if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+            return Err(Error::Refused(format!("--preserve-fds {n}: fd {fd} is not open")));
+        }
+    }
+    Ok(())
 }
 
 /// Whether the init must stop for prestart/createRuntime hooks (skipped when none).

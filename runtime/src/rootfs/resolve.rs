@@ -1,8 +1,9 @@
 //! Making and opening paths *inside* the container's rootfs, where the rootfs may hold
 //! hostile symlinks: every lookup is confined with RESOLVE_IN_ROOT, and the result is
-//! an fd that mounts then target through /proc/self/fd (CVE-2021-30465 class).
+//! an fd that mounts then target through /proc/self/fd (CVE-2021-30465 class; see
+//! `process::real_sys`).
 
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -11,11 +12,6 @@ use nix::sys::stat::Mode;
 
 use crate::error::{Error, Result};
 use crate::sys::open_in_root;
-
-/// The path that mount(2) and friends can use to reach what `fd` refers to.
-pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
-}
 
 /// Opens `path` inside `root` with O_PATH.
 pub fn open_path(root: &OwnedFd, path: &Path) -> nix::Result<OwnedFd> {

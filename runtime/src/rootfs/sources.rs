@@ -21,13 +21,21 @@ pub struct BindSources {
     trees: Vec<Option<Tree>>,
 }
 
-pub(super) struct Tree {
+pub(crate) struct Tree {
     fd: OwnedFd,
     pub is_dir: bool,
 }
 
 impl BindSources {
-    pub(super) fn get(&self, index: usize) -> Option<&Tree> {
+    /// Trees (directory or not) for plans built in tests: the fd is the root's.
+    #[cfg(test)]
+    pub(crate) fn for_tests(trees: Vec<Option<bool>>) -> BindSources {
+        let open = || nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+        let trees = trees.into_iter().map(|t| t.map(|is_dir| Tree { fd: open().expect("open /"), is_dir })).collect();
+        BindSources { trees }
+    }
+
+    pub(crate) fn get(&self, index: usize) -> Option<&Tree> {
         self.trees.get(index).and_then(Option::as_ref)
     }
 }
