@@ -301,7 +301,9 @@ pub fn unified_cgroup() -> crate::cgroups::Cgroup {
         path: "/strata/t".into(),
         runtime_path: "/".into(),
     };
-    Cgroup { dirs: vec![dir], ..Default::default() }
+    let mut cgroup = Cgroup::default();
+    cgroup.dirs = vec![dir];
+    cgroup
 }
 
 impl Setup {
