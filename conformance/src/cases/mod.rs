@@ -17,6 +17,7 @@ pub mod namespaces;
 pub mod paths;
 pub mod process;
 pub mod rlimits;
+pub mod runc_parity;
 pub mod seccomp;
 pub mod state;
 pub mod sysctl;
@@ -55,6 +56,7 @@ pub fn all() -> Vec<Case> {
         ("seccomp", seccomp::CASES),
         ("features", features::CASES),
         ("console", console::CASES),
+        ("runc_parity", runc_parity::CASES),
     ];
     areas
         .iter()
