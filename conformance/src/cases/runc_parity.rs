@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 pub const CASES: &[Entry] = &[
     ("kill_all_stopped_kills_leftovers", "runc(8) CLI contract: `kill --all ID KILL` on a stopped container exits 0 and kills what is left in its cgroup; plain `kill` of it fails (runtime.md §Kill MUST)", kill_all_stopped),
-    ("kill_zero_running", "runc(8) CLI contract: `kill ID 0` on a running container exits 0 and changes nothing (a liveness probe)", kill_zero),
+    ("kill_zero_running", "runc(8) CLI contract: `kill ID 0` (and `kill --all ID 0`) on a running container exits 0 and changes nothing (a liveness probe)", kill_zero),
+    ("exec_pid_file_unwritable_leaves_nothing", "runc(8) CLI contract: `exec -d --pid-file` that can't write the file fails and leaves no process behind in the container", exec_pidfile),
     ("exec_status_passes_through", "runc(8) CLI contract: `exec` exits with the program's own status", exec_status),
     ("exec_missing_container_255", "runc(8) CLI contract: `exec` that fails in the runtime (no such container) exits 255", exec_missing),
     ("exec_paused_255", "runc(8) CLI contract: `exec` in a paused container is refused with exit 255", exec_paused),
@@ -26,12 +27,17 @@ pub const CASES: &[Entry] = &[
     ("devices_access_is_a_set", "config-linux.md §Allowed Device List access (MUST apply): access is a set of r, w, m; \"rrr\" allows read only (runc reading)", |c| device_case(c, "rrr")),
     ("devices_deny_all_keeps_listed_node", "config-linux.md §Allowed Device List (MUST apply in order): a deny-all keeps a linux.devices node unopenable for write (runc reading)", |c| device_case(c, "deny")),
     ("devices_unknown_access_letters_ignored", "config-linux.md §Allowed Device List access: letters other than r, w, m are ignored, \"rwa\" is read and write (runc reading)", |c| device_case(c, "rwa")),
+    ("devices_default_without_rules", "config-linux.md §Allowed Device List with §Default Devices: without linux.resources.devices only the default devices are allowed (runc reading: the cgroup starts deny-all)", |c| device_case(c, "none")),
+    ("devices_deny_exception_on_allow_all", "config-linux.md §Allowed Device List (MUST apply in order): allow-all then deny b 7:0 w denies write, keeps read", |c| device_case(c, "allow-all")),
+    ("devices_wildcard_hole_refused", "config-linux.md §Allowed Device List: a deny inside an earlier wildcard allow (b *:* then b 7:0 w) is refused, not silently ignored (runc)", |c| device_case(c, "hole")),
     ("delete_force_removes_sub_cgroups", "runtime.md §Delete (MUST delete the resources created during create) / runc(8) delete --force: sub-cgroups the container made go with it", sub_cgroups),
     ("delete_force_shared_cgroup_keeps_other", "runc(8) CLI contract: `delete --force` of one of two containers sharing a cgroupsPath leaves the other running", shared_cgroup),
     ("frozen_cgroup_refused", "runtime.md §Create (MUST generate an error when unable to create the environment): a frozen cgroupsPath is refused within 10 s, not hung in (runc: \"container's cgroup unexpectedly frozen\")", |c| frozen(c, false)),
     ("frozen_parent_refused", "runtime.md §Create (MUST generate an error when unable to create the environment): a cgroupsPath under a frozen parent (born frozen) is refused within 10 s", |c| frozen(c, true)),
     ("absent_mount_inherited", "config-linux.md §Namespaces (MUST): a type not in the array MUST be inherited from the runtime (mount; run inside a private mount namespace made by the case)", no_mount_ns),
     ("hostname_in_joined_uts", "config.md §Hostname with config-linux.md §Namespaces path: hostname is set in a uts namespace joined by path", hostname_joined),
+    ("join_pid_path_holds_container", "config-linux.md §Namespaces path (MUST): the process is placed in a pid namespace joined by path (another container's), not as its pid 1", join_pid),
+    ("new_user_after_joined_network", "config-linux.md §Namespaces and §User namespace mappings: a new user namespace with a network namespace joined by path; the join happens first", userns_after_join),
     ("hooks_keep_runtime_ns_when_joining", "config.md §prestart, §createRuntime Hooks (MUST be called in the runtime namespace): they see the runtime's net and uts while the container joins others by path", hooks_runtime_ns),
     ("create_container_hook_cwd_is_rootfs", "config.md §createContainer Hooks (called in the container namespace, before pivot_root); runc(8): their working directory is the rootfs", cc_cwd),
     ("start_container_hook_under_seccomp", "config.md §startContainer Hooks (MUST be executed in the container namespace) with config-linux.md §Seccomp: runc runs them under the container's filter", sc_seccomp),
@@ -143,6 +149,8 @@ fn kill_zero(ctx: &mut Ctx) -> R {
     started(ctx, &id)?;
     let o = ctx.kill(&id, "0");
     ensure!(o.ok(), "kill ID 0 of a running container: {}", o.brief());
+    let o = ctx.rt(&["kill", "--all", &id, "0"]);
+    ensure!(o.ok(), "kill --all ID 0 of a running container: {}", o.brief());
     ensure!(ctx.status(&id) == "running", "status after kill 0 is {}", ctx.status(&id));
     Ok(())
 }
@@ -154,6 +162,27 @@ fn exec_status(ctx: &mut Ctx) -> R {
     let o = ctx.rt(&["exec", &id, "sh", "-c", "exit 3"]);
     ensure!(o.code == Some(3), "exec of `exit 3` gave {}", o.brief());
     Ok(())
+}
+
+fn exec_pidfile(ctx: &mut Ctx) -> R {
+    sleeper(ctx);
+    let id = ctx.id();
+    started(ctx, &id)?;
+    let bad = ctx.dir.join("no/such/dir/p").display().to_string();
+    let o = ctx.rt(&["exec", "-d", "--pid-file", &bad, &id, "sleep", "999"]);
+    ensure!(!o.ok(), "exec -d with an unwritable --pid-file succeeded");
+    let end = Instant::now() + Duration::from_secs(5);
+    loop {
+        let ps = ctx.rt(&["ps", "-f", "json", &id]);
+        let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).map_err(|e| format!("ps -f json ({e}): {}", ps.brief()))?;
+        if pids.len() == 1 {
+            return Ok(());
+        }
+        if Instant::now() > end {
+            return not_ok(format!("the container still holds {pids:?} 5 s after the failed exec"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn exec_missing(ctx: &mut Ctx) -> R {
@@ -276,11 +305,27 @@ fn device_case(ctx: &mut Ctx, variant: &str) -> R {
             "1010",
         ),
         "rwa" => (json!([deny, { "allow": true, "type": "b", "major": 7, "minor": 0, "access": "rwa" }]), "1000"),
+        "allow-all" => (
+            json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "minor": 0, "access": "w" }]),
+            "0010",
+        ),
+        "hole" => (
+            json!([deny, { "allow": true, "type": "b", "access": "rwm" }, { "allow": false, "type": "b", "major": 7, "minor": 0, "access": "w" }]),
+            "refused",
+        ),
         _ => (json!([deny]), "1110"),
     };
-    ctx.config["linux"]["resources"]["devices"] = rules;
+    if variant == "none" {
+        ctx.config["linux"]["resources"].as_object_mut().unwrap().remove("devices");
+    } else {
+        ctx.config["linux"]["resources"]["devices"] = rules;
+    }
     ctx.sh("for o in 'exec 3>/dev/kmsg' 'exec 3</dev/loop0' 'exec 3>/dev/loop0' 'exec 3</dev/null'; do \
             if sh -c \"$o\" 2>/dev/null; then echo -n 0; else echo -n 1; fi; done");
+    if want == "refused" {
+        let id = ctx.id();
+        return expect_error(&ctx.run(&id), "a deny rule inside an earlier wildcard allow");
+    }
     let got = run_ok(ctx)?;
     ensure!(
         got.trim() == want,
@@ -438,6 +483,38 @@ fn hostname_joined(ctx: &mut Ctx) -> R {
     let o = std::process::Command::new("nsenter").arg(format!("--uts={path}")).arg("hostname").output();
     let joined = o.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     ensure!(joined == "set-by-runtime", "the joined namespace's hostname is {joined:?}");
+    Ok(())
+}
+
+fn join_pid(ctx: &mut Ctx) -> R {
+    sleeper(ctx);
+    let holder = ctx.id();
+    started(ctx, &holder)?;
+    let pid = pid_of(ctx, &holder)?;
+    set_ns(ctx, "pid", Some(&format!("/proc/{pid}/ns/pid")));
+    ctx.sh("[ $$ != 1 ] && echo not-pid-1; cat /proc/1/comm");
+    let out = run_ok(ctx)?;
+    ensure!(out == "not-pid-1\nsleep\n", "in the joined pid namespace the container printed {out:?}");
+    Ok(())
+}
+
+fn userns_after_join(ctx: &mut Ctx) -> R {
+    need_ns(ctx, "user", "user")?;
+    let pid = ns_helper(ctx, &["-n"], "exec sleep 1000")?;
+    let net = link(pid, "net");
+    if net.is_empty() || net == super::host_ns("net") {
+        return skip("host could not make a net namespace with unshare -n");
+    }
+    set_ns(ctx, "network", Some(&format!("/proc/{pid}/ns/net")));
+    set_ns(ctx, "user", None);
+    let map = json!([{ "containerID": 0, "hostID": 100000, "size": 65536 }]);
+    ctx.config["linux"]["uidMappings"] = map.clone();
+    ctx.config["linux"]["gidMappings"] = map;
+    // sysfs can't be mounted for a network namespace the new user namespace doesn't own.
+    ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "sysfs");
+    ctx.sh("readlink /proc/self/ns/net; cat /proc/self/uid_map");
+    let out = run_ok(ctx)?;
+    ensure!(out.split_whitespace().eq([net.as_str(), "0", "100000", "65536"]), "the container printed {out:?}, want {net} and the uid map");
     Ok(())
 }
 
