@@ -17,6 +17,7 @@ pub mod namespaces;
 pub mod paths;
 pub mod process;
 pub mod rlimits;
+pub mod runc_parity;
 pub mod seccomp;
 pub mod spec13;
 pub mod state;
@@ -59,6 +60,7 @@ pub fn all() -> Vec<Case> {
         ("seccomp", seccomp::CASES),
         ("features", features::CASES),
         ("console", console::CASES),
+        ("runc_parity", runc_parity::CASES),
     ];
     areas
         .iter()
