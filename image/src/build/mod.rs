@@ -80,11 +80,9 @@ impl StageState {
     }
 
     pub fn set_env(&mut self, k: &str, v: &str) {
-        // Replaced in place, as docker does; new names go last.
-        let mut env: Vec<Value> = self.env().into_iter().map(|(ek, ev)| json!(format!("{ek}={}", if ek == k { v } else { &ev }))).collect();
-        if !self.env().iter().any(|(ek, _)| ek == k) {
-            env.push(json!(format!("{k}={v}")));
-        }
+        // A name set again moves to the end, as buildah does.
+        let mut env: Vec<Value> = self.env().into_iter().filter(|(ek, _)| ek != k).map(|(ek, ev)| json!(format!("{ek}={ev}"))).collect();
+        env.push(json!(format!("{k}={v}")));
         self.config["config"]["Env"] = json!(env);
     }
 

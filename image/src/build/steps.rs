@@ -402,6 +402,9 @@ impl<'a> Builder<'a> {
                 ns.retain(|n| n["type"] != "network");
             }
         }
+        // The capabilities docker and buildah give a build step (runc's default has three).
+        let caps = json!(RUN_CAPS.iter().map(|c| format!("CAP_{c}")).collect::<Vec<_>>());
+        spec["process"]["capabilities"] = json!({"bounding": caps, "effective": caps, "permitted": caps});
         spec["annotations"] = json!({});
         Ok(spec)
     }
@@ -530,6 +533,7 @@ impl<'a> Builder<'a> {
         let mut tar = tar::Builder::new(std::io::BufWriter::new(tmp));
         tar.follow_symlinks(false);
         let mut made: Vec<Vec<String>> = vec![];
+        let mut links = Links::new();
         let mut parents = |tar: &mut tar::Builder<_>, comps: &[String], upto_incl: bool| -> Result<()> {
             let n = if upto_incl { comps.len() } else { comps.len().saturating_sub(1) };
             for k in 1..=n {
@@ -548,7 +552,7 @@ impl<'a> Builder<'a> {
                 parents(&mut tar, &dcomps, true)?;
                 let base: PathBuf = dcomps.iter().collect();
                 for c in &src.children {
-                    append_item(&mut tar, &c.host, &base.join(&c.dest), &c.meta, uid, gid, chmod)?;
+                    append_item(&mut tar, &mut links, &c.host, &base.join(&c.dest), &c.meta, uid, gid, chmod)?;
                 }
             } else if add && archive_kind(&src.host)?.is_some() {
                 parents(&mut tar, &dcomps, true)?;
@@ -559,7 +563,7 @@ impl<'a> Builder<'a> {
                     t.push(src.rel.last().cloned().unwrap_or_default());
                 }
                 parents(&mut tar, &t, false)?;
-                append_item(&mut tar, &src.host, &t.iter().collect::<PathBuf>(), &src.meta, uid, gid, chmod)?;
+                append_item(&mut tar, &mut links, &src.host, &t.iter().collect::<PathBuf>(), &src.meta, uid, gid, chmod)?;
             }
         }
         let mut f = tar.into_inner().map_err(|e| Error::io(&rootfs, e))?.into_inner().map_err(|e| Error::io(&rootfs, e.into_error()))?;
@@ -568,6 +572,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 }
+
+const RUN_CAPS: [&str; 11] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"];
 
 /// ARG NAME[=default] ... of one instruction (defaults expanded).
 fn arg_decls(cf: &Containerfile, i: &Instruction, vars: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, Option<String>)>> {
@@ -597,9 +603,23 @@ fn dir_header(mode: u32, uid: u64, gid: u64) -> tar::Header {
     h
 }
 
-fn append_item<W: Write>(tar: &mut tar::Builder<W>, host: &Path, dest: &Path, m: &fs::Metadata, uid: u64, gid: u64, chmod: Option<u32>) -> Result<()> {
+/// First destination written for each (dev, ino) with more than one link:
+/// files hardlinked in the source stay hardlinked in the layer.
+type Links = std::collections::HashMap<(u64, u64), PathBuf>;
+
+#[allow(clippy::too_many_arguments)]
+fn append_item<W: Write>(tar: &mut tar::Builder<W>, links: &mut Links, host: &Path, dest: &Path, m: &fs::Metadata, uid: u64, gid: u64, chmod: Option<u32>) -> Result<()> {
     let io = |e| Error::io(host, e);
     let mut h = tar::Header::new_gnu();
+    if m.is_file() && m.nlink() > 1 {
+        if let Some(first) = links.get(&(m.dev(), m.ino())) {
+            h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            return tar.append_link(&mut h, dest, first).map_err(io);
+        }
+        links.insert((m.dev(), m.ino()), dest.to_path_buf());
+    }
     h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
     h.set_uid(uid);
     h.set_gid(gid);
