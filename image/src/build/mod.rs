@@ -42,6 +42,18 @@ pub struct BuildOptions {
     pub cgroup_parent: String,
     /// No step lines (RUN output still streams).
     pub quiet: bool,
+    /// Told about large COPY/ADD steps (the CLI draws a bar on a terminal).
+    pub progress: Option<Box<dyn Progress>>,
+}
+
+/// COPY/ADD steps of at least `LARGE_COPY` bytes report their progress.
+pub const LARGE_COPY: u64 = 32 << 20;
+
+pub trait Progress {
+    /// A large copy starts: `total` bytes of file content.
+    fn start(&self, what: &str, total: u64);
+    fn bytes(&self, n: u64);
+    fn done(&self);
 }
 
 /// One layer of the image being built.

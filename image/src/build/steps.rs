@@ -37,6 +37,8 @@ pub struct Builder<'a> {
     step: usize,
     total: usize,
     seq: usize,
+    /// Cgroup dirs of the RUN containers' parent that existed before this build.
+    parents_before: Vec<PathBuf>,
 }
 
 /// A COPY/ADD, its sources resolved.
@@ -64,7 +66,7 @@ impl<'a> Builder<'a> {
     pub fn new(cf: &'a Containerfile, opts: &'a BuildOptions, layout: Layout, store: Store) -> Result<Builder<'a>> {
         let builds = store.root.join("builds");
         fs::create_dir_all(&builds).map_err(|e| Error::io(&builds, e))?;
-        crate::staging::sweep(&builds, crate::staging::TEMP_FILE, false)?;
+        sweep_stale(&builds)?;
         let work = tempfile::Builder::new().prefix(&crate::staging::prefix(crate::staging::TEMP_FILE)).tempdir_in(&builds).map_err(|e| Error::io(&builds, e))?;
         let cache = Cache::open(&store.root)?;
         let ignore = Ignore::load(&opts.context)?;
@@ -76,7 +78,8 @@ impl<'a> Builder<'a> {
                 global_args.insert(k, v);
             }
         }
-        Ok(Builder { cf, opts, layout, store, cache, work, ignore, global_args, done: vec![], step: 0, total: 0, seq: 0 })
+        let parents_before = cgroup_parents(&opts.cgroup_parent).into_iter().filter(|p| p.is_dir()).collect();
+        Ok(Builder { cf, opts, layout, store, cache, work, ignore, global_args, done: vec![], step: 0, total: 0, seq: 0, parents_before })
     }
 
     pub fn run_stages(&mut self, target: usize) -> Result<StageState> {
@@ -534,6 +537,16 @@ impl<'a> Builder<'a> {
         tar.follow_symlinks(false);
         let mut made: Vec<Vec<String>> = vec![];
         let mut links = Links::new();
+        let total: u64 = srcs.iter().map(|s| s.meta.len() * s.meta.is_file() as u64 + s.children.iter().filter(|c| c.meta.is_file()).map(|c| c.meta.len()).sum::<u64>()).sum();
+        let progress = self.opts.progress.as_deref().filter(|_| total >= super::LARGE_COPY);
+        if let Some(p) = progress {
+            p.start(dest, total);
+        }
+        let on_bytes = |n: u64| {
+            if let Some(p) = progress {
+                p.bytes(n)
+            }
+        };
         let mut parents = |tar: &mut tar::Builder<_>, comps: &[String], upto_incl: bool| -> Result<()> {
             let n = if upto_incl { comps.len() } else { comps.len().saturating_sub(1) };
             for k in 1..=n {
@@ -552,7 +565,7 @@ impl<'a> Builder<'a> {
                 parents(&mut tar, &dcomps, true)?;
                 let base: PathBuf = dcomps.iter().collect();
                 for c in &src.children {
-                    append_item(&mut tar, &mut links, &c.host, &base.join(&c.dest), &c.meta, uid, gid, chmod)?;
+                    append_item(&mut tar, &mut links, &c.host, &base.join(&c.dest), &c.meta, (uid, gid, chmod), &on_bytes)?;
                 }
             } else if add && archive_kind(&src.host)?.is_some() {
                 parents(&mut tar, &dcomps, true)?;
@@ -563,8 +576,11 @@ impl<'a> Builder<'a> {
                     t.push(src.rel.last().cloned().unwrap_or_default());
                 }
                 parents(&mut tar, &t, false)?;
-                append_item(&mut tar, &mut links, &src.host, &t.iter().collect::<PathBuf>(), &src.meta, uid, gid, chmod)?;
+                append_item(&mut tar, &mut links, &src.host, &t.iter().collect::<PathBuf>(), &src.meta, (uid, gid, chmod), &on_bytes)?;
             }
+        }
+        if let Some(p) = progress {
+            p.done();
         }
         let mut f = tar.into_inner().map_err(|e| Error::io(&rootfs, e))?.into_inner().map_err(|e| Error::io(&rootfs, e.into_error()))?;
         std::io::Seek::rewind(&mut f).map_err(|e| Error::io(&rootfs, e))?;
@@ -574,6 +590,46 @@ impl<'a> Builder<'a> {
 }
 
 const RUN_CAPS: [&str; 11] = ["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID", "KILL", "NET_BIND_SERVICE", "SETFCAP", "SETGID", "SETPCAP", "SETUID", "SYS_CHROOT"];
+
+/// What builds killed mid-way left under `builds`: their containers are deleted,
+/// their working containers unmounted, then their dirs removed.
+fn sweep_stale(builds: &Path) -> Result<()> {
+    use crate::staging::{self, TEMP_FILE};
+    for p in staging::sweep(builds, TEMP_FILE, true)? {
+        let rt_store = strata::container::Store::new(p.join("state"));
+        for id in rt_store.ids().unwrap_or_default() {
+            let _ = strata::container::delete(&rt_store, &id, true);
+        }
+        let mut mounts: Vec<PathBuf> = crate::overlay::mounts().into_iter().map(|(m, _)| m).filter(|m| m.starts_with(&p)).collect();
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
+        for m in mounts {
+            crate::overlay::unmount(&m)?;
+        }
+    }
+    staging::sweep(builds, TEMP_FILE, false).map(drop)
+}
+
+/// Where the RUN containers' parent cgroup is, in each hierarchy.
+fn cgroup_parents(parent: &str) -> Vec<PathBuf> {
+    let mut roots: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
+    roots.push(PathBuf::from("/sys/fs/cgroup"));
+    roots.into_iter().map(|r| r.join(parent.trim_start_matches('/'))).collect()
+}
+
+impl Drop for Builder<'_> {
+    /// The parent cgroups this build's containers made (their own are gone with
+    /// them); rmdir only removes empty ones, so a concurrent build keeps its own.
+    fn drop(&mut self) {
+        if self.seq == 0 || self.opts.cgroup_parent.trim_matches('/').is_empty() {
+            return;
+        }
+        for p in cgroup_parents(&self.opts.cgroup_parent) {
+            if !self.parents_before.contains(&p) && p.is_dir() {
+                let _ = fs::remove_dir(&p);
+            }
+        }
+    }
+}
 
 /// ARG NAME[=default] ... of one instruction (defaults expanded).
 fn arg_decls(cf: &Containerfile, i: &Instruction, vars: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, Option<String>)>> {
@@ -607,8 +663,11 @@ fn dir_header(mode: u32, uid: u64, gid: u64) -> tar::Header {
 /// files hardlinked in the source stay hardlinked in the layer.
 type Links = std::collections::HashMap<(u64, u64), PathBuf>;
 
-#[allow(clippy::too_many_arguments)]
-fn append_item<W: Write>(tar: &mut tar::Builder<W>, links: &mut Links, host: &Path, dest: &Path, m: &fs::Metadata, uid: u64, gid: u64, chmod: Option<u32>) -> Result<()> {
+/// Owner and mode a COPY gives: uid, gid, --chmod.
+type Own = (u64, u64, Option<u32>);
+
+fn append_item<W: Write>(tar: &mut tar::Builder<W>, links: &mut Links, host: &Path, dest: &Path, m: &fs::Metadata, own: Own, on_bytes: &dyn Fn(u64)) -> Result<()> {
+    let (uid, gid, chmod) = own;
     let io = |e| Error::io(host, e);
     let mut h = tar::Header::new_gnu();
     if m.is_file() && m.nlink() > 1 {
@@ -634,7 +693,9 @@ fn append_item<W: Write>(tar: &mut tar::Builder<W>, links: &mut Links, host: &Pa
         tar.append_link(&mut h, dest, fs::read_link(host).map_err(io)?).map_err(io)
     } else if ft.is_file() {
         let f = fs::File::open(host).map_err(io)?;
-        tar.append_data(&mut h, dest, f.take(m.len())).map_err(io)
+        tar.append_data(&mut h, dest, f.take(m.len())).map_err(io)?;
+        on_bytes(m.len());
+        Ok(())
     } else {
         Ok(()) // sockets, devices, fifos of a context are not copied
     }

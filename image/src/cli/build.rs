@@ -1,4 +1,5 @@
 use std::collections::BTreeMap;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use strata_image::build::{self, BuildOptions};
 use strata_image::reference::Reference;
@@ -63,8 +64,30 @@ pub fn run(a: Args) -> Result<()> {
         store: a.store,
         cgroup_parent: a.cgroup_parent,
         quiet: a.quiet,
+        progress: std::io::stderr().is_terminal().then(|| Box::new(Bar(indicatif::ProgressBar::hidden())) as Box<dyn build::Progress>),
     };
     let d = build::build(&opts)?;
     println!("{}", d.digest());
     Ok(())
+}
+
+/// An indicatif bar on stderr for large COPY/ADD steps (only on a terminal; no
+/// ticker thread: RUN clones the runtime's init from this single-threaded process).
+struct Bar(indicatif::ProgressBar);
+
+impl build::Progress for Bar {
+    fn start(&self, what: &str, total: u64) {
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        self.0.set_length(total);
+        self.0.set_position(0);
+        let style = indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        self.0.set_style(style);
+        self.0.set_message(format!("to {what}"));
+    }
+    fn bytes(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn done(&self) {
+        self.0.finish_and_clear();
+    }
 }
