@@ -319,3 +319,22 @@ COPY . /ctx/
     assert_eq!(fs::read_to_string(b.join("rootfs/out/artifact")).unwrap(), "built \n", "FLAVOUR unset");
     f.assert_clean();
 }
+
+#[test]
+fn run_has_no_network_unless_asked() {
+    let t = scratch("build-net");
+    let f = Fixture::new(t.path(), "net");
+    // /proc/net/dev: two header lines, then one line per interface.
+    let cf = "FROM {BASE}\nRUN grep -c : /proc/net/dev > /ifaces\nHEALTHCHECK CMD true\n";
+    let ctx = f.context("ctx", cf, &[]);
+    let out = f.build(&ctx, "none", &[]);
+    ok(&out, "build");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("HEALTHCHECK is not part of the OCI image format: ignored"));
+    assert_eq!(fs::read_to_string(f.unpack("none", &[]).join("rootfs/ifaces")).unwrap(), "1\n", "a new network namespace: lo only");
+    let out = f.build(&ctx, "host", &["--network", "host"]);
+    ok(&out, "build --network host");
+    assert!(!stdout(&out).contains("Using cache"), "the network is part of the RUN's cache key");
+    let host_ifaces = fs::read_to_string("/proc/net/dev").unwrap().lines().filter(|l| l.contains(':')).count();
+    assert_eq!(fs::read_to_string(f.unpack("host", &[]).join("rootfs/ifaces")).unwrap(), format!("{host_ifaces}\n"), "the host's interfaces");
+    f.assert_clean();
+}

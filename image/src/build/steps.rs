@@ -258,6 +258,11 @@ impl<'a> Builder<'a> {
                 let key = cache::key(&st.key, &[&created_by]);
                 self.layer_step(st, i, &key, &created_by, true, &mut |b, s, _| b.make_dirs(s, std::slice::from_ref(&w)))?;
             }
+            "HEALTHCHECK" | "ONBUILD" => {
+                // As buildah does for OCI images: the OCI config has no field for them.
+                eprintln!("strata-image: {}:{}: {} is not part of the OCI image format: ignored", self.cf.file, i.line, i.keyword);
+                self.config_only(st, &nop(&i.text()));
+            }
             "RUN" => self.run(st, i)?,
             "COPY" | "ADD" => self.copy(st, i)?,
             other => return Err(self.err(i, format!("{other}: not supported"))),
