@@ -338,3 +338,35 @@ fn run_has_no_network_unless_asked() {
     assert_eq!(fs::read_to_string(f.unpack("host", &[]).join("rootfs/ifaces")).unwrap(), format!("{host_ifaces}\n"), "the host's interfaces");
     f.assert_clean();
 }
+
+#[test]
+fn an_interrupted_build_stops_its_run_and_leaves_nothing() {
+    let t = scratch("build-int");
+    let f = Fixture::new(t.path(), "int");
+    let ctx = f.context("ctx", "FROM {BASE}\nRUN echo started; sleep 60\n", &[]);
+    let image = f.image("int");
+    let mut child = Command::new(bin())
+        .args(["build", "-t", &image, "--store"])
+        .arg(t.path().join("store"))
+        .args(["--cgroup-parent", &f.cgroup_parent])
+        .arg(&ctx)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("started") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut out, &mut line).unwrap() > 0, "the RUN started");
+    }
+    let start = std::time::Instant::now();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success() && start.elapsed() < std::time::Duration::from_secs(10), "stopped at once: {status:?}");
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert!(err.contains("Containerfile:2: RUN echo started; sleep 60: interrupted by SIGINT"), "{err}");
+    f.assert_clean();
+}

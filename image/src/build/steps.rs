@@ -409,6 +409,15 @@ impl<'a> Builder<'a> {
             if let Some(ns) = spec["linux"]["namespaces"].as_array_mut() {
                 ns.retain(|n| n["type"] != "network");
             }
+            // The host's name resolution, over the image's files where it has them
+            // (a mount point made here would be left in the layer).
+            for f in ["etc/resolv.conf", "etc/hosts"] {
+                let comps: Vec<String> = f.split('/').map(str::to_string).collect();
+                let in_image = context::resolve_in(rootfs, &comps, true).ok().and_then(|p| fs::symlink_metadata(p).ok());
+                if in_image.is_some_and(|m| m.is_file()) && Path::new("/").join(f).is_file() {
+                    spec["mounts"].as_array_mut().unwrap().push(json!({"destination": format!("/{f}"), "type": "bind", "source": format!("/{f}"), "options": ["rbind", "ro"]}));
+                }
+            }
         }
         // The capabilities docker and buildah give a build step (runc's default has three).
         let caps = json!(RUN_CAPS.iter().map(|c| format!("CAP_{c}")).collect::<Vec<_>>());
