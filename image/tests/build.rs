@@ -312,6 +312,15 @@ COPY . /ctx/
     let ctx_files: Vec<&String> = tree.keys().filter(|k| k.starts_with("ctx/")).collect();
     assert_eq!(ctx_files, ["ctx/.containerignore", "ctx/Containerfile", "ctx/keep.txt", "ctx/layer.tar.gz", "ctx/plain.tar", "ctx/sub", "ctx/sub/keep.log"], "the ignore file applied");
 
+    let again = f.build(&ctx, "multi", &["--build-arg", "FLAVOUR=fast"]);
+    ok(&again, "rebuild");
+    assert_eq!(stdout(&again).matches("--> Using cache").count(), 7, "every layer of every stage: {}", stdout(&again));
+    let other = f.build(&ctx, "multi-other", &["--build-arg", "FLAVOUR=slow"]);
+    ok(&other, "another build arg");
+    // The builder's RUN sees FLAVOUR; what builds on it, or copies from it, follows.
+    assert_eq!(stdout(&other).matches("--> Using cache").count(), 0, "{}", stdout(&other));
+    assert_eq!(fs::read_to_string(f.unpack("multi-other", &[]).join("rootfs/opt/artifact")).unwrap(), "built slow\n");
+
     // --target stops at a stage and tags it.
     let out = f.build(&ctx, "second", &["--target", "second"]);
     ok(&out, "--target");

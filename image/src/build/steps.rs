@@ -491,6 +491,12 @@ impl<'a> Builder<'a> {
                         (layers, digest)
                     }
                 };
+                // Another stage's tree is known by its key: a cached step needs no mount.
+                let created_by = format!("{} {}", i.keyword, i.text().split_once(' ').map(|x| x.1).unwrap_or(""));
+                let key = cache::key(&st.key, &[&created_by, &dest, &key]);
+                if !self.opts.no_cache && self.cache.get(&key, &self.layout).is_some() {
+                    return self.layer_step(st, i, &key, &created_by, false, &mut |_, _, _| Ok(()));
+                }
                 let s = self.session(&layers).map_err(|e| self.err(i, e))?;
                 let root = s.rootfs();
                 from_session = Some(s);
@@ -514,7 +520,8 @@ impl<'a> Builder<'a> {
             }
         }
         let created_by = format!("{} {}", i.keyword, i.text().split_once(' ').map(|x| x.1).unwrap_or(""));
-        let inputs = match &from_key {
+        // From another tree the key was made above; from the context it hashes the sources.
+        let key = match &from_key {
             Some(k) => k.clone(),
             None => {
                 let mut items = vec![];
@@ -523,10 +530,9 @@ impl<'a> Builder<'a> {
                     items.push(Item { host: s.host.clone(), dest: base.clone(), meta: s.meta.clone() });
                     items.extend(s.children.iter().map(|c| Item { dest: base.join(&c.dest), ..c.clone() }));
                 }
-                context::hash_items(&items)?
+                cache::key(&st.key, &[&created_by, &dest, &context::hash_items(&items)?])
             }
         };
-        let key = cache::key(&st.key, &[&created_by, &dest, &inputs]);
         let plan = CopyPlan { srcs, dest, dest_dir_hint, add, chown, chmod };
         let r = self.layer_step(st, i, &key, &created_by, false, &mut |b, s, _| b.copy_into(s, &plan));
         drop(from_session);
