@@ -1,6 +1,7 @@
 //! `strata-image build` against `buildah bud`: the same Containerfiles (a
 //! single-stage busybox one, multi-stage with COPY --from, ENV/ARG/USER/WORKDIR,
-//! ADD of a tar, a RUN that deletes files of a lower layer) built by both give
+//! ADD of a tar, RUN as a user with globbed COPY and a .dockerignore, a RUN that
+//! deletes files of a lower layer) built by both give
 //! the same unpacked tree (type, mode, owner, size, content, link target, xattrs;
 //! `common::walk` leaves mtimes out) and the same config. Needs buildah (skipped
 //! without); buildah runs RUN with runc in chroot isolation.
@@ -38,6 +39,11 @@ const CASES: &[(&str, &str)] = &[
          RUN echo \"$GREETING\" > greeting && mkdir -p /home/user && chown 1000:1000 /home/user\nUSER 1000:1000\nCOPY a.txt .\n",
     ),
     ("addtar", "ARG BASE\nFROM $BASE\nADD files.tar /unpacked/\nADD files.tar.gz /gz\nRUN ls -R /unpacked /gz > /listing\n"),
+    (
+        "userglob",
+        "ARG BASE\nFROM $BASE\nUSER 1000:1000\nWORKDIR /tmp/work\nRUN touch mine && mkdir sub && echo x > sub/f\nUSER 0\n\
+         COPY *.txt d/sub/* /globbed/\nCOPY . /all/\nCOPY a.txt /renamed.txt\n",
+    ),
     (
         "deletes",
         "ARG BASE\nFROM $BASE\nRUN rm -rf /etc/group /usr /bin/vi && mkdir -p /etc/new && echo x > /etc/new/f\nRUN rm -rf /etc/new && echo again > /etc/group\n",
@@ -99,6 +105,9 @@ fn builds_like_buildah_bud() {
         fs::write(ctx.join("a.txt"), "a\n").unwrap();
         fs::write(ctx.join("d/sub/f"), "deep\n").unwrap();
         fs::write(ctx.join("d/top"), "top\n").unwrap();
+        fs::write(ctx.join("b.txt"), "b\n").unwrap();
+        fs::write(ctx.join("README.md"), "ignored\n").unwrap();
+        fs::write(ctx.join(".dockerignore"), "d/top\n*.md\n").unwrap();
         let entries = [dir_("x/"), file("x/f", "in tar\n").owner(3, 4).mode(0o640), symlink("x/l", "f"), hardlink("x/h", "x/f").owner(3, 4).mode(0o640), file("root-file", "r\n").mode(0o755)];
         fs::write(ctx.join("files.tar"), tar(&entries)).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());

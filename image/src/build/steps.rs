@@ -256,7 +256,7 @@ impl<'a> Builder<'a> {
                 st.config["config"]["WorkingDir"] = json!(w);
                 let created_by = nop(&format!("WORKDIR {w}"));
                 let key = cache::key(&st.key, &[&created_by]);
-                self.layer_step(st, i, &key, &created_by, true, &mut |b, s, _| b.make_dirs(s, std::slice::from_ref(&w)))?;
+                self.layer_step(st, i, &key, &created_by, true, &mut |b, s, st| b.make_dirs(s, std::slice::from_ref(&w), &user_of(st)))?;
             }
             "HEALTHCHECK" | "ONBUILD" => {
                 // As buildah does for OCI images: the OCI config has no field for them.
@@ -379,7 +379,7 @@ impl<'a> Builder<'a> {
         let key = cache::key(&st.key, &[&created_by, &json!(env).to_string(), &json!(args).to_string(), if host_net { "host" } else { "" }]);
         let workdir = st.workdir();
         self.layer_step(st, i, &key, &created_by, false, &mut |b, s, st| {
-            b.make_dirs(s, std::slice::from_ref(&workdir))?;
+            b.make_dirs(s, std::slice::from_ref(&workdir), &user_of(st))?;
             let spec = b.run_spec(st, &s.rootfs(), &argv, &args, host_net)?;
             let id = format!("strata-build-{}-{}", std::process::id(), b.seq);
             let state = b.work.path().join("state");
@@ -426,9 +426,11 @@ impl<'a> Builder<'a> {
         Ok(spec)
     }
 
-    /// Makes the directories (absolute image paths) that do not exist yet: 0755, root's.
-    fn make_dirs(&self, s: &Session, dirs: &[String]) -> Result<()> {
+    /// Makes the directories (absolute image paths) that do not exist yet: 0755,
+    /// owned by `user` (the USER in effect, as buildah makes a WORKDIR).
+    fn make_dirs(&self, s: &Session, dirs: &[String], user: &str) -> Result<()> {
         let rootfs = s.rootfs();
+        let u = crate::passwd::resolve(&rootfs, user)?;
         let mut tar = tar::Builder::new(Vec::new());
         for d in dirs {
             let comps = context::clean(d);
@@ -436,7 +438,7 @@ impl<'a> Builder<'a> {
                 if exists_in(&rootfs, &comps[..n]) {
                     continue;
                 }
-                let mut h = dir_header(0o755, 0, 0);
+                let mut h = dir_header(0o755, u.uid as u64, u.gid as u64);
                 tar.append_data(&mut h, comps[..n].join("/"), std::io::empty()).map_err(|e| Error::io(d, e))?;
             }
         }
@@ -627,6 +629,11 @@ fn sweep_stale(builds: &Path) -> Result<()> {
         }
     }
     staging::sweep(builds, TEMP_FILE, false).map(drop)
+}
+
+/// The USER in effect ("" for root).
+fn user_of(st: &StageState) -> String {
+    st.config["config"]["User"].as_str().unwrap_or("").to_string()
 }
 
 /// Where the RUN containers' parent cgroup is, in each hierarchy.
