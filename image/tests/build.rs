@@ -379,3 +379,16 @@ fn an_interrupted_build_stops_its_run_and_leaves_nothing() {
     assert!(err.contains("Containerfile:2: RUN echo started; sleep 60: interrupted by SIGINT"), "{err}");
     f.assert_clean();
 }
+
+#[test]
+fn from_scratch_run_leaves_no_mount_points_in_its_layer() {
+    let t = scratch("build-scratch");
+    let f = Fixture::new(t.path(), "scratch");
+    let ctx = f.context("ctx", "FROM scratch\nCOPY bin /bin\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo hi > /hi\"]\n", &[]);
+    assert!(Command::new("tar").arg("-C").arg(&ctx).arg("-xf").arg(t.path().join("busybox.tar")).arg("./bin").status().unwrap().success());
+    ok(&f.build(&ctx, "scratch", &[]), "build");
+    let b = f.unpack("scratch", &[]);
+    let top: Vec<String> = fs::read_dir(b.join("rootfs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    assert_eq!(top, ["bin", "hi"], "no /proc, /sys, /dev made for the RUN");
+    f.assert_clean();
+}

@@ -383,9 +383,23 @@ impl<'a> Builder<'a> {
             let spec = b.run_spec(st, &s.rootfs(), &argv, &args, host_net)?;
             let id = format!("strata-build-{}-{}", std::process::id(), b.seq);
             let state = b.work.path().join("state");
+            // Mount points the runtime makes (/proc, /dev, ... in an image without
+            // them) are the container's, not the step's: they leave the layer again.
+            let rootfs = s.rootfs();
+            let mut made: Vec<Vec<String>> = spec["mounts"].as_array().into_iter().flatten().filter_map(|m| m["destination"].as_str()).map(context::clean).filter(|c| !c.is_empty() && !exists_in(&rootfs, c)).collect();
             let code = s.run(&state, &id, &spec)?;
             if code != 0 {
                 return Err(b.err(i, format!("exit code {code}")));
+            }
+            s.unmount()?;
+            made.sort_by_key(|c| std::cmp::Reverse(c.len()));
+            for c in made {
+                let p = c.iter().fold(s.upper(), |p, c| p.join(c));
+                match fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() => drop(fs::remove_dir(&p)), // only when empty
+                    Ok(m) if m.is_file() && m.len() == 0 => drop(fs::remove_file(&p)),
+                    _ => {}
+                }
             }
             Ok(())
         })
