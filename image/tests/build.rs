@@ -45,16 +45,14 @@ impl Fixture {
     }
 
     pub fn build(&self, ctx: &Path, tag: &str, extra: &[&str]) -> Output {
+        self.build_command(ctx, tag, extra).stdin(std::process::Stdio::null()).output().unwrap()
+    }
+
+    pub fn build_command(&self, ctx: &Path, tag: &str, extra: &[&str]) -> Command {
         let image = format!("{}:{tag}", self.dir.join("img").display());
-        Command::new(bin())
-            .args(["build", "-t", &image, "--store"])
-            .arg(self.dir.join("store"))
-            .args(["--cgroup-parent", &self.cgroup_parent])
-            .args(extra)
-            .arg(ctx)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
+        let mut c = Command::new(bin());
+        c.args(["build", "-t", &image, "--store"]).arg(self.dir.join("store")).args(["--cgroup-parent", &self.cgroup_parent]).args(extra).arg(ctx);
+        c
     }
 
     pub fn image(&self, tag: &str) -> String {
@@ -200,12 +198,16 @@ fn build_config_history_tree_and_run() {
 }
 
 #[test]
-fn cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
+fn build_cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
     let t = scratch("build-cache");
     let f = Fixture::new(t.path(), "cache");
-    let cf = "FROM {BASE}\nRUN echo one > /one\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nENV X=1\n";
+    // `cat > /stdin` reads the step's stdin: /dev/null, so it ends at once.
+    let cf = "FROM {BASE}\nRUN echo one > /one && cat > /stdin\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nENV X=1\n";
     let ctx = f.context("ctx", cf, &[("a.txt", "first\n")]);
-    let first = f.build(&ctx, "c1", &[]);
+    // Our stdin stays open and silent: were it the step's, `cat` would wait forever.
+    let mut child = f.build_command(&ctx, "c1", &[]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let _open_stdin = child.stdin.take();
+    let first = child.wait_with_output().unwrap();
     ok(&first, "cold build");
     assert_eq!(stdout(&first).matches("Using cache").count(), 0);
 
@@ -239,7 +241,7 @@ fn cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
 }
 
 #[test]
-fn a_failed_run_names_its_line_and_exit_code_and_leaves_nothing() {
+fn build_a_failed_run_names_its_line_and_exit_code_and_leaves_nothing() {
     let t = scratch("build-fail");
     let f = Fixture::new(t.path(), "fail");
     // What a build killed mid-way leaves (a creator that no longer runs, a working
@@ -269,7 +271,7 @@ fn a_failed_run_names_its_line_and_exit_code_and_leaves_nothing() {
 }
 
 #[test]
-fn multi_stage_copy_from_add_tar_and_ignore_file() {
+fn build_multi_stage_copy_from_add_tar_and_ignore_file() {
     let t = scratch("build-multi");
     let f = Fixture::new(t.path(), "multi");
     let cf = r#"ARG BASE_IMAGE={BASE}
@@ -330,7 +332,7 @@ COPY . /ctx/
 }
 
 #[test]
-fn run_has_no_network_unless_asked() {
+fn build_run_has_no_network_unless_asked() {
     let t = scratch("build-net");
     let f = Fixture::new(t.path(), "net");
     // /proc/net/dev: two header lines, then one line per interface.
@@ -349,16 +351,12 @@ fn run_has_no_network_unless_asked() {
 }
 
 #[test]
-fn an_interrupted_build_stops_its_run_and_leaves_nothing() {
+fn build_an_interrupted_build_stops_its_run_and_leaves_nothing() {
     let t = scratch("build-int");
     let f = Fixture::new(t.path(), "int");
     let ctx = f.context("ctx", "FROM {BASE}\nRUN echo started; sleep 60\n", &[]);
-    let image = f.image("int");
-    let mut child = Command::new(bin())
-        .args(["build", "-t", &image, "--store"])
-        .arg(t.path().join("store"))
-        .args(["--cgroup-parent", &f.cgroup_parent])
-        .arg(&ctx)
+    let mut child = f
+        .build_command(&ctx, "int", &[])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -381,7 +379,7 @@ fn an_interrupted_build_stops_its_run_and_leaves_nothing() {
 }
 
 #[test]
-fn from_scratch_run_leaves_no_mount_points_in_its_layer() {
+fn build_from_scratch_run_leaves_no_mount_points_in_its_layer() {
     let t = scratch("build-scratch");
     let f = Fixture::new(t.path(), "scratch");
     let ctx = f.context("ctx", "FROM scratch\nCOPY bin /bin\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo hi > /hi\"]\n", &[]);

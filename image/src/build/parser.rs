@@ -88,6 +88,9 @@ pub fn parse(file: &str, text: &str) -> Result<Containerfile> {
         if !KEYWORDS.contains(&i.keyword.as_str()) {
             return Err(err("unknown instruction"));
         }
+        if matches!(i.keyword.as_str(), "RUN" | "COPY" | "ADD") && i.args.starts_with("<<") {
+            return Err(err("heredocs are not supported by strata-image build"));
+        }
         if i.args.is_empty() && !matches!(i.keyword.as_str(), "RUN" | "CMD" | "ENTRYPOINT") {
             return Err(err("needs an argument"));
         }
@@ -398,6 +401,8 @@ mod tests {
         let e = parse("Cf", "# nothing\n").unwrap_err().to_string();
         assert_eq!(e, "Cf: no FROM instruction");
         assert!(parse("Cf", "FROM a\nHEALTHCHECK CMD true\nONBUILD RUN x\n").is_ok(), "parsed (and ignored by the build)");
+        let e = parse("Cf", "FROM a\nRUN <<EOF\necho\nEOF\n").unwrap_err().to_string();
+        assert_eq!(e, "Cf:2: RUN <<EOF: heredocs are not supported by strata-image build");
         let e = parse("Cf", "FROM a\nENV\n").unwrap_err().to_string();
         assert_eq!(e, "Cf:2: ENV: needs an argument");
         let e = parse("Cf", "FROM a AS b\nFROM c AS b\n").unwrap_err().to_string();

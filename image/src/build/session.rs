@@ -55,6 +55,12 @@ impl Session {
         crate::layout::write_atomic(&self.dir.join("config.json"), &text)?;
         let store = rt::Store::new(state);
         let rterr = |e: strata::Error| Error::Invalid(format!("container {id}: {e}"));
+        // A build step reads no input, as under docker and buildah: the container's
+        // stdin (inherited from this process) is /dev/null; ours comes back after.
+        let saved_stdin = nix::unistd::dup(std::io::stdin()).ok();
+        let null = fs::File::open("/dev/null").map_err(|e| Error::io("/dev/null", e))?;
+        nix::unistd::dup2_stdin(&null).map_err(|e| Error::sys("dup2", "/dev/null", e))?;
+        drop(null);
         let mut set = SigSet::empty();
         for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP, Signal::SIGCHLD] {
             set.add(s);
@@ -71,6 +77,9 @@ impl Session {
             rt::start(&store, id).map_err(rterr)?;
             wait(st.pid, &set)
         })();
+        if let Some(fd) = saved_stdin {
+            let _ = nix::unistd::dup2_stdin(&fd);
+        }
         let _ = nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
         if let Some((root, id)) = self.container.take() {
             rt::delete(&rt::Store::new(root), &id, true).map_err(rterr)?;
