@@ -277,7 +277,7 @@ fn build_multi_stage_copy_from_add_tar_and_ignore_file() {
     let cf = r#"ARG BASE_IMAGE={BASE}
 FROM ${BASE_IMAGE} AS builder
 ARG FLAVOUR
-RUN mkdir -p /out && echo "built $FLAVOUR" > /out/artifact && echo unused > /out/unused
+RUN mkdir -p /out && echo "built $FLAVOUR" > /out/artifact && echo unused > /out/unused && echo "${FLAVOUR-unset}" > /out/flavour
 FROM builder AS second
 RUN echo second > /out/second
 
@@ -327,7 +327,8 @@ COPY . /ctx/
     let out = f.build(&ctx, "second", &["--target", "second"]);
     ok(&out, "--target");
     let b = f.unpack("second", &[]);
-    assert_eq!(fs::read_to_string(b.join("rootfs/out/artifact")).unwrap(), "built \n", "FLAVOUR unset");
+    assert_eq!(fs::read_to_string(b.join("rootfs/out/artifact")).unwrap(), "built \n");
+    assert_eq!(fs::read_to_string(b.join("rootfs/out/flavour")).unwrap(), "unset\n", "an ARG without a value is not in RUN's environment");
     f.assert_clean();
 }
 

@@ -74,8 +74,9 @@ impl<'a> Builder<'a> {
         for i in &cf.global_args {
             let vars = |n: &str| global_args.get(n).cloned();
             for (k, v) in arg_decls(cf, i, &vars)? {
-                let v = opts.build_args.get(&k).cloned().or(v).unwrap_or_default();
-                global_args.insert(k, v);
+                if let Some(v) = opts.build_args.get(&k).cloned().or(v) {
+                    global_args.insert(k, v);
+                }
             }
         }
         let parents_before = cgroup_parents(&opts.cgroup_parent).into_iter().filter(|p| p.is_dir()).collect();
@@ -170,8 +171,12 @@ impl<'a> Builder<'a> {
             "ARG" => {
                 let decls = arg_decls(self.cf, i, &vars)?;
                 for (k, default) in &decls {
+                    // Without a value an ARG stays unset: not in a RUN's environment.
                     let v = self.opts.build_args.get(k).cloned().or(default.clone()).or_else(|| self.global_args.get(k).cloned());
-                    st.args.insert(k.clone(), v.unwrap_or_default());
+                    match v {
+                        Some(v) => st.args.insert(k.clone(), v),
+                        None => st.args.remove(k),
+                    };
                 }
                 let text = decls.iter().map(|(k, d)| d.as_ref().map_or(k.clone(), |d| format!("{k}={d}"))).collect::<Vec<_>>().join(" ");
                 self.config_only(st, &nop(&format!("ARG {text}")));
