@@ -391,3 +391,25 @@ fn build_from_scratch_run_leaves_no_mount_points_in_its_layer() {
     assert_eq!(top, ["bin", "hi"], "no /proc, /sys, /dev made for the RUN");
     f.assert_clean();
 }
+
+#[test]
+fn build_large_copy_shows_a_bar_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: no script(1) to give the build a terminal");
+        return;
+    }
+    let t = scratch("build-bar");
+    let f = Fixture::new(t.path(), "bar");
+    let ctx = f.context("ctx", "FROM {BASE}\nCOPY big /big\n", &[]);
+    fs::write(ctx.join("big"), vec![7u8; 40 << 20]).unwrap();
+    let cmd = f.build_command(&ctx, "bar", &[]);
+    let line: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
+    let out = Command::new("script").args(["-qec", &line.join(" "), "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    ok(&out, "build on a terminal");
+    let text = stdout(&out);
+    assert!(text.contains("40.00 MiB/40.00 MiB to /big"), "the bar, full at the end: {text}");
+    let piped = f.build(&ctx, "bar2", &["--no-cache"]);
+    ok(&piped, "build without a terminal");
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("MiB"), "no bar");
+    f.assert_clean();
+}

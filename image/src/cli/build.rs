@@ -77,12 +77,12 @@ struct Bar(indicatif::ProgressBar);
 
 impl build::Progress for Bar {
     fn start(&self, what: &str, total: u64) {
-        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
-        self.0.set_length(total);
-        self.0.set_position(0);
         let style = indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         self.0.set_style(style);
         self.0.set_message(format!("to {what}"));
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     }
     fn bytes(&self, n: u64) {
         self.0.inc(n);
