@@ -6,8 +6,13 @@
 //! instructions only change the config. Every instruction adds a history entry.
 //!
 //! `parser` reads the file, `context` picks COPY sources (ignore files, globs),
-//! `steps` performs the instructions, `cache` remembers the layer each step
-//! made, `session` is the working container.
+//! `steps` performs the instructions (`steps/run`, `steps/copy`), `cache`
+//! remembers the layer each step made, `session` is the working container.
+//!
+//! Not supported, each failing with a message that names the line: heredocs,
+//! `RUN --mount`, ADD of URLs, `COPY --parents`/`--exclude`. HEALTHCHECK and
+//! ONBUILD are ignored with a warning, as buildah does for OCI images; ADD
+//! extracts plain, gzip and zstd tars (xz and bzip2 ones are copied as files).
 
 pub mod cache;
 pub mod context;
