@@ -413,3 +413,18 @@ fn build_large_copy_shows_a_bar_on_a_terminal() {
     assert!(!String::from_utf8_lossy(&piped.stderr).contains("MiB"), "no bar");
     f.assert_clean();
 }
+
+#[test]
+fn build_shell_applies_to_run_and_the_shell_forms() {
+    let t = scratch("build-shell");
+    let f = Fixture::new(t.path(), "shell");
+    let ctx = f.context("ctx", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo hi\nRUN echo $0 $- > /flags\n", &[]);
+    ok(&f.build(&ctx, "shell", &[]), "build");
+    assert_eq!(f.config("shell")["config"]["Cmd"], serde_json::json!(["/bin/sh", "-ec", "echo hi"]));
+    let flags = fs::read_to_string(f.unpack("shell", &[]).join("rootfs/flags")).unwrap();
+    assert!(flags.starts_with("/bin/sh ") && flags.contains('e'), "RUN ran under SHELL: {flags}");
+    let ctx = f.context("ctx2", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN false; echo never > /never\n", &[]);
+    let out = f.build(&ctx, "shell2", &[]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(":3: RUN false; echo never > /never: exit code 1"));
+    f.assert_clean();
+}

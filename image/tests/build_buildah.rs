@@ -22,6 +22,8 @@ impl Drop for Unmount<'_> {
     }
 }
 
+// Not compared: SHELL, which buildah ignores for OCI images (docker format only) and
+// strata-image applies as docker does (to RUN, and to CMD/ENTRYPOINT's shell form).
 const CASES: &[(&str, &str)] = &[
     (
         "single",
@@ -45,6 +47,11 @@ const CASES: &[(&str, &str)] = &[
          COPY *.txt d/sub/* /globbed/\nCOPY . /all/\nCOPY a.txt /renamed.txt\n",
     ),
     (
+        "config",
+        "ARG BASE\nFROM $BASE\nARG VER=1.0\nLABEL version=$VER \"multi word\"=\"a b\"\nENTRYPOINT echo hi\n\
+         CMD [\"arg\"]\nEXPOSE 8000 9/udp\nVOLUME [\"/data\", \"/logs\"]\nSTOPSIGNAL SIGKILL\nUSER nobody\nENV A=1 B=\"$VER x\"\n",
+    ),
+    (
         "deletes",
         "ARG BASE\nFROM $BASE\nRUN rm -rf /etc/group /usr /bin/vi && mkdir -p /etc/new && echo x > /etc/new/f\nRUN rm -rf /etc/new && echo again > /etc/group\n",
     ),
@@ -62,7 +69,7 @@ fn config_of(layout: &Path, tag: &str) -> serde_json::Value {
     let img = strata_image::image::open(&r, &strata_image::platform::PlatformSpec::host()).unwrap();
     let cfg: serde_json::Value = serde_json::from_slice(&img.config_raw).unwrap();
     let mut c = serde_json::json!({});
-    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts"] {
+    for k in ["Env", "Cmd", "Entrypoint", "WorkingDir", "User", "Labels", "ExposedPorts", "Volumes", "StopSignal"] {
         let mut v = cfg["config"][k].clone();
         if k == "Labels" {
             if let Some(o) = v.as_object_mut() {
