@@ -202,7 +202,7 @@ fn build_cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
     let t = scratch("build-cache");
     let f = Fixture::new(t.path(), "cache");
     // `cat > /stdin` reads the step's stdin: /dev/null, so it ends at once.
-    let cf = "FROM {BASE}\nRUN echo one > /one && cat > /stdin\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nENV X=1\n";
+    let cf = "FROM {BASE}\nRUN echo one > /one && cat > /stdin && rm /etc/group && rm -rf /home && mkdir -p /home/x\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nENV X=1\n";
     let ctx = f.context("ctx", cf, &[("a.txt", "first\n")]);
     // Our stdin stays open and silent: were it the step's, `cat` would wait forever.
     let mut child = f.build_command(&ctx, "c1", &[]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
@@ -219,6 +219,17 @@ fn build_cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
     assert!(took < std::time::Duration::from_secs(1), "a warm build takes under a second: {took:?}");
     let (c1, c2) = (f.config("c1"), f.config("c2"));
     assert_eq!(c1["rootfs"], c2["rootfs"], "the same layers");
+    // The store kept each step's read-write layer as the layer: it must be what
+    // extracting the layer blob gives.
+    let other = t.path().join("other-store");
+    let b = t.path().join("overlay-bundle");
+    ok(&Command::new(bin()).args(["unpack", "--overlay", "--store"]).arg(&other).args(["--image", &f.image("c1")]).arg(&b).output().unwrap(), "unpack --overlay");
+    ok(&Command::new(bin()).arg("remove").arg(&b).output().unwrap(), "remove");
+    for d in c1["rootfs"]["diff_ids"].as_array().unwrap() {
+        let hex = &d.as_str().unwrap()[7..];
+        let (kept, extracted) = (t.path().join("store/layers/sha256").join(hex), other.join("layers/sha256").join(hex));
+        assert_eq!(walk(&kept), walk(&extracted), "layer {hex}");
+    }
 
     fs::write(ctx.join("a.txt"), "second\n").unwrap();
     let changed = f.build(&ctx, "c3", &[]);

@@ -330,6 +330,13 @@ impl<'a> Builder<'a> {
             return Ok(());
         }
         let nl = writer::write_layer_with(&self.layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))?;
+        // The read-write layer is already that layer as the store keeps it (overlay
+        // whiteouts and opaque dirs): it moves there instead of being extracted again
+        // for the next step. Same filesystem: both are under the store's root.
+        let dest = self.store.layer_dir(&nl.diff_id)?;
+        if !dest.exists() {
+            let _ = fs::rename(&upper, &dest);
+        }
         drop(s);
         self.cache.put(key, &Entry { layer: Some(nl.descriptor.clone()), diff_id: Some(nl.diff_id.clone()) })?;
         self.say(&format!("--> {}", &nl.descriptor.digest().to_string()[7..19]));
