@@ -11,13 +11,15 @@
 //! The tree follows the flow, one folder per stage: `sources` (where images
 //! come from) → `image` (resolve a reference, stream verified layers) →
 //! `apply` (a layer onto a directory) → `bundles` (rootfs + config.json) →
-//! `commit` (a bundle's changes back into an image) → `upkeep` (du, gc,
+//! `commit` (a bundle's changes back into an image) → `build` (a
+//! Containerfile: working containers committed layer by layer) → `upkeep` (du, gc,
 //! import/save/export). `error`, `whiteout` and `staging` serve them all.
 
 // The CLI's modules name the library `strata_image::`, as a user of the crate would.
 extern crate self as strata_image;
 
 pub mod apply;
+pub mod build;
 pub mod bundles;
 /// The `strata-image` command line (src/main.rs runs it; tools/docgen documents it).
 pub mod cli;

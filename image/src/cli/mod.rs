@@ -1,6 +1,7 @@
 //! Command line: one file per subcommand. Errors are rendered once, here,
 //! as a single line.
 
+mod build;
 mod commit;
 mod du;
 mod gc;
@@ -50,6 +51,8 @@ enum Cmd {
     Export(export::Args),
     /// Make a one-layer image of a plain rootfs tar.
     Import(import::Args),
+    /// Build an image from a Containerfile (RUN in working containers, one layer per step).
+    Build(build::Args),
     /// Copy an image into an OCI layout or archive.
     Save(save::Args),
     /// Sizes: a bundle's read-write layer vs its whole view, or a store's layers.
@@ -75,6 +78,7 @@ pub fn run() -> i32 {
         Cmd::Commit(a) => commit::run(a),
         Cmd::Export(a) => export::run(a),
         Cmd::Import(a) => import::run(a),
+        Cmd::Build(a) => build::run(a),
         Cmd::Save(a) => save::run(a),
         Cmd::Du(a) => du::run(a),
         Cmd::Gc(a) => gc::run(a),
