@@ -3,6 +3,7 @@
 //! was left behind. Everything a test makes is removed on drop, even when it fails.
 
 pub mod engines;
+pub mod shim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
