@@ -38,13 +38,20 @@ pub struct Shim {
     exit: Arc<ExitSignal>,
     namespace: String,
     id: String,
+    /// The serving shim's ttrpc socket (`unix:///run/containerd/s/HASH`).
+    socket: String,
 }
 
 impl containerd_shim::Shim for Shim {
     type T = Service;
 
     fn new(_runtime_id: &str, args: &Flags, _config: &mut Config) -> Self {
-        Shim { exit: Arc::new(ExitSignal::default()), namespace: args.namespace.clone(), id: args.id.clone() }
+        Shim {
+            exit: Arc::new(ExitSignal::default()),
+            namespace: args.namespace.clone(),
+            id: args.id.clone(),
+            socket: args.socket.clone(),
+        }
     }
 
     /// Runs in the bundle: a pod's containers share the shim of their sandbox.
@@ -72,8 +79,13 @@ impl containerd_shim::Shim for Shim {
         })
     }
 
+    /// Until Shutdown. The socket goes here: the crate removes it through the bundle's
+    /// `address` file, which containerd has deleted by then.
     fn wait(&mut self) {
         self.exit.wait();
+        if let Some(path) = self.socket.strip_prefix("unix://") {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Service {
