@@ -28,6 +28,7 @@ strata_integration::shim_scenarios!(
     fifty_containers_in_a_row_leave_nothing,
     missing_binary_error_reaches_the_user,
     pod_containers_share_one_shim_and_namespaces,
+    shared_pid_namespace_init_exit_kills_the_rest,
 );
 
 /// Runs a ctr command under a pseudo-terminal (`script`): ctr's `-t` wants its own
@@ -304,6 +305,28 @@ fn pod_containers_share_one_shim_and_namespaces(shim: Shim) {
     c.remove(&second);
     assert_eq!(c.task_status(&first), "RUNNING", "the pod's first container outlives the second");
     assert_eq!(shim_pids(&c, shim).len(), 1, "the pod's shim stays while a container does");
+    c.remove(&first);
+    c.assert_nothing_left();
+}
+
+/// A container in another's pid namespace: when its init exits the kernel leaves its
+/// other processes running, so the shim kills what is left in its cgroup.
+fn shared_pid_namespace_init_exit_kills_the_rest(shim: Shim) {
+    let c = shim.containerd();
+    let first = c.run_detached("pidns", &[], &["sleep", "1000"]);
+    let pid_ns = format!("--with-ns=pid:/proc/{}/ns/pid", task_pid(&c, &first));
+    let name = c.run_detached("joiner", &[&pid_ns], &["sh", "-c", "sleep 1001 </dev/null >/dev/null 2>&1 & sleep 1000"]);
+    let procs = format!("/sys/fs/cgroup/pids/{}/cgroup.procs", c.cgroup_path(&name));
+    let count = || std::fs::read_to_string(&procs).map(|s| s.lines().count()).unwrap_or(0);
+    // sh execs its last command: the init is `sleep 1000`, beside the background sleep.
+    assert!(wait_until(10, || count() == 2), "the init and the background sleep: {}", count());
+    let init = task_pid(&c, &name);
+    // SAFETY: plain kill(2) of the container's init (no signal reaches it through ctr
+    // here: ctr would kill the whole cgroup with --all).
+    unsafe { libc::kill(init, libc::SIGKILL) };
+    assert!(wait_until(10, || c.task_status(&name) == "STOPPED"), "{}", c.task_status(&name));
+    assert!(wait_until(10, || count() == 0), "the background sleep outlived the init: {}", count());
+    c.remove(&name);
     c.remove(&first);
     c.assert_nothing_left();
 }

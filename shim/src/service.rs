@@ -110,6 +110,15 @@ impl containerd_shim::Shim for Shim {
     }
 }
 
+/// Whether config.json asks for a new pid namespace (not one joined by path).
+fn own_pid_namespace(config: &Path) -> bool {
+    let Some(v) = std::fs::read(config).ok().and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok()) else {
+        return true;
+    };
+    let namespaces = v["linux"]["namespaces"].as_array().cloned().unwrap_or_default();
+    namespaces.iter().any(|n| n["type"] == "pid" && n["path"].as_str().unwrap_or("").is_empty())
+}
+
 fn sandbox_id(config: &Path) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(config).ok()?).ok()?;
     v["annotations"][SANDBOX_ID].as_str().map(str::to_string)
@@ -199,6 +208,10 @@ struct Container {
     bundle: PathBuf,
     root: PathBuf,
     rootfs_mounted: bool,
+    /// No pid namespace of its own (it joined the pod's or the host's): when the init
+    /// exits, the kernel doesn't end the rest, so the shim kills what is left in the
+    /// container's cgroup, as the runc shim does.
+    kill_all_on_exit: bool,
     init: Proc,
     execs: HashMap<String, Proc>,
 }
@@ -268,6 +281,10 @@ impl Inner {
                 }
             }
         }
+        let orphans = hit.as_ref().and_then(|(cid, id)| {
+            let c = &t.containers[cid];
+            (cid == id && c.kill_all_on_exit).then(|| (cid.clone(), c.root.clone()))
+        });
         if hit.is_none() {
             if t.unclaimed.len() > 4096 {
                 t.unclaimed.clear();
@@ -276,6 +293,11 @@ impl Inner {
         }
         drop(t);
         self.exited.notify_all();
+        if let Some((id, root)) = orphans {
+            if let Err(e) = ctr::kill(&Store::new(root), &id, libc::SIGKILL, true) {
+                warn!("{id}: kill what the init left: {e}");
+            }
+        }
         if let Some((container_id, id)) = hit {
             self.exit_event(container_id, id, pid, code as u32);
         }
@@ -381,7 +403,14 @@ impl containerd_shim::Task for Service {
         let init = Proc { io: io.clone(), ..Default::default() };
         s.table().containers.insert(
             id.clone(),
-            Container { bundle: bundle.clone(), root, rootfs_mounted: mounted, init, execs: HashMap::new() },
+            Container {
+                kill_all_on_exit: !own_pid_namespace(&bundle.join("config.json")),
+                bundle: bundle.clone(),
+                root,
+                rootfs_mounted: mounted,
+                init,
+                execs: HashMap::new(),
+            },
         );
         s.register(&id, "", pid, pty)?;
         s.publish(TaskCreate {
