@@ -8,12 +8,18 @@
 //! - [`helper`]: create and exec run in a forked single-threaded helper (why: see there)
 //! - [`stdio`]: containerd's fifos, `file://` log URIs, the console socket and pty copying
 //! - [`metrics`]: strata's cgroup stats as containerd's cgroups v1 `Metrics`
+//! - [`trim`]: a waiting shim keeps only the code it runs resident
 
 mod helper;
 mod metrics;
 mod service;
 mod stdio;
+mod trim;
 
 fn main() {
+    // One malloc arena: a dozen threads (ttrpc, reaper, exit monitor) that allocate
+    // little would otherwise each touch an arena of their own.
+    // SAFETY: mallopt before any thread exists.
+    unsafe { libc::mallopt(libc::M_ARENA_MAX, 1) };
     containerd_shim::run::<service::Shim>(service::RUNTIME_ID, None)
 }

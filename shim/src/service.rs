@@ -438,6 +438,8 @@ impl containerd_shim::Task for Service {
             ctr::start(&store, &req.id).map_err(strata_err)?;
             let pid = s.table().container(&req.id)?.init.pid;
             s.publish(TaskStart { container_id: req.id.clone(), pid: pid as u32, ..Default::default() });
+            // The container runs: from here the shim mostly waits.
+            crate::trim::release_code_pages();
             return Ok(api::StartResponse { pid: pid as u32, ..Default::default() });
         }
         let (io, spec, bundle) = {
