@@ -16,7 +16,9 @@ use containerd_shim::protos::events::task::{
 };
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
-use containerd_shim::protos::protobuf::Message;
+use containerd_shim::protos::protobuf::{Message, MessageFull};
+use containerd_shim::protos::shim::events::{Envelope, ForwardRequest};
+use containerd_shim::protos::EventsClient;
 use containerd_shim::protos::types::mount::Mount;
 use containerd_shim::protos::ttrpc::{self, Code};
 use containerd_shim::protos::types::task::ProcessInfo;
@@ -89,10 +91,14 @@ impl containerd_shim::Shim for Shim {
     }
 
     fn create_task_service(&self, publisher: RemotePublisher) -> Service {
+        drop(publisher);
+        let address = std::env::var("TTRPC_ADDRESS").unwrap_or_default();
+        let fd = containerd_shim::util::connect(&address).expect("connect to containerd's ttrpc socket");
+        let client = containerd_shim::protos::ttrpc::Client::new(fd).expect("ttrpc client");
         let inner = Arc::new(Inner {
             namespace: self.namespace.clone(),
             exit: self.exit.clone(),
-            publisher,
+            events: EventsClient::new(client),
             table: Mutex::new(Table::default()),
             exited: Condvar::new(),
         });
@@ -190,7 +196,10 @@ pub struct Service {
 struct Inner {
     namespace: String,
     exit: Arc<ExitSignal>,
-    publisher: RemotePublisher,
+    /// containerd's events service. Not the crate's RemotePublisher: that names each
+    /// event's type through its protobuf descriptor, which builds the descriptors of
+    /// the whole events API on the heap (~0.4 MiB a shim keeps for its life).
+    events: EventsClient,
     table: Mutex<Table>,
     /// Signalled whenever a process's exit is recorded.
     exited: Condvar,
@@ -224,6 +233,10 @@ struct Proc {
     pty: Option<Arc<Pty>>,
     /// An exec's process.json, until it starts.
     spec: Option<PathBuf>,
+    /// While Create/Start/exec start runs: an exit is recorded but its TaskExit waits
+    /// until the start event is out (containerd expects start before exit).
+    held: bool,
+    held_exit: bool,
 }
 
 impl Table {
@@ -258,9 +271,24 @@ impl Inner {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, event: impl Event + 'static) {
+    /// Forwards an event to containerd; its type URL is the message's protobuf name.
+    fn publish<E: Event + MessageFull>(&self, event: E) {
         let topic = event.topic();
-        if let Err(e) = self.publisher.publish(Default::default(), &topic, &self.namespace, Box::new(event)) {
+        let name = std::any::type_name::<E>().rsplit("::").next().unwrap_or_default();
+        let any = Any {
+            type_url: format!("containerd.events.{name}"),
+            value: event.write_to_bytes().unwrap_or_default(),
+            ..Default::default()
+        };
+        let envelope = Envelope {
+            timestamp: Some(now()).into(),
+            namespace: self.namespace.clone(),
+            topic: topic.clone(),
+            event: Some(any).into(),
+            ..Default::default()
+        };
+        let req = ForwardRequest { envelope: Some(envelope).into(), ..Default::default() };
+        if let Err(e) = self.events.forward(Default::default(), &req) {
             warn!("publish {topic}: {e}");
         }
     }
@@ -268,6 +296,7 @@ impl Inner {
     fn on_exit(&self, pid: i32, code: i32) {
         let mut t = self.table();
         let mut hit = None;
+        let mut found_held = false;
         'find: for (cid, c) in t.containers.iter_mut() {
             let procs = std::iter::once((cid.clone(), &mut c.init)).chain(c.execs.iter_mut().map(|(e, p)| (e.clone(), p)));
             for (id, p) in procs {
@@ -276,7 +305,12 @@ impl Inner {
                     if let Some(pty) = &p.pty {
                         pty.stop();
                     }
-                    hit = Some((cid.clone(), id));
+                    if p.held {
+                        p.held_exit = true;
+                        found_held = true;
+                    } else {
+                        hit = Some((cid.clone(), id));
+                    }
                     break 'find;
                 }
             }
@@ -285,7 +319,7 @@ impl Inner {
             let c = &t.containers[cid];
             (cid == id && c.kill_all_on_exit).then(|| (cid.clone(), c.root.clone()))
         });
-        if hit.is_none() {
+        if hit.is_none() && !found_held {
             if t.unclaimed.len() > 4096 {
                 t.unclaimed.clear();
             }
@@ -316,6 +350,7 @@ impl Inner {
     }
 
     /// Sets the pid of a process just made, and its exit if that came first.
+    /// The process must be held (see [`Proc::held`]): its exit's event waits for [`Inner::release`].
     fn register(&self, id: &str, exec_id: &str, pid: i32, pty: Option<Arc<Pty>>) -> TtrpcResult<()> {
         let mut t = self.table();
         let early = t.claim(pid);
@@ -324,12 +359,30 @@ impl Inner {
         p.pty = pty;
         if let Some(code) = early {
             p.exit = Some((code as u32, now()));
+            p.held_exit = true;
             drop(t);
             self.exited.notify_all();
-            let eid = if exec_id.is_empty() { id } else { exec_id };
-            self.exit_event(id.to_string(), eid.to_string(), pid, code as u32);
         }
         Ok(())
+    }
+
+    /// Holds a process's exit event until [`Inner::release`].
+    fn hold(&self, id: &str, exec_id: &str) -> TtrpcResult<()> {
+        self.table().proc_mut(id, exec_id)?.held = true;
+        Ok(())
+    }
+
+    /// Its start event is out: publish the exit that came meanwhile, if any.
+    fn release(&self, id: &str, exec_id: &str) {
+        let mut t = self.table();
+        let Ok(p) = t.proc_mut(id, exec_id) else { return };
+        p.held = false;
+        if std::mem::take(&mut p.held_exit) {
+            let (pid, code) = (p.pid, p.exit.as_ref().map(|e| e.0).unwrap_or(0));
+            drop(t);
+            let eid = if exec_id.is_empty() { id } else { exec_id };
+            self.exit_event(id.to_string(), eid.to_string(), pid, code);
+        }
     }
 
     fn store(&self, id: &str) -> TtrpcResult<Store> {
@@ -400,7 +453,7 @@ impl containerd_shim::Task for Service {
                 return Err(e);
             }
         };
-        let init = Proc { io: io.clone(), ..Default::default() };
+        let init = Proc { io: io.clone(), held: true, ..Default::default() };
         s.table().containers.insert(
             id.clone(),
             Container {
@@ -428,6 +481,7 @@ impl containerd_shim::Task for Service {
             pid: pid as u32,
             ..Default::default()
         });
+        s.release(&req.id, "");
         Ok(api::CreateTaskResponse { pid: pid as u32, ..Default::default() })
     }
 
@@ -435,9 +489,14 @@ impl containerd_shim::Task for Service {
         let s = &self.inner;
         let store = s.store(&req.id)?;
         if req.exec_id.is_empty() {
-            ctr::start(&store, &req.id).map_err(strata_err)?;
+            s.hold(&req.id, "")?;
+            let started = ctr::start(&store, &req.id).map_err(strata_err);
             let pid = s.table().container(&req.id)?.init.pid;
-            s.publish(TaskStart { container_id: req.id.clone(), pid: pid as u32, ..Default::default() });
+            if started.is_ok() {
+                s.publish(TaskStart { container_id: req.id.clone(), pid: pid as u32, ..Default::default() });
+            }
+            s.release(&req.id, "");
+            started?;
             // The container runs: from here the shim mostly waits.
             crate::trim::release_code_pages();
             return Ok(api::StartResponse { pid: pid as u32, ..Default::default() });
@@ -472,6 +531,7 @@ impl containerd_shim::Task for Service {
             pid: pid as u32,
             ..Default::default()
         });
+        s.release(&req.id, &req.exec_id);
         Ok(api::StartResponse { pid: pid as u32, ..Default::default() })
     }
 
@@ -525,7 +585,7 @@ impl containerd_shim::Task for Service {
         let json = req.spec.as_ref().map(|a| a.value.clone()).unwrap_or_default();
         std::fs::write(&spec, json).map_err(|e| rpc_err(Code::INTERNAL, format!("write {}: {e}", spec.display())))?;
         let io = Stdio { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
-        c.execs.insert(req.exec_id.clone(), Proc { io, spec: Some(spec), ..Default::default() });
+        c.execs.insert(req.exec_id.clone(), Proc { io, spec: Some(spec), held: true, ..Default::default() });
         drop(t);
         s.publish(TaskExecAdded { container_id: req.id.clone(), exec_id: req.exec_id.clone(), ..Default::default() });
         Ok(api::Empty::new())
@@ -650,8 +710,12 @@ impl containerd_shim::Task for Service {
 
     fn stats(&self, _ctx: &TtrpcContext, req: api::StatsRequest) -> TtrpcResult<api::StatsResponse> {
         let stats = ctr::events::stats_once(&self.inner.store(&req.id)?, &req.id).map_err(strata_err)?;
-        let any = containerd_shim::util::convert_to_any(Box::new(crate::metrics::from_stats(&stats)))
-            .map_err(|e| rpc_err(Code::INTERNAL, e))?;
+        // The type URL by hand, as in `publish`: no descriptor is built (kubelets poll this).
+        let any = Any {
+            type_url: "io.containerd.cgroups.v1.Metrics".into(),
+            value: crate::metrics::from_stats(&stats).write_to_bytes().map_err(|e| rpc_err(Code::INTERNAL, e))?,
+            ..Default::default()
+        };
         Ok(api::StatsResponse { stats: Some(any).into(), ..Default::default() })
     }
 
