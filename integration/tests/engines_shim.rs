@@ -29,6 +29,7 @@ strata_integration::shim_scenarios!(
     missing_binary_error_reaches_the_user,
     pod_containers_share_one_shim_and_namespaces,
     shared_pid_namespace_init_exit_kills_the_rest,
+    a_killed_shim_is_cleaned_up,
 );
 
 /// Runs a ctr command under a pseudo-terminal (`script`): ctr's `-t` wants its own
@@ -328,6 +329,33 @@ fn shared_pid_namespace_init_exit_kills_the_rest(shim: Shim) {
     assert!(wait_until(10, || count() == 0), "the background sleep outlived the init: {}", count());
     c.remove(&name);
     c.remove(&first);
+    c.assert_nothing_left();
+}
+
+/// A shim that dies (SIGKILL) leaves its container to containerd, which runs the
+/// shim binary's `delete` action: the container is killed and its state, rootfs mount
+/// and cgroup go; strata's shim also removes the dead shim's socket.
+fn a_killed_shim_is_cleaned_up(shim: Shim) {
+    let c = shim.containerd();
+    let name = c.run_detached("orphan", &[], &["sleep", "1000"]);
+    let init = task_pid(&c, &name);
+    let bundle = c.dir.join("state/io.containerd.runtime.v2.task").join(&c.namespace).join(&name);
+    let address = std::fs::read_to_string(bundle.join("address")).unwrap();
+    let socket = std::path::PathBuf::from(address.trim().trim_start_matches("unix://"));
+    let shims = shim_pids(&c, shim);
+    assert_eq!(shims.len(), 1, "{shims:?}");
+    // SAFETY: plain kill(2) of this world's shim.
+    unsafe { libc::kill(shims[0], libc::SIGKILL) };
+    assert!(wait_until(15, || !strata_integration::process_alive(init)), "the container outlived its shim's cleanup");
+    assert!(wait_until(15, || c.task_status(&name) != "RUNNING"), "{}", c.task_status(&name));
+    let _ = c.ctr(&["task", "rm", "-f", &name]);
+    assert_ok(&c.ctr(&["container", "rm", &name]), "ctr container rm");
+    if shim == Shim::Strata {
+        assert!(wait_until(5, || !socket.exists()), "{} left", socket.display());
+    } else {
+        // containerd-shim-runc-v2's delete action leaves it: the test removes it.
+        let _ = std::fs::remove_file(&socket);
+    }
     c.assert_nothing_left();
 }
 

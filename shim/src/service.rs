@@ -74,6 +74,12 @@ impl containerd_shim::Shim for Shim {
             warn!("delete {}: {e}", self.id);
         }
         unmount_rootfs(&bundle.join("rootfs"));
+        // The dead shim's socket (a live shim removes it when it exits).
+        if let Ok(address) = std::fs::read_to_string(bundle.join("address")) {
+            if let Some(path) = address.trim().strip_prefix("unix://") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         Ok(DeleteResponse {
             exit_status: 128 + libc::SIGKILL as u32,
             exited_at: Some(now()).into(),
