@@ -4,7 +4,9 @@
 //! runtime) and runs every container operation through strata's library in-process,
 //! where containerd-shim-runc-v2 execs a runtime binary per operation.
 //!
-//! - [`service`]: the task API (create, start, exec, kill, wait, delete ...) and exit events
+//! - [`service`]: containerd's start/delete actions, one shim per pod
+//! - [`table`]: the containers and processes a shim serves, their exits and events
+//! - [`task`]: the task API (create, start, exec, kill, wait, delete ...)
 //! - [`helper`]: create and exec run in a forked single-threaded helper (why: see there)
 //! - [`stdio`]: containerd's fifos, `file://` log URIs, the console socket and pty copying
 //! - [`metrics`]: strata's cgroup stats as containerd's cgroups v1 `Metrics`
@@ -14,6 +16,8 @@ mod helper;
 mod metrics;
 mod service;
 mod stdio;
+mod table;
+mod task;
 mod trim;
 
 fn main() {
