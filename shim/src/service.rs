@@ -183,3 +183,36 @@ pub(crate) fn strata_err(e: strata::Error) -> ttrpc::Error {
     };
     rpc_err(code, e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_root_sits_beside_containerds_bundles_or_follows_the_runc_options() {
+        let bundle = Path::new("/run/containerd/io.containerd.runtime.v2.task/k8s.io/abc");
+        assert_eq!(store_root(bundle, "k8s.io", None), Path::new("/run/containerd/strata/k8s.io"));
+        assert_eq!(store_root(Path::new("/elsewhere/b"), "ns", None), Path::new("/run/containerd/strata/ns"));
+        let opts = Options { root: "/run/mine".into(), ..Default::default() };
+        let any = Any { type_url: "containerd.runc.v1.Options".into(), value: opts.write_to_bytes().unwrap(), ..Default::default() };
+        assert_eq!(store_root(bundle, "k8s.io", Some(&any)), Path::new("/run/mine/k8s.io"));
+    }
+
+    #[test]
+    fn pods_group_by_sandbox_id_and_joined_pid_namespaces_are_not_owned() {
+        let dir = std::env::temp_dir().join(format!("strata-shim-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("config.json");
+        let spec = serde_json::json!({
+            "annotations": { SANDBOX_ID: "pod1" },
+            "linux": { "namespaces": [{ "type": "pid", "path": "/proc/1/ns/pid" }, { "type": "mount" }] }
+        });
+        std::fs::write(&config, spec.to_string()).unwrap();
+        assert_eq!(sandbox_id(&config).as_deref(), Some("pod1"));
+        assert!(!own_pid_namespace(&config));
+        std::fs::write(&config, r#"{"linux":{"namespaces":[{"type":"pid"}]}}"#).unwrap();
+        assert_eq!(sandbox_id(&config), None);
+        assert!(own_pid_namespace(&config));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
