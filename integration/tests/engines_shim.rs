@@ -251,10 +251,11 @@ fn update_sets_memory_and_pids_limits(shim: Shim) {
     let fifo = c.fifo_dir_flag();
     let script = "for i in 1 2 3 4 5 6 7 8; do sleep 1000 </dev/null >/dev/null 2>&1 & done; echo spawned";
     let out = c.ctr(&["task", "exec", &fifo, "--exec-id", "forks", &name, "sh", "-c", script]);
-    assert!(stderr(&out).contains("fork"), "forks past pids.max must fail: {} {}", stdout(&out), stderr(&out));
-    // The exec's shell has exited: the init and the sleeps that got a pid are left.
+    // The exec's shell has exited: the init and the sleeps that got a pid are left, at
+    // most 4 of the 8 (the shell took one). Unlimited, all 8 would run. (Not the shell's
+    // "can't fork" on stderr: under load the runc shim's exec output can come short.)
     let current: u32 = cg("pids", "pids.current").parse().unwrap();
-    assert!((2..6).contains(&current), "pids.current {current}");
+    assert!((2..6).contains(&current), "pids.current {current}: {} {}", stdout(&out), stderr(&out));
     c.remove(&name);
     c.assert_nothing_left();
 }
