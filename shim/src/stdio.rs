@@ -44,6 +44,21 @@ impl Stdio {
     }
 }
 
+impl Stdio {
+    /// The shim's own hold on the output fifos while the process runs (see
+    /// [`crate::table::Proc::keep`]): fifos only, not logs or a terminal's.
+    pub fn keep_open(&self) -> Vec<File> {
+        if self.terminal {
+            return Vec::new();
+        }
+        [&self.stdout, &self.stderr]
+            .into_iter()
+            .filter(|p| !p.is_empty() && !p.contains("://"))
+            .filter_map(|p| OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(p).ok())
+            .collect()
+    }
+}
+
 fn dev_null() -> Result<OwnedFd, String> {
     File::options().read(true).write(true).open("/dev/null").map(OwnedFd::from).map_err(|e| format!("/dev/null: {e}"))
 }

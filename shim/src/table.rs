@@ -66,6 +66,10 @@ pub(crate) struct Proc {
     pub(crate) exit: Option<(u32, Timestamp)>,
     pub(crate) io: Stdio,
     pub(crate) pty: Option<Arc<Pty>>,
+    /// The output fifos, held open by the shim until the process has exited: what the
+    /// process wrote stays in the fifo even when the client's reader (opened
+    /// asynchronously by ctr) was not open yet when the process ended.
+    pub(crate) keep: Vec<std::fs::File>,
     /// An exec's process.json, until it starts.
     pub(crate) spec: Option<PathBuf>,
     /// While Create/Start/exec start runs: an exit is recorded but its TaskExit waits
@@ -140,6 +144,7 @@ impl Inner {
                     if let Some(pty) = &p.pty {
                         pty.stop();
                     }
+                    p.keep.clear();
                     if p.held {
                         p.held_exit = true;
                         found_held = true;
@@ -193,6 +198,7 @@ impl Inner {
         p.pid = pid;
         p.pty = pty;
         if let Some(code) = early {
+            p.keep.clear();
             p.exit = Some((code as u32, now()));
             p.held_exit = true;
             drop(t);

@@ -51,6 +51,7 @@ impl containerd_shim::Task for Service {
         let io = Stdio { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
         let store = Store::new(&root);
         let id = req.id.clone();
+        let keep = io.keep_open();
         let made = spawn_in_helper(&io, |console_socket| {
             let opts = CreateOptions { bundle: bundle.clone(), console_socket, ..Default::default() };
             ctr::create(&store, &id, &opts).map(|st| st.pid)
@@ -64,7 +65,7 @@ impl containerd_shim::Task for Service {
                 return Err(e);
             }
         };
-        let init = Proc { io: io.clone(), held: true, ..Default::default() };
+        let init = Proc { io: io.clone(), held: true, keep, ..Default::default() };
         s.table().containers.insert(
             id.clone(),
             Container {
@@ -119,6 +120,7 @@ impl containerd_shim::Task for Service {
             (p.io.clone(), spec, t.container(&req.id)?.bundle.clone())
         };
         let pid_file = bundle.join(format!("{}.pid", req.exec_id));
+        s.table().proc_mut(&req.id, &req.exec_id)?.keep = io.keep_open();
         let made = spawn_in_helper(&io, |console_socket| {
             let opts = ExecOptions {
                 process: ExecProcessArgs { process_file: Some(spec.clone()), tty: io.terminal, ..Default::default() },
