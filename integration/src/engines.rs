@@ -367,13 +367,23 @@ pub struct Containerd {
     pub dir: PathBuf,
     pub runtime: Runtime,
     pub namespace: String,
+    /// `Some(dir)`: tasks run under strata's own shim (`io.containerd.strata.v2`), found
+    /// by containerd in `dir` on its PATH; `None`: under the runc v2 shim.
+    pub strata_shim: Option<PathBuf>,
     daemon: Child,
 }
 
 impl Containerd {
     pub fn new(runtime: &Runtime) -> Containerd {
+        Containerd::with_shim(runtime, None)
+    }
+
+    /// A containerd whose tasks run under `containerd-shim-strata-v2` from `shim_dir`
+    /// (see [`crate::shim`]), or under the runc shim when `None`.
+    pub fn with_shim(runtime: &Runtime, shim_dir: Option<&Path>) -> Containerd {
         let archive = busybox_oci_archive();
-        let (dir, tag) = world_dir(&format!("containerd-{}", runtime.name));
+        let kind = if shim_dir.is_some() { "strata-shim" } else { runtime.name };
+        let (dir, tag) = world_dir(&format!("containerd-{kind}"));
         let d = |s: &str| dir.join(s).to_string_lossy().into_owned();
         let config = format!(
             "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
@@ -387,7 +397,12 @@ impl Containerd {
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
         let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
+        let mut daemon = Command::new("containerd");
+        if let Some(shim) = shim_dir {
+            let path = std::env::var("PATH").unwrap_or_default();
+            daemon.env("PATH", format!("{}:{path}", shim.display()));
+        }
+        let daemon = daemon
             .arg("--config")
             .arg(dir.join("config.toml"))
             .stdin(Stdio::null())
@@ -395,7 +410,8 @@ impl Containerd {
             .stderr(log)
             .spawn()
             .expect("containerd is missing: hack/deps installs it");
-        let c = Containerd { dir, runtime: runtime.clone(), namespace: tag, daemon };
+        let strata_shim = shim_dir.map(Path::to_path_buf);
+        let c = Containerd { dir, runtime: runtime.clone(), namespace: tag, strata_shim, daemon };
         let up = wait_until(20, || c.ctr(&["version"]).status.success());
         assert!(
             up,
@@ -408,9 +424,13 @@ impl Containerd {
         c
     }
 
-    /// The runtime's state root, passed to the shim as `--runc-root`.
+    /// The runtime's state root, passed to the shim as `--runc-root`; strata's shim
+    /// keeps it beside containerd's state.
     pub fn runtime_root(&self) -> PathBuf {
-        self.dir.join("runtime-state")
+        match self.strata_shim {
+            Some(_) => self.dir.join("state/strata"),
+            None => self.dir.join("runtime-state"),
+        }
     }
 
     /// `--fifo-dir` for `ctr run` and `ctr task exec`: the IO fifos stay in the world
@@ -441,8 +461,12 @@ impl Containerd {
     /// `ctr run [--rm | -d] OPTS --runc-binary RUNTIME IMAGE NAME CMD...`.
     pub fn run_args(&self, mode: &str, name: &str, opts: &[&str], cmd: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = vec!["run".into(), mode.into()];
-        args.push(format!("--runc-binary={}", self.runtime.path.display()));
-        args.push(format!("--runc-root={}", self.runtime_root().display()));
+        if self.strata_shim.is_some() {
+            args.push("--runtime=io.containerd.strata.v2".into());
+        } else {
+            args.push(format!("--runc-binary={}", self.runtime.path.display()));
+            args.push(format!("--runc-root={}", self.runtime_root().display()));
+        }
         args.push(format!("--cgroup=/{}", self.cgroup_path(name)));
         args.push(self.fifo_dir_flag());
         args.extend(opts.iter().map(|s| s.to_string()));

@@ -4,6 +4,7 @@
 
 pub mod engines;
 pub mod faults;
+pub mod shim;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

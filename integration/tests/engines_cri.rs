@@ -12,6 +12,22 @@ use strata_integration::engines::Runtime;
 
 strata_integration::scenarios!(pod_lifecycle, pod_sharing_its_pid_namespace);
 
+/// The same pods under strata's own shim (`io.containerd.strata.v2`, a RuntimeClass
+/// handler `strata-shim`), which runs strata in-process.
+mod strata_shim {
+    fn rt() -> strata_integration::engines::Runtime {
+        strata_integration::engines::Runtime { name: super::cri::STRATA_SHIM, ..strata_integration::engines::strata() }
+    }
+    #[test]
+    fn pod_lifecycle() {
+        super::pod_lifecycle(&rt())
+    }
+    #[test]
+    fn pod_sharing_its_pid_namespace() {
+        super::pod_sharing_its_pid_namespace(&rt())
+    }
+}
+
 const MIB: i64 = 1024 * 1024;
 
 fn read(path: &std::path::Path) -> String {

@@ -83,7 +83,13 @@ impl CriWorld {
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         std::fs::write(dir.join("config.toml"), config(&dir, &runc_path(), &rt.path)).unwrap();
         let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd")
+        let mut daemon = Command::new("containerd");
+        if rt.name == STRATA_SHIM {
+            // containerd finds containerd-shim-strata-v2 on its PATH.
+            let path = std::env::var("PATH").unwrap_or_default();
+            daemon.env("PATH", format!("{}:{path}", strata_integration::shim::shim_dir().display()));
+        }
+        let daemon = daemon
             .arg("--config")
             .arg(dir.join("config.toml"))
             .stdin(Stdio::null())
@@ -319,9 +325,13 @@ impl CriWorld {
         Path::new("/sys/fs/cgroup").join(controller).join(&self.cgroup_parent).join(id)
     }
 
-    /// The runtime state dirs of this world's handler (`Root`/k8s.io/ID).
+    /// The runtime state dirs of this world's handler (`Root`/k8s.io/ID; strata's shim
+    /// keeps them beside containerd's state).
     pub fn runtime_states(&self) -> Vec<PathBuf> {
-        let root = self.dir.join("runtime").join(&self.handler).join(NAMESPACE);
+        let root = match self.handler.as_str() {
+            STRATA_SHIM => self.dir.join("state/strata").join(NAMESPACE),
+            h => self.dir.join("runtime").join(h).join(NAMESPACE),
+        };
         std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
     }
 
@@ -406,8 +416,12 @@ pub fn runc_path() -> PathBuf {
     strata_integration::engines::runc().path
 }
 
+/// The handler of strata's own shim (`io.containerd.strata.v2`, strata in-process).
+pub const STRATA_SHIM: &str = "strata-shim";
+
 /// containerd's config: private paths, the CRI plugin with the `runc` and `strata`
-/// handlers, no fixed TCP port, OOM score adjustments clamped (no CAP_SYS_RESOURCE here).
+/// handlers (and `strata-shim`, strata's own shim), no fixed TCP port, OOM score
+/// adjustments clamped (no CAP_SYS_RESOURCE here).
 fn config(dir: &Path, runc: &Path, strata: &Path) -> String {
     let d = |s: &str| dir.join(s).to_string_lossy().into_owned();
     let cri = "plugins.\"io.containerd.grpc.v1.cri\"";
@@ -419,6 +433,7 @@ fn config(dir: &Path, runc: &Path, strata: &Path) -> String {
             d(&format!("runtime/{name}")),
         )
     };
+    let shim_handler = format!("[{cri}.containerd.runtimes.{STRATA_SHIM}]\n  runtime_type = \"io.containerd.strata.v2\"\n");
     format!(
         "version = 2\nroot = \"{}\"\nstate = \"{}\"\n\
          [grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n[debug]\n  address = \"{}\"\n\
@@ -426,7 +441,7 @@ fn config(dir: &Path, runc: &Path, strata: &Path) -> String {
          [{cri}]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n  restrict_oom_score_adj = true\n  disable_apparmor = true\n\
            stream_server_address = \"127.0.0.1\"\n  stream_server_port = \"0\"\n  enable_selinux = false\n\
          [{cri}.containerd]\n  snapshotter = \"overlayfs\"\n  default_runtime_name = \"runc\"\n\
-         {}{}\
+         {}{}{}\
          [{cri}.cni]\n  bin_dir = \"{}\"\n  conf_dir = \"{}\"\n",
         d("root"),
         d("state"),
@@ -435,6 +450,7 @@ fn config(dir: &Path, runc: &Path, strata: &Path) -> String {
         d("debug.sock"),
         handler("runc", runc),
         handler("strata", strata),
+        shim_handler,
         d("cni/bin"),
         d("cni/net.d"),
     )
