@@ -7,11 +7,7 @@ use serde_json::Value;
 /// The topmost mount at `point` in a probe's mount list (the last one listed wins, as
 /// later mounts stack over earlier ones).
 pub fn find_mount<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
-    report["mounts"]
-        .as_array()?
-        .iter()
-        .rev()
-        .find(|m| m["mount_point"] == point)
+    report["mounts"].as_array()?.iter().rev().find(|m| m["mount_point"] == point)
 }
 
 /// Checks that the mount at `point` carries every per-mount option in `want`
@@ -19,35 +15,19 @@ pub fn find_mount<'a>(report: &'a Value, point: &str) -> Option<&'a Value> {
 /// the superblock options carry them.
 pub fn mount_has(report: &Value, point: &str, want: &[&str]) -> Result<(), String> {
     let m = find_mount(report, point).ok_or_else(|| format!("no mount at {point}"))?;
-    let has = |field: &str, o: &str| {
-        m[field]
-            .as_array()
-            .map(|a| a.iter().any(|x| x == o))
-            .unwrap_or(false)
-    };
-    let missing: Vec<&str> = want
-        .iter()
-        .copied()
-        .filter(|o| !has("options", o) && !has("super", o))
-        .collect();
+    let has = |field: &str, o: &str| m[field].as_array().map(|a| a.iter().any(|x| x == o)).unwrap_or(false);
+    let missing: Vec<&str> = want.iter().copied().filter(|o| !has("options", o) && !has("super", o)).collect();
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!(
-            "mount {point} lacks {missing:?}: options {} super {}",
-            m["options"], m["super"]
-        ))
+        Err(format!("mount {point} lacks {missing:?}: options {} super {}", m["options"], m["super"]))
     }
 }
 
 /// The propagation of the mount at `point`: "shared", "slave", "unbindable" or "private".
 pub fn propagation(report: &Value, point: &str) -> Option<&'static str> {
     let m = find_mount(report, point)?;
-    let opt: Vec<&str> = m["optional"]
-        .as_array()?
-        .iter()
-        .filter_map(|v| v.as_str())
-        .collect();
+    let opt: Vec<&str> = m["optional"].as_array()?.iter().filter_map(|v| v.as_str()).collect();
     Some(if opt.iter().any(|o| o.starts_with("shared:")) {
         "shared"
     } else if opt.iter().any(|o| o.starts_with("master:")) {
@@ -62,14 +42,8 @@ pub fn propagation(report: &Value, point: &str) -> Option<&'static str> {
 /// Compares a capability set as the probe decoded it with the config's list, as sets.
 pub fn same_caps(got: &Value, want: &Value) -> Result<(), String> {
     let set = |v: &Value| {
-        let mut s: Vec<String> = v
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|x| x.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut s: Vec<String> =
+            v.as_array().map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect()).unwrap_or_default();
         s.sort();
         s.dedup();
         s
@@ -95,14 +69,8 @@ pub fn rlimit_is(report: &Value, ty: &str, soft: u64, hard: u64) -> Result<(), S
 
 /// The errno of a probe operation ("write:/x"), or None when it succeeded.
 pub fn op_errno(report: &Value, key: &str) -> Result<Option<i64>, String> {
-    let v = report["ops"]
-        .get(key)
-        .ok_or_else(|| format!("probe did not run {key}"))?;
-    Ok(if v.get("ok").is_some() {
-        None
-    } else {
-        Some(v["err"].as_i64().unwrap_or(0))
-    })
+    let v = report["ops"].get(key).ok_or_else(|| format!("probe did not run {key}"))?;
+    Ok(if v.get("ok").is_some() { None } else { Some(v["err"].as_i64().unwrap_or(0)) })
 }
 
 /// Problems of a `state` document against runtime.md "State" for `status`; empty
@@ -123,12 +91,8 @@ pub fn state_problems(s: &Value, id: &str, bundle: &str, status: &str) -> Vec<St
         p.push(format!("pid is {} (REQUIRED while {status})", s["pid"]));
     }
     match s["bundle"].as_str() {
-        Some(b)
-            if b.starts_with('/') && b.trim_end_matches('/') == bundle.trim_end_matches('/') => {}
-        _ => p.push(format!(
-            "bundle is {} not the absolute path {bundle}",
-            s["bundle"]
-        )),
+        Some(b) if b.starts_with('/') && b.trim_end_matches('/') == bundle.trim_end_matches('/') => {}
+        _ => p.push(format!("bundle is {} not the absolute path {bundle}", s["bundle"])),
     }
     if !(s["annotations"].is_null() || s["annotations"].is_object()) {
         p.push("annotations is not a map".into());
@@ -145,12 +109,7 @@ pub fn features_problems(f: &Value) -> Vec<String> {
         }
     }
     let strings = |v: &Value| v.as_array().is_some_and(|a| a.iter().all(Value::is_string));
-    for k in [
-        "/hooks",
-        "/mountOptions",
-        "/linux/namespaces",
-        "/linux/capabilities",
-    ] {
+    for k in ["/hooks", "/mountOptions", "/linux/namespaces", "/linux/capabilities"] {
         if let Some(v) = f.pointer(k) {
             if !strings(v) {
                 p.push(format!("{k} is not an array of strings"));
@@ -158,10 +117,7 @@ pub fn features_problems(f: &Value) -> Vec<String> {
         }
     }
     if let Some(a) = f.get("annotations") {
-        if !a
-            .as_object()
-            .is_some_and(|m| m.values().all(Value::is_string))
-        {
+        if !a.as_object().is_some_and(|m| m.values().all(Value::is_string)) {
             p.push("annotations is not a map of strings".into());
         }
     }
@@ -178,8 +134,7 @@ mod tests {
         json!({ "mounts": lines.iter().filter_map(|l| parse_mountinfo_line(l)).collect::<Vec<_>>() })
     }
 
-    const TMPFS: &str =
-        "36 35 0:30 / /mnt/a\\040b rw,nosuid,nodev shared:7 master:2 - tmpfs tmpfs rw,size=1024k";
+    const TMPFS: &str = "36 35 0:30 / /mnt/a\\040b rw,nosuid,nodev shared:7 master:2 - tmpfs tmpfs rw,size=1024k";
     const RO: &str = "40 35 0:31 / /ro ro,relatime - ext4 /dev/sda1 rw";
 
     #[test]
@@ -212,10 +167,7 @@ mod tests {
 
     #[test]
     fn caps_decode_and_compare_as_sets() {
-        assert_eq!(
-            caps_from_hex("0000000000000021"),
-            vec!["CAP_CHOWN", "CAP_KILL"]
-        );
+        assert_eq!(caps_from_hex("0000000000000021"), vec!["CAP_CHOWN", "CAP_KILL"]);
         assert_eq!(caps_from_hex("0"), Vec::<String>::new());
         let got = json!(caps_from_hex("21"));
         assert!(same_caps(&got, &json!(["CAP_KILL", "CAP_CHOWN", "CAP_KILL"])).is_ok());
@@ -254,10 +206,7 @@ mod tests {
         )
         .is_empty());
         assert_eq!(
-            features_problems(
-                &json!({ "ociVersionMin": "1.0.0", "hooks": [1], "annotations": { "a": 1 } })
-            )
-            .len(),
+            features_problems(&json!({ "ociVersionMin": "1.0.0", "hooks": [1], "annotations": { "a": 1 } })).len(),
             3
         );
     }

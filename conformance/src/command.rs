@@ -22,21 +22,11 @@ impl Out {
     }
     /// One line for a failure message.
     pub fn brief(&self) -> String {
-        let e = self
-            .stderr
-            .trim()
-            .lines()
-            .last()
-            .unwrap_or("")
-            .chars()
-            .take(200)
-            .collect::<String>();
+        let e = self.stderr.trim().lines().last().unwrap_or("").chars().take(200).collect::<String>();
         format!(
             "exit {:?}{}{}: {e}",
             self.code,
-            self.signal
-                .map(|s| format!(" signal {s}"))
-                .unwrap_or_default(),
+            self.signal.map(|s| format!(" signal {s}")).unwrap_or_default(),
             if self.timed_out { " (timed out)" } else { "" }
         )
     }
@@ -48,10 +38,7 @@ pub fn run_cmd(mut c: Command, work: &Path, n: u32) -> Out {
     let (o, e) = (base.with_extension("out"), base.with_extension("err"));
     let files = (std::fs::File::create(&o), std::fs::File::create(&e));
     let (Ok(fo), Ok(fe)) = files else {
-        return Out {
-            stderr: "cannot create output files".into(),
-            ..Default::default()
-        };
+        return Out { stderr: "cannot create output files".into(), ..Default::default() };
     };
     c.stdin(Stdio::null()).stdout(fo).stderr(fe);
     let mut out = Out::default();

@@ -36,10 +36,7 @@ pub fn listen(path: &Path) -> std::io::Result<Receiver<Result<String, String>>> 
 /// Receives one file descriptor sent with SCM_RIGHTS on `sock`.
 fn recv_fd(sock: RawFd) -> Result<RawFd, String> {
     let mut data = [0u8; 512];
-    let mut iov = libc::iovec {
-        iov_base: data.as_mut_ptr().cast(),
-        iov_len: data.len(),
-    };
+    let mut iov = libc::iovec { iov_base: data.as_mut_ptr().cast(), iov_len: data.len() };
     let mut cbuf = [0u64; 16];
     // SAFETY: msghdr points at live buffers for the duration of recvmsg.
     unsafe {
@@ -52,8 +49,7 @@ fn recv_fd(sock: RawFd) -> Result<RawFd, String> {
             return Err(format!("recvmsg: {}", std::io::Error::last_os_error()));
         }
         let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS
-        {
+        if c.is_null() || (*c).cmsg_level != libc::SOL_SOCKET || (*c).cmsg_type != libc::SCM_RIGHTS {
             return Err("no SCM_RIGHTS message on the console socket".into());
         }
         Ok(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>()))

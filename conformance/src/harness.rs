@@ -63,10 +63,7 @@ impl Env {
             counter: Cell::new(0),
         };
         let out = env.cmd(&["features"]);
-        env.features = out
-            .ok()
-            .then(|| serde_json::from_str(&out.stdout).ok())
-            .flatten();
+        env.features = out.ok().then(|| serde_json::from_str(&out.stdout).ok()).flatten();
         env
     }
 
@@ -120,43 +117,21 @@ pub struct Ctx<'a> {
 
 impl<'a> Ctx<'a> {
     pub fn new(env: &'a Env, name: &str) -> Result<Ctx<'a>, String> {
-        let dir = env.work.join(format!(
-            "b-{}-{}-{}",
-            env.tag,
-            env.next(),
-            name.replace('/', "_")
-        ));
+        let dir = env.work.join(format!("b-{}-{}-{}", env.tag, env.next(), name.replace('/', "_")));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let st = Command::new("cp")
-            .arg("-a")
-            .arg(&env.template)
-            .arg(dir.join("rootfs"))
-            .status();
+        let st = Command::new("cp").arg("-a").arg(&env.template).arg(dir.join("rootfs")).status();
         if !matches!(st, Ok(s) if s.success()) {
             return Err(format!("cp -a {} failed", env.template.display()));
         }
-        std::fs::copy(&env.probe, dir.join("rootfs/strata-probe"))
-            .map_err(|e| format!("copy probe: {e}"))?;
+        std::fs::copy(&env.probe, dir.join("rootfs/strata-probe")).map_err(|e| format!("copy probe: {e}"))?;
         let config = crate::cases::default_config(&env.cgroup_parent());
-        Ok(Ctx {
-            env,
-            dir,
-            config,
-            ids: vec![],
-            helpers: vec![],
-            host_mounts: vec![],
-        })
+        Ok(Ctx { env, dir, config, ids: vec![], helpers: vec![], host_mounts: vec![] })
     }
 
     /// A container id unique to this run, deleted when the case ends.
     pub fn id(&mut self) -> String {
-        let id = format!(
-            "{}-{}-{}",
-            self.env.tag,
-            std::process::id(),
-            self.env.next()
-        );
+        let id = format!("{}-{}-{}", self.env.tag, std::process::id(), self.env.next());
         self.ids.push(id.clone());
         self.config["linux"]["cgroupsPath"] = json!(format!("{}/{id}", self.env.cgroup_parent()));
         id
@@ -170,10 +145,7 @@ impl<'a> Ctx<'a> {
         self.dir.join("rootfs").join(rel.trim_start_matches('/'))
     }
     pub fn write_config(&self) {
-        let _ = std::fs::write(
-            self.dir.join("config.json"),
-            serde_json::to_vec_pretty(&self.config).unwrap(),
-        );
+        let _ = std::fs::write(self.dir.join("config.json"), serde_json::to_vec_pretty(&self.config).unwrap());
     }
     pub fn args(&mut self, a: &[&str]) {
         self.config["process"]["args"] = json!(a);
@@ -219,14 +191,10 @@ impl<'a> Ctx<'a> {
         if !o.ok() {
             return Err(o.brief());
         }
-        serde_json::from_str(&o.stdout)
-            .map_err(|e| format!("state is not JSON ({e}): {}", o.stdout))
+        serde_json::from_str(&o.stdout).map_err(|e| format!("state is not JSON ({e}): {}", o.stdout))
     }
     pub fn status(&self, id: &str) -> String {
-        self.state(id)
-            .ok()
-            .and_then(|s| s["status"].as_str().map(String::from))
-            .unwrap_or_else(|| "<none>".into())
+        self.state(id).ok().and_then(|s| s["status"].as_str().map(String::from)).unwrap_or_else(|| "<none>".into())
     }
     /// Waits up to 10 s for `want`; returns the last status seen.
     pub fn wait_status(&self, id: &str, want: &str) -> Result<(), String> {
@@ -259,11 +227,7 @@ impl<'a> Ctx<'a> {
 
     /// Starts a host helper process, killed when the case ends.
     pub fn helper(&mut self, argv: &[&str]) -> Result<u32, Fail> {
-        let c = Command::new(argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn();
+        let c = Command::new(argv[0]).args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).spawn();
         let c = c.map_err(|e| Fail::Skip(format!("cannot run {}: {e}", argv[0])))?;
         let pid = c.id();
         self.helpers.push(c);
@@ -275,10 +239,7 @@ impl<'a> Ctx<'a> {
     pub fn host_mount(&mut self, args: &[&str], target: &Path) -> R {
         let st = Command::new("mount").args(args).arg(target).status();
         if !matches!(st, Ok(s) if s.success()) {
-            return skip(format!(
-                "host cannot mount {args:?} on {}",
-                target.display()
-            ));
+            return skip(format!("host cannot mount {args:?} on {}", target.display()));
         }
         self.host_mounts.push(target.into());
         Ok(())
@@ -342,20 +303,13 @@ impl From<&str> for Fail {
 /// mknod code resolving paths outside the rootfs) breaks the machine, not just a case.
 pub fn host_devices_broken() -> Vec<String> {
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    [
-        ("/dev/null", 1, 3),
-        ("/dev/zero", 1, 5),
-        ("/dev/full", 1, 7),
-        ("/dev/urandom", 1, 9),
-    ]
-    .iter()
-    .filter(|(p, ma, mi)| {
-        !std::fs::symlink_metadata(p).is_ok_and(|m| {
-            m.file_type().is_char_device()
-                && libc::major(m.rdev()) == *ma
-                && libc::minor(m.rdev()) == *mi
+    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/urandom", 1, 9)]
+        .iter()
+        .filter(|(p, ma, mi)| {
+            !std::fs::symlink_metadata(p).is_ok_and(|m| {
+                m.file_type().is_char_device() && libc::major(m.rdev()) == *ma && libc::minor(m.rdev()) == *mi
+            })
         })
-    })
-    .map(|(p, _, _)| format!("the host's {p} is no longer a char device"))
-    .collect()
+        .map(|(p, _, _)| format!("the host's {p} is no longer a char device"))
+        .collect()
 }

@@ -49,8 +49,7 @@ fn parse() -> Opts {
             _ => usage(),
         }
     }
-    if !["tap", "table", "json"].contains(&o.format.as_str()) || (o.runtimes.is_empty() && !o.list)
-    {
+    if !["tap", "table", "json"].contains(&o.format.as_str()) || (o.runtimes.is_empty() && !o.list) {
         usage();
     }
     o
@@ -63,24 +62,16 @@ fn template(o: &Opts, work: &Path) -> Result<PathBuf, String> {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/busybox-rootfs");
     let dir = work.join("rootfs-template");
-    let st = std::process::Command::new(&script)
-        .arg(&dir)
-        .status()
-        .map_err(|e| format!("{}: {e}", script.display()))?;
-    st.success()
-        .then_some(dir)
-        .ok_or_else(|| "hack/busybox-rootfs failed; pass --rootfs DIR".into())
+    let st =
+        std::process::Command::new(&script).arg(&dir).status().map_err(|e| format!("{}: {e}", script.display()))?;
+    st.success().then_some(dir).ok_or_else(|| "hack/busybox-rootfs failed; pass --rootfs DIR".into())
 }
 
 fn main() {
     let o = parse();
     let cases: Vec<_> = conformance::cases::all()
         .into_iter()
-        .filter(|c| {
-            o.filter
-                .as_ref()
-                .is_none_or(|f| c.full_name().contains(f.as_str()))
-        })
+        .filter(|c| o.filter.as_ref().is_none_or(|f| c.full_name().contains(f.as_str())))
         .collect();
     if o.list {
         for c in &cases {
@@ -88,11 +79,7 @@ fn main() {
         }
         return;
     }
-    let probe = o.probe.clone().unwrap_or_else(|| {
-        std::env::current_exe()
-            .unwrap()
-            .with_file_name("strata-probe")
-    });
+    let probe = o.probe.clone().unwrap_or_else(|| std::env::current_exe().unwrap().with_file_name("strata-probe"));
     if !probe.exists() {
         eprintln!(
             "strata-conformance: probe {} missing (cargo build -p strata-conformance builds it)",
@@ -108,20 +95,10 @@ fn main() {
     });
     let broken = conformance::harness::host_devices_broken();
     if !broken.is_empty() {
-        eprintln!(
-            "strata-conformance: refusing to run on a damaged host: {}",
-            broken.join(", ")
-        );
+        eprintln!("strata-conformance: refusing to run on a damaged host: {}", broken.join(", "));
         std::process::exit(2);
     }
-    let mut rows: Vec<Row> = cases
-        .iter()
-        .map(|c| Row {
-            name: c.full_name(),
-            spec: c.spec,
-            results: vec![],
-        })
-        .collect();
+    let mut rows: Vec<Row> = cases.iter().map(|c| Row { name: c.full_name(), spec: c.spec, results: vec![] }).collect();
     stop_on_signals();
     for (i, rt) in o.runtimes.iter().enumerate() {
         let path = std::fs::canonicalize(rt).unwrap_or_else(|_| PathBuf::from(rt));
@@ -132,8 +109,7 @@ fn main() {
                 continue;
             }
             if let Some(p) = o.skips.iter().find(|p| c.full_name().contains(p.as_str())) {
-                row.results
-                    .push(Outcome::Skip(format!("excluded by --skip {p}")));
+                row.results.push(Outcome::Skip(format!("excluded by --skip {p}")));
                 continue;
             }
             eprintln!("# {} {}", path.display(), c.full_name());
@@ -150,9 +126,7 @@ fn main() {
             _ => report::tap(&rows, &o.runtimes),
         }
     );
-    let failed = rows
-        .iter()
-        .any(|r| r.results.iter().any(|x| matches!(x, Outcome::Fail(_))));
+    let failed = rows.iter().any(|r| r.results.iter().any(|x| matches!(x, Outcome::Fail(_))));
     std::process::exit(failed as i32);
 }
 
@@ -166,12 +140,7 @@ fn stop_on_signals() {
     }
     for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe {
-            libc::signal(
-                sig,
-                on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            )
-        };
+        unsafe { libc::signal(sig, on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t) };
     }
 }
 

@@ -55,11 +55,7 @@ pub fn caps_from_hex(hex: &str) -> Vec<String> {
     let mask = u64::from_str_radix(hex.trim(), 16).unwrap_or(0);
     let mut v: Vec<String> = (0..64)
         .filter(|b| mask & (1u64 << b) != 0)
-        .map(|b| {
-            CAPS.get(b)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| format!("CAP_{b}"))
-        })
+        .map(|b| CAPS.get(b).map(|s| s.to_string()).unwrap_or_else(|| format!("CAP_{b}")))
         .collect();
     v.sort();
     v

@@ -64,10 +64,7 @@ fn short(o: &Outcome) -> String {
 /// A case x runtime table; rows whose results differ are marked with `*`, and every
 /// failure or skip reason is listed below the table.
 pub fn table(rows: &[Row], runtimes: &[String]) -> String {
-    let names: Vec<String> = runtimes
-        .iter()
-        .map(|r| r.rsplit('/').next().unwrap_or(r).to_string())
-        .collect();
+    let names: Vec<String> = runtimes.iter().map(|r| r.rsplit('/').next().unwrap_or(r).to_string()).collect();
     let w = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let mut s = format!("  {:w$}", "case");
     for n in &names {
@@ -86,12 +83,7 @@ pub fn table(rows: &[Row], runtimes: &[String]) -> String {
         s += &format!("\n{n}: {}\n", summary(rows, col));
         for r in rows {
             if let Outcome::Fail(w) | Outcome::Skip(w) = &r.results[col] {
-                s += &format!(
-                    "  {} {}: {}\n",
-                    short(&r.results[col]),
-                    r.name,
-                    w.lines().next().unwrap_or("")
-                );
+                s += &format!("  {} {}: {}\n", short(&r.results[col]), r.name, w.lines().next().unwrap_or(""));
             }
         }
     }
@@ -129,16 +121,8 @@ mod tests {
     #[test]
     fn tap_counts_skips_apart_and_ends_with_summary() {
         let rows = vec![
-            Row {
-                name: "a/x".into(),
-                spec: "s",
-                results: vec![Outcome::Pass, Outcome::Fail("why".into())],
-            },
-            Row {
-                name: "a/y".into(),
-                spec: "s",
-                results: vec![Outcome::Skip("no host".into()), Outcome::Pass],
-            },
+            Row { name: "a/x".into(), spec: "s", results: vec![Outcome::Pass, Outcome::Fail("why".into())] },
+            Row { name: "a/y".into(), spec: "s", results: vec![Outcome::Skip("no host".into()), Outcome::Pass] },
         ];
         let t = tap(&rows, &["r1".into(), "r2".into()]);
         assert!(t.contains("ok 2 - a/y # SKIP no host"));

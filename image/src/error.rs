@@ -9,7 +9,11 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, #[source] source: io::Error },
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 
     #[error("blob {digest}: size mismatch: descriptor says {expected} bytes, read {actual}")]
     SizeMismatch { digest: String, expected: u64, actual: u64 },
@@ -27,10 +31,18 @@ pub enum Error {
     InvalidDigest(String),
 
     #[error("{what}: invalid JSON: {source}")]
-    Json { what: String, #[source] source: serde_json::Error },
+    Json {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
 
     #[error("{what}: {source}")]
-    Spec { what: String, #[source] source: oci_spec::OciSpecError },
+    Spec {
+        what: String,
+        #[source]
+        source: oci_spec::OciSpecError,
+    },
 
     #[error("reference {reference}: {reason}")]
     Reference { reference: String, reason: String },
@@ -39,7 +51,11 @@ pub enum Error {
     MediaType { what: String, media_type: String },
 
     #[error("layer {layer}: {source}")]
-    Layer { layer: String, #[source] source: Box<Error> },
+    Layer {
+        layer: String,
+        #[source]
+        source: Box<Error>,
+    },
 
     #[error("tar entry {entry:?}: {reason}")]
     Entry { entry: String, reason: String },

@@ -32,11 +32,22 @@ pub fn with_layer<T>(layer: &LayerBlob, f: impl FnOnce(&mut dyn Read) -> Result<
 
 /// `with_layer`, telling `on_bytes` how many stored bytes were read as the
 /// extraction proceeds (what a progress bar shows).
-pub fn with_layer_progress<T>(layer: &LayerBlob, on_bytes: Option<&dyn Fn(u64)>, f: impl FnOnce(&mut dyn Read) -> Result<T>) -> Result<T> {
+pub fn with_layer_progress<T>(
+    layer: &LayerBlob,
+    on_bytes: Option<&dyn Fn(u64)>,
+    f: impl FnOnce(&mut dyn Read) -> Result<T>,
+) -> Result<T> {
     let name = layer.name().to_string();
     let file = File::open(&layer.path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound if !layer.urls.is_empty() || layer.media_type.contains("nondistributable") || layer.media_type.contains("foreign") => {
-            Error::Invalid(format!("blob {name}: non-distributable layer not present locally (urls: {})", layer.urls.join(" ")))
+        io::ErrorKind::NotFound
+            if !layer.urls.is_empty()
+                || layer.media_type.contains("nondistributable")
+                || layer.media_type.contains("foreign") =>
+        {
+            Error::Invalid(format!(
+                "blob {name}: non-distributable layer not present locally (urls: {})",
+                layer.urls.join(" ")
+            ))
         }
         io::ErrorKind::NotFound => Error::MissingBlob { digest: name.clone(), path: layer.path.clone() },
         _ => Error::io(&layer.path, e),

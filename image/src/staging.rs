@@ -36,7 +36,9 @@ fn start_time(pid: u32) -> Option<u64> {
 pub fn is_stale(name: &str, kind: &str) -> bool {
     let Some(rest) = name.strip_prefix(kind) else { return false };
     let mut f = rest.splitn(3, '-');
-    let (Some(Ok(pid)), Some(Ok(start)), Some(_)) = (f.next().map(str::parse::<u32>), f.next().map(str::parse::<u64>), f.next()) else {
+    let (Some(Ok(pid)), Some(Ok(start)), Some(_)) =
+        (f.next().map(str::parse::<u32>), f.next().map(str::parse::<u64>), f.next())
+    else {
         return false;
     };
     pid != std::process::id() && start_time(pid) != Some(start)

@@ -22,13 +22,20 @@ impl Fixture {
     pub fn new(dir: &Path, tag: &str) -> Fixture {
         let rootfs = dir.join("busybox");
         let hack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/busybox-rootfs");
-        assert!(Command::new(hack).arg(&rootfs).stdout(std::process::Stdio::null()).status().unwrap().success(), "hack/busybox-rootfs");
+        assert!(
+            Command::new(hack).arg(&rootfs).stdout(std::process::Stdio::null()).status().unwrap().success(),
+            "hack/busybox-rootfs"
+        );
         let tar = dir.join("busybox.tar");
         assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(&tar).arg(".").status().unwrap().success());
         fs::remove_dir_all(&rootfs).unwrap();
         let base = format!("{}:base", dir.join("img").display());
         ok(&Command::new(bin()).args(["import", "--image", &base]).arg(&tar).output().unwrap(), "import");
-        Fixture { dir: dir.to_path_buf(), base, cgroup_parent: format!("strata-image-test-{}-{tag}", std::process::id()) }
+        Fixture {
+            dir: dir.to_path_buf(),
+            base,
+            cgroup_parent: format!("strata-image-test-{}-{tag}", std::process::id()),
+        }
     }
 
     /// A context dir `name` with these files (path, content) and the Containerfile.
@@ -51,7 +58,11 @@ impl Fixture {
     pub fn build_command(&self, ctx: &Path, tag: &str, extra: &[&str]) -> Command {
         let image = format!("{}:{tag}", self.dir.join("img").display());
         let mut c = Command::new(bin());
-        c.args(["build", "-t", &image, "--store"]).arg(self.dir.join("store")).args(["--cgroup-parent", &self.cgroup_parent]).args(extra).arg(ctx);
+        c.args(["build", "-t", &image, "--store"])
+            .arg(self.dir.join("store"))
+            .args(["--cgroup-parent", &self.cgroup_parent])
+            .args(extra)
+            .arg(ctx);
         c
     }
 
@@ -61,7 +72,11 @@ impl Fixture {
 
     /// The image's config (the whole document).
     pub fn config(&self, tag: &str) -> serde_json::Value {
-        let img = strata_image::image::open(&strata_image::reference::Reference::parse(&self.image(tag)).unwrap(), &strata_image::platform::PlatformSpec::host()).unwrap();
+        let img = strata_image::image::open(
+            &strata_image::reference::Reference::parse(&self.image(tag)).unwrap(),
+            &strata_image::platform::PlatformSpec::host(),
+        )
+        .unwrap();
         serde_json::from_slice(&img.config_raw).unwrap()
     }
 
@@ -135,14 +150,29 @@ fn build_config_history_tree_and_run() {
 
     let cfg = f.config("single");
     let c = &cfg["config"];
-    assert_eq!(c["Env"], serde_json::json!(["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "K=v1", "NAME=two words"]));
+    assert_eq!(
+        c["Env"],
+        serde_json::json!([
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "K=v1",
+            "NAME=two words"
+        ])
+    );
     assert_eq!(c["Entrypoint"], serde_json::json!(["sh", "-c"]));
     assert_eq!(c["Cmd"], serde_json::json!(["cat /made"]));
-    assert_eq!((c["WorkingDir"].as_str(), c["User"].as_str(), c["StopSignal"].as_str()), (Some("/app"), Some("1000"), Some("SIGTERM")));
+    assert_eq!(
+        (c["WorkingDir"].as_str(), c["User"].as_str(), c["StopSignal"].as_str()),
+        (Some("/app"), Some("1000"), Some("SIGTERM"))
+    );
     assert_eq!(c["Labels"], serde_json::json!({"org.example.a": "b", "other": "x y"}));
     assert_eq!(c["ExposedPorts"], serde_json::json!({"8080/tcp": {}, "53/udp": {}}));
     assert_eq!(c["Volumes"], serde_json::json!({"/vol": {}}));
-    let history: Vec<(String, bool)> = cfg["history"].as_array().unwrap().iter().map(|h| (h["created_by"].as_str().unwrap().to_string(), h["empty_layer"].as_bool().unwrap_or(false))).collect();
+    let history: Vec<(String, bool)> = cfg["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["created_by"].as_str().unwrap().to_string(), h["empty_layer"].as_bool().unwrap_or(false)))
+        .collect();
     let import = format!("strata-image import {}", t.path().join("busybox.tar").display());
     let want = [
         (import.as_str(), false),
@@ -164,15 +194,26 @@ fn build_config_history_tree_and_run() {
     assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 5, "base + WORKDIR + 2 COPY + RUN");
     let h = Command::new(bin()).args(["history", &f.image("single")]).output().unwrap();
     ok(&h, "history");
-    assert!(stdout(&h).lines().nth(1).unwrap().ends_with("/bin/sh -c #(nop)  CMD [\"cat /made\"]"), "newest first: {}", stdout(&h));
+    assert!(
+        stdout(&h).lines().nth(1).unwrap().ends_with("/bin/sh -c #(nop)  CMD [\"cat /made\"]"),
+        "newest first: {}",
+        stdout(&h)
+    );
 
     let b = f.unpack("single", &[]);
     let tree = walk(&b.join("rootfs"));
     assert_eq!(tree["app/a.txt"].content, Some(strata_image::digest::of_bytes(b"a\n")));
     let sub = &tree["data/sub/f"];
     assert_eq!((sub.uid, sub.gid, sub.mode), (1000, 1000, 0o600), "--chown and --chmod");
-    assert_eq!((tree["data"].uid, tree["data"].mode), (1000, 0o755), "the destination dir COPY made is --chown's, as buildah makes it");
-    assert!(tree.contains_key("made") && !tree.contains_key("etc/group") && tree.contains_key("etc/passwd"), "RUN's changes, its deletion too");
+    assert_eq!(
+        (tree["data"].uid, tree["data"].mode),
+        (1000, 0o755),
+        "the destination dir COPY made is --chown's, as buildah makes it"
+    );
+    assert!(
+        tree.contains_key("made") && !tree.contains_key("etc/group") && tree.contains_key("etc/passwd"),
+        "RUN's changes, its deletion too"
+    );
 
     let Some(strata) = run::strata_bin() else {
         eprintln!("SKIPPED the run part: no strata binary");
@@ -188,7 +229,14 @@ fn build_config_history_tree_and_run() {
         return;
     }
     let archive = t.path().join("single.tar");
-    ok(&Command::new(bin()).args(["save", &f.image("single"), "--archive", "--tag", "strata-build-single", "-o"]).arg(&archive).output().unwrap(), "save");
+    ok(
+        &Command::new(bin())
+            .args(["save", &f.image("single"), "--archive", "--tag", "strata-build-single", "-o"])
+            .arg(&archive)
+            .output()
+            .unwrap(),
+        "save",
+    );
     let pmt = scratch("bpm"); // podman wants a runroot path under 50 characters
     let pm = pmt.path().to_path_buf();
     ok(&run::podman(&pm, &host.cgroup_parent, &["load", "-i", archive.to_str().unwrap()]), "podman load");
@@ -205,7 +253,13 @@ fn build_cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
     let cf = "FROM {BASE}\nRUN echo one > /one && cat > /stdin && rm /etc/group && rm -rf /home && mkdir -p /home/x\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy-of-a\nENV X=1\n";
     let ctx = f.context("ctx", cf, &[("a.txt", "first\n")]);
     // Our stdin stays open and silent: were it the step's, `cat` would wait forever.
-    let mut child = f.build_command(&ctx, "c1", &[]).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = f
+        .build_command(&ctx, "c1", &[])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let _open_stdin = child.stdin.take();
     let first = child.wait_with_output().unwrap();
     ok(&first, "cold build");
@@ -223,7 +277,16 @@ fn build_cache_reuses_layers_and_a_changed_copy_rebuilds_from_there() {
     // extracting the layer blob gives.
     let other = t.path().join("other-store");
     let b = t.path().join("overlay-bundle");
-    ok(&Command::new(bin()).args(["unpack", "--overlay", "--store"]).arg(&other).args(["--image", &f.image("c1")]).arg(&b).output().unwrap(), "unpack --overlay");
+    ok(
+        &Command::new(bin())
+            .args(["unpack", "--overlay", "--store"])
+            .arg(&other)
+            .args(["--image", &f.image("c1")])
+            .arg(&b)
+            .output()
+            .unwrap(),
+        "unpack --overlay",
+    );
     ok(&Command::new(bin()).arg("remove").arg(&b).output().unwrap(), "remove");
     for d in c1["rootfs"]["diff_ids"].as_array().unwrap() {
         let hex = &d.as_str().unwrap()[7..];
@@ -261,12 +324,23 @@ fn build_a_failed_run_names_its_line_and_exit_code_and_leaves_nothing() {
     for d in ["rootfs", "lower", "overlay/upper", "overlay/work"] {
         fs::create_dir_all(stale.join(d)).unwrap();
     }
-    strata_image::overlay::mount_overlay(&[stale.join("lower")], &stale.join("overlay/upper"), &stale.join("overlay/work"), &stale.join("rootfs")).unwrap();
-    let ctx = f.context("ctx", "FROM {BASE}\nRUN echo before > /before\nRUN echo output-of-the-failure; \\\n  exit 3\nRUN echo never\n", &[]);
+    strata_image::overlay::mount_overlay(
+        &[stale.join("lower")],
+        &stale.join("overlay/upper"),
+        &stale.join("overlay/work"),
+        &stale.join("rootfs"),
+    )
+    .unwrap();
+    let ctx = f.context(
+        "ctx",
+        "FROM {BASE}\nRUN echo before > /before\nRUN echo output-of-the-failure; \\\n  exit 3\nRUN echo never\n",
+        &[],
+    );
     let out = f.build(&ctx, "fail", &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    let want = format!("{}:3: RUN echo output-of-the-failure;   exit 3: exit code 3", ctx.join("Containerfile").display());
+    let want =
+        format!("{}:3: RUN echo output-of-the-failure;   exit 3: exit code 3", ctx.join("Containerfile").display());
     assert!(err.contains(&want), "{err}");
     assert!(stdout(&out).contains("output-of-the-failure") && !stdout(&out).contains("never"));
     assert!(!stale.exists(), "the stale build dir is swept");
@@ -277,7 +351,13 @@ fn build_a_failed_run_names_its_line_and_exit_code_and_leaves_nothing() {
     let ctx = f.context("ctx2", "FROM {BASE}\nCOPY missing.txt /\n", &[]);
     let out = f.build(&ctx, "fail2", &[]);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("Containerfile:2: COPY missing.txt /: missing.txt: no such file or directory in the build context"), "{err}");
+    assert!(
+        !out.status.success()
+            && err.contains(
+                "Containerfile:2: COPY missing.txt /: missing.txt: no such file or directory in the build context"
+            ),
+        "{err}"
+    );
     f.assert_clean();
 }
 
@@ -299,11 +379,19 @@ ADD layer.tar.gz /extracted/
 ADD plain.tar /
 COPY . /ctx/
 "#;
-    let ctx = f.context("ctx", cf, &[("keep.txt", "k\n"), ("skip.log", "s\n"), ("sub/also.log", "s\n"), ("sub/keep.log", "k\n")]);
+    let ctx = f.context(
+        "ctx",
+        cf,
+        &[("keep.txt", "k\n"), ("skip.log", "s\n"), ("sub/also.log", "s\n"), ("sub/keep.log", "k\n")],
+    );
     fs::write(ctx.join(".containerignore"), "*.log\n**/*.log\n!sub/keep.log\n").unwrap();
     fs::write(ctx.join("layer.tar.gz"), {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut gz, &tar(&[dir("top/"), file("top/f", "in the tar\n").owner(5, 6).mode(0o640), symlink("top/l", "f")])).unwrap();
+        std::io::Write::write_all(
+            &mut gz,
+            &tar(&[dir("top/"), file("top/f", "in the tar\n").owner(5, 6).mode(0o640), symlink("top/l", "f")]),
+        )
+        .unwrap();
         gz.finish().unwrap()
     })
     .unwrap();
@@ -323,7 +411,19 @@ COPY . /ctx/
     assert_eq!(tree["extracted/top/l"].link.as_deref(), Some("f"));
     assert_eq!(fs::read_to_string(r.join("plain-file")).unwrap(), "plain\n");
     let ctx_files: Vec<&String> = tree.keys().filter(|k| k.starts_with("ctx/")).collect();
-    assert_eq!(ctx_files, ["ctx/.containerignore", "ctx/Containerfile", "ctx/keep.txt", "ctx/layer.tar.gz", "ctx/plain.tar", "ctx/sub", "ctx/sub/keep.log"], "the ignore file applied");
+    assert_eq!(
+        ctx_files,
+        [
+            "ctx/.containerignore",
+            "ctx/Containerfile",
+            "ctx/keep.txt",
+            "ctx/layer.tar.gz",
+            "ctx/plain.tar",
+            "ctx/sub",
+            "ctx/sub/keep.log"
+        ],
+        "the ignore file applied"
+    );
 
     let again = f.build(&ctx, "multi", &["--build-arg", "FLAVOUR=fast"]);
     ok(&again, "rebuild");
@@ -339,7 +439,11 @@ COPY . /ctx/
     ok(&out, "--target");
     let b = f.unpack("second", &[]);
     assert_eq!(fs::read_to_string(b.join("rootfs/out/artifact")).unwrap(), "built \n");
-    assert_eq!(fs::read_to_string(b.join("rootfs/out/flavour")).unwrap(), "unset\n", "an ARG without a value is not in RUN's environment");
+    assert_eq!(
+        fs::read_to_string(b.join("rootfs/out/flavour")).unwrap(),
+        "unset\n",
+        "an ARG without a value is not in RUN's environment"
+    );
     f.assert_clean();
 }
 
@@ -353,12 +457,20 @@ fn build_run_has_no_network_unless_asked() {
     let out = f.build(&ctx, "none", &[]);
     ok(&out, "build");
     assert!(String::from_utf8_lossy(&out.stderr).contains("HEALTHCHECK is not part of the OCI image format: ignored"));
-    assert_eq!(fs::read_to_string(f.unpack("none", &[]).join("rootfs/ifaces")).unwrap(), "1\n", "a new network namespace: lo only");
+    assert_eq!(
+        fs::read_to_string(f.unpack("none", &[]).join("rootfs/ifaces")).unwrap(),
+        "1\n",
+        "a new network namespace: lo only"
+    );
     let out = f.build(&ctx, "host", &["--network", "host"]);
     ok(&out, "build --network host");
     assert!(!stdout(&out).contains("Using cache"), "the network is part of the RUN's cache key");
     let host_ifaces = fs::read_to_string("/proc/net/dev").unwrap().lines().filter(|l| l.contains(':')).count();
-    assert_eq!(fs::read_to_string(f.unpack("host", &[]).join("rootfs/ifaces")).unwrap(), format!("{host_ifaces}\n"), "the host's interfaces");
+    assert_eq!(
+        fs::read_to_string(f.unpack("host", &[]).join("rootfs/ifaces")).unwrap(),
+        format!("{host_ifaces}\n"),
+        "the host's interfaces"
+    );
     f.assert_clean();
 }
 
@@ -394,11 +506,28 @@ fn build_an_interrupted_build_stops_its_run_and_leaves_nothing() {
 fn build_from_scratch_run_leaves_no_mount_points_in_its_layer() {
     let t = scratch("build-scratch");
     let f = Fixture::new(t.path(), "scratch");
-    let ctx = f.context("ctx", "FROM scratch\nCOPY bin /bin\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo hi > /hi\"]\n", &[]);
-    assert!(Command::new("tar").arg("-C").arg(&ctx).arg("-xf").arg(t.path().join("busybox.tar")).arg("./bin").status().unwrap().success());
+    let ctx = f.context(
+        "ctx",
+        "FROM scratch\nCOPY bin /bin\nRUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo hi > /hi\"]\n",
+        &[],
+    );
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&ctx)
+        .arg("-xf")
+        .arg(t.path().join("busybox.tar"))
+        .arg("./bin")
+        .status()
+        .unwrap()
+        .success());
     ok(&f.build(&ctx, "scratch", &[]), "build");
     let b = f.unpack("scratch", &[]);
-    let top: Vec<String> = fs::read_dir(b.join("rootfs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let top: Vec<String> = fs::read_dir(b.join("rootfs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
     assert_eq!(top, ["bin", "hi"], "no /proc, /sys, /dev made for the RUN");
     f.assert_clean();
 }
@@ -414,8 +543,13 @@ fn build_large_copy_shows_a_bar_on_a_terminal() {
     let ctx = f.context("ctx", "FROM {BASE}\nCOPY big /big\n", &[]);
     fs::write(ctx.join("big"), vec![7u8; 40 << 20]).unwrap();
     let cmd = f.build_command(&ctx, "bar", &[]);
-    let line: Vec<String> = std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
-    let out = Command::new("script").args(["-qec", &line.join(" "), "/dev/null"]).stdin(std::process::Stdio::null()).output().unwrap();
+    let line: Vec<String> =
+        std::iter::once(cmd.get_program()).chain(cmd.get_args()).map(|a| a.to_string_lossy().into_owned()).collect();
+    let out = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     ok(&out, "build on a terminal");
     let text = stdout(&out);
     assert!(text.contains("40.00 MiB/40.00 MiB to /big"), "the bar, full at the end: {text}");
@@ -429,13 +563,17 @@ fn build_large_copy_shows_a_bar_on_a_terminal() {
 fn build_shell_applies_to_run_and_the_shell_forms() {
     let t = scratch("build-shell");
     let f = Fixture::new(t.path(), "shell");
-    let ctx = f.context("ctx", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo hi\nRUN echo $0 $- > /flags\n", &[]);
+    let ctx =
+        f.context("ctx", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nCMD echo hi\nRUN echo $0 $- > /flags\n", &[]);
     ok(&f.build(&ctx, "shell", &[]), "build");
     assert_eq!(f.config("shell")["config"]["Cmd"], serde_json::json!(["/bin/sh", "-ec", "echo hi"]));
     let flags = fs::read_to_string(f.unpack("shell", &[]).join("rootfs/flags")).unwrap();
     assert!(flags.starts_with("/bin/sh ") && flags.contains('e'), "RUN ran under SHELL: {flags}");
     let ctx = f.context("ctx2", "FROM {BASE}\nSHELL [\"/bin/sh\", \"-ec\"]\nRUN false; echo never > /never\n", &[]);
     let out = f.build(&ctx, "shell2", &[]);
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains(":3: RUN false; echo never > /never: exit code 1"));
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains(":3: RUN false; echo never > /never: exit code 1")
+    );
     f.assert_clean();
 }

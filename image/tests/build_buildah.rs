@@ -99,10 +99,19 @@ fn builds_like_buildah_bud() {
     let hack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/busybox-rootfs");
     sh(&format!("{} r >/dev/null && tar -C r -cf r.tar . && rm -rf r", hack.display()), dir);
     let base = format!("oci:{}:base", dir.join("img").display());
-    ok(&Command::new(bin()).args(["import", "--image", &base[4..], "r.tar"]).current_dir(dir).output().unwrap(), "import");
+    ok(
+        &Command::new(bin()).args(["import", "--image", &base[4..], "r.tar"]).current_dir(dir).output().unwrap(),
+        "import",
+    );
     let b = format!("buildah --root {0}/bs/root --runroot {0}/bs/runroot --storage-driver vfs", dir.display());
     // The same Containerfiles for both: FROM $BASE, buildah's base pulled into its store first.
-    sh(&format!("skopeo copy -q {base} 'containers-storage:[vfs@{0}/bs/root+{0}/bs/runroot]localhost/strata-base'", dir.display()), dir);
+    sh(
+        &format!(
+            "skopeo copy -q {base} 'containers-storage:[vfs@{0}/bs/root+{0}/bs/runroot]localhost/strata-base'",
+            dir.display()
+        ),
+        dir,
+    );
     let cgroup_parent = format!("strata-image-test-{}-buildah", std::process::id());
     let mut failures = vec![];
     for (name, cf) in CASES {
@@ -115,30 +124,55 @@ fn builds_like_buildah_bud() {
         fs::write(ctx.join("b.txt"), "b\n").unwrap();
         fs::write(ctx.join("README.md"), "ignored\n").unwrap();
         fs::write(ctx.join(".dockerignore"), "d/top\n*.md\n").unwrap();
-        let entries = [dir_("x/"), file("x/f", "in tar\n").owner(3, 4).mode(0o640), symlink("x/l", "f"), hardlink("x/h", "x/f").owner(3, 4).mode(0o640), file("root-file", "r\n").mode(0o755)];
+        let entries = [
+            dir_("x/"),
+            file("x/f", "in tar\n").owner(3, 4).mode(0o640),
+            symlink("x/l", "f"),
+            hardlink("x/h", "x/f").owner(3, 4).mode(0o640),
+            file("root-file", "r\n").mode(0o755),
+        ];
         fs::write(ctx.join("files.tar"), tar(&entries)).unwrap();
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &tar(&entries)).unwrap();
         fs::write(ctx.join("files.tar.gz"), gz.finish().unwrap()).unwrap();
 
         let ours = format!("{}:{name}", dir.join("ours").display());
-        let out = Command::new(bin()).args(["build", "-q", "-t", &ours, "--build-arg", &format!("BASE={base}"), "--store"]).arg(dir.join("store")).args(["--cgroup-parent", &cgroup_parent]).arg(&ctx).output().unwrap();
+        let out = Command::new(bin())
+            .args(["build", "-q", "-t", &ours, "--build-arg", &format!("BASE={base}"), "--store"])
+            .arg(dir.join("store"))
+            .args(["--cgroup-parent", &cgroup_parent])
+            .arg(&ctx)
+            .output()
+            .unwrap();
         ok(&out, &format!("{name}: strata-image build"));
         let (c, d) = (ctx.display(), dir.display());
         sh(&format!("{b} bud -q --pull=never --build-arg BASE=localhost/strata-base --runtime /usr/sbin/runc --isolation chroot -t {name} {c} >/dev/null && {b} push -q {name} oci:{d}/theirs:{name}"), dir);
 
         for who in ["ours", "theirs"] {
-            let out = Command::new(bin()).args(["unpack", "--image", &format!("{}:{name}", dir.join(who).display())]).arg(dir.join(format!("{who}-{name}"))).output().unwrap();
+            let out = Command::new(bin())
+                .args(["unpack", "--image", &format!("{}:{name}", dir.join(who).display())])
+                .arg(dir.join(format!("{who}-{name}")))
+                .output()
+                .unwrap();
             ok(&out, &format!("{name}: unpack {who}"));
         }
-        let (mine, mut theirs) = (walk(&dir.join(format!("ours-{name}/rootfs"))), walk(&dir.join(format!("theirs-{name}/rootfs"))));
+        let (mine, mut theirs) =
+            (walk(&dir.join(format!("ours-{name}/rootfs"))), walk(&dir.join(format!("theirs-{name}/rootfs"))));
         // buildah's RUN leaves the mount points of its bind mounts behind (empty files, /run).
         for p in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "run"] {
             if !mine.contains_key(p) && theirs.get(p).is_some_and(|n| n.size == 0) {
                 theirs.remove(p);
             }
         }
-        let diff: Vec<_> = theirs.keys().chain(mine.keys()).filter(|k| theirs.get(*k) != mine.get(*k)).collect::<std::collections::BTreeSet<_>>().into_iter().take(8).map(|k| format!("{k}: buildah {:?}\n   strata {:?}", theirs.get(k), mine.get(k))).collect();
+        let diff: Vec<_> = theirs
+            .keys()
+            .chain(mine.keys())
+            .filter(|k| theirs.get(*k) != mine.get(*k))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .take(8)
+            .map(|k| format!("{k}: buildah {:?}\n   strata {:?}", theirs.get(k), mine.get(k)))
+            .collect();
         if !diff.is_empty() {
             failures.push(format!("{name}: trees differ:\n{}", diff.join("\n")));
         }

@@ -40,10 +40,15 @@ fn buildah_images_unpack_like_umoci() {
     sh(&format!("{} r >/dev/null && tar -C r -cf r.tar . && rm -rf r", hack.display()), dir);
     let b = format!("buildah --root {0}/bs/root --runroot {0}/bs/runroot --storage-driver vfs", dir.display());
     sh(&format!("c=$({b} from scratch) && {b} add $c r.tar / >/dev/null && {b} config --cmd /bin/sh $c && {b} commit -q $c l1 >/dev/null && {b} rm $c >/dev/null"), dir);
-    sh(&format!("c=$({b} from l1) && m=$({b} mount $c) && cd $m && rm -rf usr bin/vi etc/group home/user \
+    sh(
+        &format!(
+            "c=$({b} from l1) && m=$({b} mount $c) && cd $m && rm -rf usr bin/vi etc/group home/user \
         && mkdir -p home/user/.config opt/tree/sub && echo cfg > home/user/.config/x && chown -R 1000:1000 home/user \
         && echo deep > opt/tree/sub/f && ln bin/busybox sbin/bb-hardlink && ln opt/tree/sub/f opt/tree/f-link \
-        && cd / && {b} umount $c >/dev/null && {b} commit -q $c l2 >/dev/null && {b} rm $c >/dev/null"), dir);
+        && cd / && {b} umount $c >/dev/null && {b} commit -q $c l2 >/dev/null && {b} rm $c >/dev/null"
+        ),
+        dir,
+    );
     sh(&format!("c=$({b} from l2) && m=$({b} mount $c) && cd $m && rm -rf opt/tree/sub && chmod 4711 bin/busybox && chown 7:7 etc/passwd \
         && mkfifo run.fifo && echo l3 > etc/l3 \
         && cd / && {b} umount $c >/dev/null && {b} commit -q $c l3 >/dev/null && {b} rm $c >/dev/null \
@@ -51,17 +56,34 @@ fn buildah_images_unpack_like_umoci() {
     sh("umoci unpack --image oci:t theirs >/dev/null", dir);
 
     let theirs = walk(&dir.join("theirs/rootfs"));
-    assert!(theirs.contains_key("etc/l3") && !theirs.contains_key("usr") && !theirs.contains_key("opt/tree/sub"), "the layers applied");
+    assert!(
+        theirs.contains_key("etc/l3") && !theirs.contains_key("usr") && !theirs.contains_key("opt/tree/sub"),
+        "the layers applied"
+    );
     assert_eq!(theirs["opt/tree/f-link"].content, Some(strata_image::digest::of_bytes(b"deep\n")));
-    for (name, image) in [("layout", format!("{}:t", dir.join("oci").display())), ("docker-archive", format!("docker-archive:{}", dir.join("d.tar").display()))] {
+    for (name, image) in [
+        ("layout", format!("{}:t", dir.join("oci").display())),
+        ("docker-archive", format!("docker-archive:{}", dir.join("d.tar").display())),
+    ] {
         let ours = dir.join(name);
         let out = Command::new(bin()).args(["unpack", "--image", &image]).arg(&ours).output().unwrap();
         assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
         let got = walk(&ours.join("rootfs"));
-        let diff: Vec<_> = theirs.keys().chain(got.keys()).filter(|k| theirs.get(*k) != got.get(*k)).take(5).map(|k| (k, theirs.get(k), got.get(k))).collect();
+        let diff: Vec<_> = theirs
+            .keys()
+            .chain(got.keys())
+            .filter(|k| theirs.get(*k) != got.get(*k))
+            .take(5)
+            .map(|k| (k, theirs.get(k), got.get(k)))
+            .collect();
         assert!(diff.is_empty(), "{name}: differs from umoci: {diff:#?}");
     }
-    let h = Command::new(bin()).args(["history", "--json", &format!("{}:t", dir.join("oci").display())]).output().unwrap();
+    let h =
+        Command::new(bin()).args(["history", "--json", &format!("{}:t", dir.join("oci").display())]).output().unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&h.stdout).unwrap();
-    assert_eq!(rows.as_array().unwrap().iter().filter(|r| !r["empty_layer"].as_bool().unwrap()).count(), 3, "three layers");
+    assert_eq!(
+        rows.as_array().unwrap().iter().filter(|r| !r["empty_layer"].as_bool().unwrap()).count(),
+        3,
+        "three layers"
+    );
 }

@@ -52,7 +52,10 @@ fn import_refuses_what_is_not_a_tar() {
     fs::write(&good, tar(&[dir("etc"), file("etc/hostname", "h")])).unwrap();
     let truncated = t.path().join("truncated.tar");
     fs::write(&truncated, &fs::read(&good).unwrap()[..700]).unwrap();
-    let err = refused(&cli(&["import", "--image", &format!("{}:x", t.path().join("img-trunc").display()), s(&truncated)]), "truncated");
+    let err = refused(
+        &cli(&["import", "--image", &format!("{}:x", t.path().join("img-trunc").display()), s(&truncated)]),
+        "truncated",
+    );
     assert!(err.contains("not a tar archive") && err.contains("entry 2"), "{err}");
     ok(&cli(&["import", "--image", &format!("{}:x", t.path().join("img").display()), s(&good)]), "a real tar");
 }
@@ -63,7 +66,18 @@ fn overlay_bundle(t: &Path, layer: Vec<u8>) -> (BundleGuard, String) {
     image(&img, "v1", &[layer], Compression::Gzip, |_| {});
     let b = t.join("b");
     let guard = BundleGuard(b.clone());
-    ok(&cli(&["unpack", "--overlay", "--store", s(&t.join("store")), "--image", &format!("{}:v1", img.display()), s(&b)]), "unpack --overlay");
+    ok(
+        &cli(&[
+            "unpack",
+            "--overlay",
+            "--store",
+            s(&t.join("store")),
+            "--image",
+            &format!("{}:v1", img.display()),
+            s(&b),
+        ]),
+        "unpack --overlay",
+    );
     (guard, format!("{}:v1", img.display()))
 }
 
@@ -76,7 +90,11 @@ fn export_into_a_closed_pipe_leaves_no_mount() {
     assert!(run::mounts_under(t.path()).is_empty());
     let sh = format!("{} export {} | head -c 100 > /dev/null", bin().display(), g.0.display());
     assert!(Command::new("sh").arg("-c").arg(&sh).status().unwrap().success());
-    assert!(run::mounts_under(t.path()).is_empty(), "the export's mount went with it: {:?}", run::mounts_under(t.path()));
+    assert!(
+        run::mounts_under(t.path()).is_empty(),
+        "the export's mount went with it: {:?}",
+        run::mounts_under(t.path())
+    );
     let full = Command::new(bin()).args(["export", s(&g.0)]).output().unwrap();
     ok(&full, "export");
     assert!(full.stdout.len() > 3 << 20);
@@ -86,7 +104,11 @@ fn export_into_a_closed_pipe_leaves_no_mount() {
 /// The mountinfo line of `p`'s mount.
 fn mount_line(p: &Path) -> Option<String> {
     let canon = fs::canonicalize(p).unwrap();
-    fs::read_to_string("/proc/self/mountinfo").unwrap().lines().find(|l| l.split(' ').nth(4) == Some(s(&canon))).map(str::to_string)
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(s(&canon)))
+        .map(str::to_string)
 }
 
 #[test]
@@ -105,7 +127,10 @@ fn overlay_mount_names_only_paths_that_exist() {
             }
         }
         ok(&cli(&["umount", s(&g.0)]), "umount");
-        assert!(g.0.join("rootfs").join(strata_image::bundle::NOT_MOUNTED_FILE).is_file(), "the unmounted rootfs says so");
+        assert!(
+            g.0.join("rootfs").join(strata_image::bundle::NOT_MOUNTED_FILE).is_file(),
+            "the unmounted rootfs says so"
+        );
         ok(&cli(&["mount", s(&g.0)]), "mount");
     }
 }
@@ -123,8 +148,16 @@ fn running_an_unmounted_overlay_bundle_says_it_is_not_mounted() {
     let out = host.run(&g.0, &format!("unmounted-{}", std::process::id()));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("not mounted") && err.contains("strata-image mount"), "{err}");
-    let names: Vec<_> = fs::read_dir(g.0.join("rootfs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, vec![strata_image::bundle::NOT_MOUNTED_FILE.to_string()], "the failed run made nothing in the empty rootfs");
+    let names: Vec<_> = fs::read_dir(g.0.join("rootfs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        vec![strata_image::bundle::NOT_MOUNTED_FILE.to_string()],
+        "the failed run made nothing in the empty rootfs"
+    );
 }
 
 #[test]
@@ -139,7 +172,10 @@ fn du_and_gc_take_a_bare_store_and_gc_dry_run_says_would() {
     image(&img, "a", &[tar(&[file("a", "1")])], Compression::Gzip, |_| {});
     image(&img, "a", &[tar(&[file("a", "2")])], Compression::Gzip, |_| {});
     let dry = ok(&cli(&["gc", "--dry-run", "--layout", s(&img)]), "gc --dry-run");
-    assert!(dry.starts_with(&format!("layout {}: would remove 3 blobs", img.display())) && dry.contains("would keep 3"), "{dry}");
+    assert!(
+        dry.starts_with(&format!("layout {}: would remove 3 blobs", img.display())) && dry.contains("would keep 3"),
+        "{dry}"
+    );
     let done = ok(&cli(&["gc", "--layout", s(&img)]), "gc");
     assert!(done.starts_with(&format!("layout {}: removed 3 blobs", img.display())), "{done}");
 }
@@ -171,7 +207,8 @@ fn a_platform_that_matches_no_manifest_is_an_error() {
     layout.set_tag("multi", &desc).unwrap();
     let r = format!("{}:multi", img.display());
     let b = t.path().join("b");
-    let err = refused(&cli(&["unpack", "--platform", "linux/s390x", "--image", &r, s(&b)]), "unpack --platform linux/s390x");
+    let err =
+        refused(&cli(&["unpack", "--platform", "linux/s390x", "--image", &r, s(&b)]), "unpack --platform linux/s390x");
     assert!(err.contains("no manifest for platform linux/s390x") && err.contains("linux/amd64"), "{err}");
     assert!(!b.exists());
     ok(&cli(&["unpack", "--platform", "linux/amd64", "--image", &r, s(&b)]), "unpack --platform linux/amd64");
@@ -184,16 +221,41 @@ fn save_archive_names_the_image() {
     image(&img, "v1", &[tar(&[file("a", "1")])], Compression::Gzip, |_| {});
     let index = |ar: &Path| -> serde_json::Value {
         let mut a = tar::Archive::new(fs::File::open(ar).unwrap());
-        let mut e = a.entries().unwrap().map(|e| e.unwrap()).find(|e| e.path().unwrap().to_str() == Some("index.json")).unwrap();
+        let mut e = a
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("index.json"))
+            .unwrap();
         serde_json::from_reader(&mut e).unwrap()
     };
     let ar = t.path().join("a.tar");
     ok(&cli(&["save", &format!("{}:v1", img.display()), "--archive", "--tag", "v1", "-o", s(&ar)]), "save --archive");
     let ann = &index(&ar)["manifests"][0]["annotations"];
-    assert_eq!((ann["org.opencontainers.image.ref.name"].as_str(), ann["io.containerd.image.name"].as_str()), (Some("v1"), Some("localhost/my-image:v1")));
-    ok(&cli(&["save", &format!("{}:v1", img.display()), "--archive", "--name", "example.com:5000/team/app", "-o", s(&ar)]), "save --name");
-    assert_eq!(index(&ar)["manifests"][0]["annotations"]["io.containerd.image.name"], "example.com:5000/team/app:latest");
-    ok(&cli(&["unpack", "--image", &format!("{}:latest", ar.display()), s(&t.path().join("b"))]), "the archive still opens by its tag");
+    assert_eq!(
+        (ann["org.opencontainers.image.ref.name"].as_str(), ann["io.containerd.image.name"].as_str()),
+        (Some("v1"), Some("localhost/my-image:v1"))
+    );
+    ok(
+        &cli(&[
+            "save",
+            &format!("{}:v1", img.display()),
+            "--archive",
+            "--name",
+            "example.com:5000/team/app",
+            "-o",
+            s(&ar),
+        ]),
+        "save --name",
+    );
+    assert_eq!(
+        index(&ar)["manifests"][0]["annotations"]["io.containerd.image.name"],
+        "example.com:5000/team/app:latest"
+    );
+    ok(
+        &cli(&["unpack", "--image", &format!("{}:latest", ar.display()), s(&t.path().join("b"))]),
+        "the archive still opens by its tag",
+    );
 }
 
 #[test]
@@ -207,7 +269,10 @@ fn history_shows_human_sizes_author_and_comment() {
     let out = ok(&cli(&["history", &format!("{}:base", img.display())]), "history");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines[0].contains("SIZE") && lines[0].contains("AUTHOR") && lines[0].contains("COMMENT"), "{out}");
-    assert!(lines[1].contains("3.0 MiB") && lines[1].contains("Ada <ada@example.com>") && lines[1].contains("the base"), "{out}");
+    assert!(
+        lines[1].contains("3.0 MiB") && lines[1].contains("Ada <ada@example.com>") && lines[1].contains("the base"),
+        "{out}"
+    );
 }
 
 #[test]

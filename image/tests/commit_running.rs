@@ -33,14 +33,37 @@ fn commit_of_a_container_rewriting_a_big_file() {
     let rootfs = dir.join("rootfs");
     let hack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/busybox-rootfs");
     assert!(Command::new(hack).arg(&rootfs).status().unwrap().success(), "hack/busybox-rootfs");
-    assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(dir.join("rootfs.tar")).arg(".").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(dir.join("rootfs.tar"))
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
     let img = dir.join("img");
     let base = format!("{}:base", img.display());
     ok(&image_cli(&["import", "--image", &base, s(&dir.join("rootfs.tar"))]), "import");
 
     let ovl = dir.join("ovl");
     let writer = format!("while :; do head -c {BIG} /dev/zero > /big; done");
-    ok(&image_cli(&["unpack", "--overlay", "--store", s(&dir.join("store")), "--image", &base, s(&ovl), "--", "sh", "-c", &writer]), "unpack");
+    ok(
+        &image_cli(&[
+            "unpack",
+            "--overlay",
+            "--store",
+            s(&dir.join("store")),
+            "--image",
+            &base,
+            s(&ovl),
+            "--",
+            "sh",
+            "-c",
+            &writer,
+        ]),
+        "unpack",
+    );
     let id = format!("commit-running-{}", std::process::id());
     let mut child = host.spawn(&ovl, &id);
     let start = Instant::now();
@@ -81,7 +104,11 @@ fn commit_of_a_container_rewriting_a_big_file() {
         std::fs::remove_dir_all(&b).unwrap();
     }
     eprintln!("live commits refused: {refused}/6");
-    let leftovers: Vec<_> = std::fs::read_dir(img.join("blobs/sha256")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(img.join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "a failed commit leaves no temp blob: {leftovers:?}");
 
     let _ = Command::new(&strata).arg("--root").arg(&state).args(["kill", &id, "KILL"]).output();

@@ -24,7 +24,13 @@ fn debian_base() -> Option<std::path::PathBuf> {
     let cached = hack.join(".cache/debian-bookworm-minbase.tar");
     if !cached.exists() {
         if std::env::var("STRATA_SLOW_TESTS").as_deref() != Ok("1") {
-            strata_integration::skip(file!(), &format!("no cached Debian base at {} (set STRATA_SLOW_TESTS=1 to debootstrap it, minutes)", cached.display()));
+            strata_integration::skip(
+                file!(),
+                &format!(
+                    "no cached Debian base at {} (set STRATA_SLOW_TESTS=1 to debootstrap it, minutes)",
+                    cached.display()
+                ),
+            );
             return None;
         }
         let st = Command::new(hack.join("debian-rootfs")).arg(&cached).status().unwrap();
@@ -34,7 +40,12 @@ fn debian_base() -> Option<std::path::PathBuf> {
 }
 
 fn diff(a: &std::collections::BTreeMap<String, Node>, b: &std::collections::BTreeMap<String, Node>) -> Vec<String> {
-    a.keys().chain(b.keys()).filter(|k| a.get(*k) != b.get(*k)).take(5).map(|k| format!("{k}: umoci {:?}\n  ours {:?}", a.get(k), b.get(k))).collect()
+    a.keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .take(5)
+        .map(|k| format!("{k}: umoci {:?}\n  ours {:?}", a.get(k), b.get(k)))
+        .collect()
 }
 
 #[test]
@@ -61,16 +72,28 @@ fn debian_layers_match_umoci_and_run() {
 
     let image = format!("{}:t", dir.join("img").display());
     let flat = dir.join("flat");
-    let args = ["--", "sh", "-c", ". /etc/os-release; echo $ID $VERSION_CODENAME; cat /etc/layer3; test -e /usr/share/doc || echo no-doc"];
+    let args = [
+        "--",
+        "sh",
+        "-c",
+        ". /etc/os-release; echo $ID $VERSION_CODENAME; cat /etc/layer3; test -e /usr/share/doc || echo no-doc",
+    ];
     let cli = |extra: &[&str]| Command::new(bin()).arg("unpack").args(extra).args(args).output().unwrap();
     ok(&cli(&["--image", &image, flat.to_str().unwrap()]), "unpack flatten");
     let ovl = dir.join("ovl");
     let _g = BundleGuard(ovl.clone());
-    ok(&cli(&["--overlay", "--store", dir.join("store").to_str().unwrap(), "--image", &image, ovl.to_str().unwrap()]), "unpack --overlay");
+    ok(
+        &cli(&["--overlay", "--store", dir.join("store").to_str().unwrap(), "--image", &image, ovl.to_str().unwrap()]),
+        "unpack --overlay",
+    );
 
     let theirs = walk(&dir.join("theirs/rootfs"));
     assert!(theirs.len() > 3000, "a Debian tree expected, got {} entries", theirs.len());
-    assert!(theirs.contains_key("var/lib/dpkg/info/marker") && !theirs.contains_key("usr/share/doc") && !theirs.contains_key("etc/hostname"));
+    assert!(
+        theirs.contains_key("var/lib/dpkg/info/marker")
+            && !theirs.contains_key("usr/share/doc")
+            && !theirs.contains_key("etc/hostname")
+    );
     let d = diff(&theirs, &walk(&flat.join("rootfs")));
     assert!(d.is_empty(), "flatten differs from umoci:\n{}", d.join("\n"));
     let clear = |mut m: std::collections::BTreeMap<String, Node>| {
@@ -81,7 +104,10 @@ fn debian_layers_match_umoci_and_run() {
     assert!(d.is_empty(), "overlay view differs from umoci:\n{}", d.join("\n"));
 
     let Some(strata) = run::strata_bin() else {
-        strata_integration::skip(file!(), "the strata run part: no strata binary (cargo build -p strata, or STRATA_BIN)");
+        strata_integration::skip(
+            file!(),
+            "the strata run part: no strata binary (cargo build -p strata, or STRATA_BIN)",
+        );
         return;
     };
     let mut host = Host::new(dir, strata, "debian");

@@ -51,7 +51,10 @@ fn du_and_gc_of_a_layer_store() {
     fs::write(b1.join("rootfs/written"), vec![b'w'; 4096]).unwrap();
     let du = usage::bundle_usage(&b1).unwrap();
     assert_eq!((du.size, du.virtual_size), (4096, 1000 + 500 + 4096));
-    assert_eq!(du.layers.iter().map(|l| (l.diff_id.as_str(), l.size)).collect::<Vec<_>>(), vec![(l1.as_str(), 1000), (l2.as_str(), 500)]);
+    assert_eq!(
+        du.layers.iter().map(|l| (l.diff_id.as_str(), l.size)).collect::<Vec<_>>(),
+        vec![(l1.as_str(), 1000), (l2.as_str(), 500)]
+    );
 
     // A flatten bundle: size is the diff against what was unpacked.
     let flat = t.path().join("flat");
@@ -98,7 +101,9 @@ fn gc_of_a_layout_drops_only_unreachable_blobs() {
     let layout = Layout::open(&img).unwrap();
     let first = layout.tags().unwrap().into_iter().find(|(t, _)| t == "b").unwrap().1;
     // Retag b to a new config: the old manifest and config become unreachable.
-    let old = strata_image::image::open(&r(format!("{}:b", img.display())), &strata_image::platform::PlatformSpec::host()).unwrap();
+    let old =
+        strata_image::image::open(&r(format!("{}:b", img.display())), &strata_image::platform::PlatformSpec::host())
+            .unwrap();
     let mut cfg: serde_json::Value = serde_json::from_slice(&old.config_raw).unwrap();
     cfg["config"]["Cmd"] = serde_json::json!(["/bin/true"]);
     let m: serde_json::Value = serde_json::from_slice(old.manifest_raw.as_ref().unwrap()).unwrap();
@@ -121,7 +126,8 @@ fn gc_of_a_layout_drops_only_unreachable_blobs() {
 fn json(args: &[&str]) -> serde_json::Value {
     let out = Command::new(bin()).args(args).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 #[test]
@@ -134,7 +140,8 @@ fn every_printing_command_speaks_json() {
     assert_eq!(ls[0]["digest"], imported["digest"]);
     let b = p("b");
     let _g = BundleGuard(b.clone().into());
-    let unpacked = json(&["unpack", "--json", "--overlay", "--store", &p("store"), "--image", &format!("{}:base", p("img")), &b]);
+    let unpacked =
+        json(&["unpack", "--json", "--overlay", "--store", &p("store"), "--image", &format!("{}:base", p("img")), &b]);
     assert_eq!(unpacked["mode"], "overlay");
     fs::write(t.path().join("b/rootfs/etc/new"), "12345").unwrap();
     let du = json(&["du", "--json", &b]);

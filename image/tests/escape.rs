@@ -72,7 +72,10 @@ fn absolute_names_land_inside() {
 fn symlinked_parent_is_resolved_inside_the_root() {
     let s = sandbox();
     let out = s.outside.to_str().unwrap().to_string();
-    for r in both_modes(&s.root, &[symlink("up", "../../.."), symlink("abs", &out), file("up/escaped", "x"), file("abs/victim", "pwned")]) {
+    for r in both_modes(
+        &s.root,
+        &[symlink("up", "../../.."), symlink("abs", &out), file("up/escaped", "x"), file("abs/victim", "pwned")],
+    ) {
         r.unwrap();
     }
     untouched(&s);
@@ -146,7 +149,10 @@ fn whiteouts_through_symlinks_stay_inside() {
 fn devices_and_dirs_through_symlinks_stay_inside() {
     let s = sandbox();
     let out = s.outside.to_str().unwrap().to_string();
-    for r in both_modes(&s.root, &[symlink("l", &out), node("l/null", tar::EntryType::Char, 1, 3), dir("l/newdir").mode(0o777)]) {
+    for r in both_modes(
+        &s.root,
+        &[symlink("l", &out), node("l/null", tar::EntryType::Char, 1, 3), dir("l/newdir").mode(0o777)],
+    ) {
         let _ = r;
     }
     untouched(&s);

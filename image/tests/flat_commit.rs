@@ -20,20 +20,42 @@ fn top_layer_entries(r: &Reference) -> Vec<(String, tar::EntryType)> {
     let img = image::open(r, &PlatformSpec::host()).unwrap();
     image::with_layer(img.layers.last().unwrap(), |rd| {
         let mut ar = tar::Archive::new(rd);
-        Ok(ar.entries().unwrap().map(|e| {
-            let e = e.unwrap();
-            (e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string(), e.header().entry_type())
-        }).collect())
+        Ok(ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string(), e.header().entry_type())
+            })
+            .collect())
     })
     .unwrap()
 }
 
 fn base_image(at: &Path) -> String {
     let layers = [
-        tar(&[dir("etc"), file("etc/motd", "hi"), dir("data"), file("data/a", "a"), file("data/b", "b"), file("gone", "x"), dir("keep"),
-              file("keep/same", "s"), file("keep/x", "x").mode(0o644), file("keep/own", "o"), dir("replaced-dir"), file("replaced-dir/old1", "1")]),
-        tar(&[file("replaced-dir/old2", "2"), file("file-to-dir", "f"), dir("dir-to-file"), file("dir-to-file/y", "y"), symlink("keep/link", "same"),
-              file("odd name\twith%tab", "t")]),
+        tar(&[
+            dir("etc"),
+            file("etc/motd", "hi"),
+            dir("data"),
+            file("data/a", "a"),
+            file("data/b", "b"),
+            file("gone", "x"),
+            dir("keep"),
+            file("keep/same", "s"),
+            file("keep/x", "x").mode(0o644),
+            file("keep/own", "o"),
+            dir("replaced-dir"),
+            file("replaced-dir/old1", "1"),
+        ]),
+        tar(&[
+            file("replaced-dir/old2", "2"),
+            file("file-to-dir", "f"),
+            dir("dir-to-file"),
+            file("dir-to-file/y", "y"),
+            symlink("keep/link", "same"),
+            file("odd name\twith%tab", "t"),
+        ]),
     ];
     image(&at.join("img"), "base", &layers, Compression::Gzip, |_| {});
     format!("{}:base", at.join("img").display())
@@ -82,8 +104,23 @@ fn flatten_commit_holds_exactly_the_changes() {
 
     let entries = top_layer_entries(&dest);
     let names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
-    for want in ["etc/motd", ".wh.gone", ".wh.data", "replaced-dir", "replaced-dir/.wh..wh..opq", "replaced-dir/new", "file-to-dir", "file-to-dir/z",
-                 "dir-to-file", "keep/x", "keep/own", "keep/same", "new", "new2", ".wh.odd name\twith%tab"] {
+    for want in [
+        "etc/motd",
+        ".wh.gone",
+        ".wh.data",
+        "replaced-dir",
+        "replaced-dir/.wh..wh..opq",
+        "replaced-dir/new",
+        "file-to-dir",
+        "file-to-dir/z",
+        "dir-to-file",
+        "keep/x",
+        "keep/own",
+        "keep/same",
+        "new",
+        "new2",
+        ".wh.odd name\twith%tab",
+    ] {
         assert!(names.contains(&want), "{want:?} missing from the layer: {names:?}");
     }
     for unwanted in ["data/.wh.a", "data/a", "keep/link", "replaced-dir/.wh.old1", "dir-to-file/.wh.y", "etc"] {
@@ -100,7 +137,8 @@ fn flatten_commit_holds_exactly_the_changes() {
     assert_eq!(walk(&flat.join("rootfs")), want, "flatten unpack of the commit = the modified rootfs");
     let ovl = t.path().join("ovl");
     let _g = BundleGuard(ovl.clone());
-    bundle::unpack(&dest, &ovl, &UnpackOptions { overlay: true, store: t.path().join("store"), ..Default::default() }).unwrap();
+    bundle::unpack(&dest, &ovl, &UnpackOptions { overlay: true, store: t.path().join("store"), ..Default::default() })
+        .unwrap();
     assert_eq!(walk(&ovl.join("rootfs")), want, "overlay view of the commit = the modified rootfs");
     bundle::remove(&ovl).unwrap();
 }

@@ -23,7 +23,12 @@ fn ok(out: &Output, what: &str) -> String {
 }
 
 fn staging_dirs(parent: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(parent).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with(".strata-image-")).map(|e| e.path()).collect();
+    let mut v: Vec<_> = fs::read_dir(parent)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".strata-image-"))
+        .map(|e| e.path())
+        .collect();
     v.sort();
     v
 }
@@ -47,13 +52,20 @@ fn layered_image(at: &Path) -> (String, PathBuf, Vec<u8>) {
 fn kill_mid_unpack(args: &[&str], blob: &Path, layer: &[u8], parent: &Path) {
     fs::remove_file(blob).unwrap();
     nix::unistd::mkfifo(blob, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-    let mut child = Command::new(bin()).args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let mut w = fs::OpenOptions::new().write(true).open(blob).unwrap();
     w.write_all(&layer[..layer.len() / 2]).unwrap();
     let start = Instant::now();
     loop {
         let extracted = fs::read_dir(parent).unwrap().flatten().any(|e| {
-            e.file_name().to_string_lossy().starts_with(".strata-image-") && fs::read_dir(e.path().join("rootfs")).is_ok_and(|mut d| d.next().is_some())
+            e.file_name().to_string_lossy().starts_with(".strata-image-")
+                && fs::read_dir(e.path().join("rootfs")).is_ok_and(|mut d| d.next().is_some())
         }) || walk_dir_has(parent, "f00");
         if extracted {
             break;
@@ -70,9 +82,11 @@ fn kill_mid_unpack(args: &[&str], blob: &Path, layer: &[u8], parent: &Path) {
 
 /// Whether a file named `name` exists anywhere below `dir` (the store's temp extraction).
 fn walk_dir_has(dir: &Path, name: &str) -> bool {
-    fs::read_dir(dir).into_iter().flatten().flatten().any(|e| {
-        e.file_name() == name || (e.file_type().is_ok_and(|t| t.is_dir()) && walk_dir_has(&e.path(), name))
-    })
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| e.file_name() == name || (e.file_type().is_ok_and(|t| t.is_dir()) && walk_dir_has(&e.path(), name)))
 }
 
 #[test]
@@ -124,9 +138,17 @@ fn a_killed_overlay_unpack_is_swept_by_the_next_unpack() {
     fs::create_dir(&parent).unwrap();
     let store = t.path().join("store");
     let s = |p: &Path| p.to_str().unwrap().to_string();
-    kill_mid_unpack(&["unpack", "--overlay", "--store", &s(&store), "--image", &r, &s(&parent.join("b1"))], &blob, &layer, t.path());
+    kill_mid_unpack(
+        &["unpack", "--overlay", "--store", &s(&store), "--image", &r, &s(&parent.join("b1"))],
+        &blob,
+        &layer,
+        t.path(),
+    );
     let half: Vec<_> = fs::read_dir(store.join("layers/sha256")).unwrap().flatten().map(|e| e.file_name()).collect();
-    assert!(half.len() == 1 && half[0].to_string_lossy().starts_with(".tmp-"), "the kill left a half extraction: {half:?}");
+    assert!(
+        half.len() == 1 && half[0].to_string_lossy().starts_with(".tmp-"),
+        "the kill left a half extraction: {half:?}"
+    );
     assert_eq!(staging_dirs(&parent).len(), 1);
 
     let b2 = parent.join("b2");
@@ -147,7 +169,8 @@ fn a_stale_staging_rootfs_still_mounted_is_unmounted_and_removed() {
     // a pid above pid_max never runs.
     let stale = parent.join(".strata-image-4194305-1-abcdef");
     fs::create_dir_all(stale.join("rootfs")).unwrap();
-    nix::mount::mount(Some("tmpfs"), &stale.join("rootfs"), Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+    nix::mount::mount(Some("tmpfs"), &stale.join("rootfs"), Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>)
+        .unwrap();
     let _cleanup = BundleGuard(stale.clone());
     fs::write(stale.join("rootfs/inside"), "x").unwrap();
     ok(&cli(&["unpack", "--image", &r, parent.join("b").to_str().unwrap()]), "unpack");

@@ -34,7 +34,8 @@ fn layers() -> Vec<Vec<u8>> {
             dir("sticky").mode(0o1777),
             dir("sgid").mode(0o2775).owner(0, 10),
             file("owned", "o").owner(1000, 1000).mode(0o640),
-            file("caps", "c").xattr("security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            file("caps", "c")
+                .xattr("security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
             file("xa", "x").xattr("user.note", b"hello"),
             node("dev/null", EntryType::Char, 1, 3).mode(0o666),
             node("dev/loop9", EntryType::Block, 7, 9),
@@ -57,7 +58,12 @@ fn layers() -> Vec<Vec<u8>> {
             file("lib/libx.so", "lib"),
             file("owned", "o2").owner(1000, 10).mode(0o600),
         ]),
-        tar(&[hardlink("etc/hl", "link-to-lower"), file("later", "later"), hardlink("later2", "later"), file(".wh.keep", "")]),
+        tar(&[
+            hardlink("etc/hl", "link-to-lower"),
+            file("later", "later"),
+            hardlink("later2", "later"),
+            file(".wh.keep", ""),
+        ]),
     ]
 }
 
@@ -134,7 +140,8 @@ fn overlay_view_equals_flat_tree() {
     let flat = t.path().join("flat");
     let ovl = t.path().join("ovl");
     let _g = BundleGuard(ovl.clone());
-    bundle::unpack(&Reference::parse(&format!("{}:zst", layout.display())).unwrap(), &flat, &UnpackOptions::default()).unwrap();
+    bundle::unpack(&Reference::parse(&format!("{}:zst", layout.display())).unwrap(), &flat, &UnpackOptions::default())
+        .unwrap();
     let opts = UnpackOptions { overlay: true, store: store.clone(), ..Default::default() };
     bundle::unpack(&Reference::parse(&format!("{}:gz", layout.display())).unwrap(), &ovl, &opts).unwrap();
     check(&flat.join("rootfs"));
@@ -167,7 +174,8 @@ fn overlay_view_equals_flat_tree() {
 fn more_layers_than_one_mount_option_string_can_name() {
     let t = scratch("many");
     let layout = t.path().join("img");
-    let ls: Vec<Vec<u8>> = (0..40).map(|i| tar(&[file(&format!("f{i}"), &i.to_string()), file("top", &i.to_string())])).collect();
+    let ls: Vec<Vec<u8>> =
+        (0..40).map(|i| tar(&[file(&format!("f{i}"), &i.to_string()), file("top", &i.to_string())])).collect();
     image(&layout, "many", &ls, Compression::None, |_| {});
     let store = t.path().join(format!("store-{}", "x".repeat(80)));
     let b = t.path().join("b");

@@ -16,7 +16,8 @@ use strata_image::writer::Compression;
 fn unpack_and_check(layers: usize) {
     let t = scratch(&format!("ovl-paths-{layers}"));
     // Bundles record the store's path in strata-image.json (text): only the bundle's may be non-UTF-8.
-    let odd = |base: &str, tail: &[u8]| t.path().join(OsStr::from_bytes(&[base.as_bytes(), b":a,b\\c ", tail].concat()));
+    let odd =
+        |base: &str, tail: &[u8]| t.path().join(OsStr::from_bytes(&[base.as_bytes(), b":a,b\\c ", tail].concat()));
     let img = t.path().join("img");
     let tars: Vec<Vec<u8>> = (0..layers).map(|i| tar(&[file(&format!("f{i}"), &i.to_string())])).collect();
     image(&img, "v1", &tars, Compression::None, |_| {});
@@ -26,10 +27,18 @@ fn unpack_and_check(layers: usize) {
     bundle::unpack(&Reference::parse(&format!("{}:v1", img.display())).unwrap(), &b, &opts).unwrap();
     for round in ["after unpack", "after mount"] {
         for i in 0..layers {
-            assert_eq!(fs::read_to_string(b.join(format!("rootfs/f{i}"))).unwrap(), i.to_string(), "{round}: layer {i} in the view");
+            assert_eq!(
+                fs::read_to_string(b.join(format!("rootfs/f{i}"))).unwrap(),
+                i.to_string(),
+                "{round}: layer {i} in the view"
+            );
         }
         fs::write(b.join("rootfs/written"), round).unwrap();
-        assert_eq!(fs::read_to_string(b.join("overlay/upper/written")).unwrap(), round, "{round}: writes reach the upper dir");
+        assert_eq!(
+            fs::read_to_string(b.join("overlay/upper/written")).unwrap(),
+            round,
+            "{round}: writes reach the upper dir"
+        );
         bundle::umount(&b).unwrap();
         bundle::mount(&b).unwrap();
     }

@@ -16,15 +16,28 @@ fn progress_bar_only_on_a_terminal() {
     let b1 = t.path().join("b1");
     let _g = (BundleGuard(b1.clone()), BundleGuard(t.path().join("b2")));
 
-    let out = Command::new(bin()).args(["unpack", "--overlay", "--store", store.to_str().unwrap(), "--image", &image_ref, b1.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["unpack", "--overlay", "--store", store.to_str().unwrap(), "--image", &image_ref, b1.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success());
-    assert!(out.stderr.is_empty() && out.stdout.is_empty(), "quiet without a terminal: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty() && out.stdout.is_empty(),
+        "quiet without a terminal: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     if Command::new("script").arg("--version").output().is_err() {
         strata_integration::skip(file!(), "the terminal part: no `script` (util-linux)");
         return;
     }
-    let cmd = format!("{} unpack --overlay --store {} --image {} {}", bin().display(), store.display(), image_ref, t.path().join("b2").display());
+    let cmd = format!(
+        "{} unpack --overlay --store {} --image {} {}",
+        bin().display(),
+        store.display(),
+        image_ref,
+        t.path().join("b2").display()
+    );
     let out = Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().unwrap();
     assert!(out.status.success());
     let shown = String::from_utf8_lossy(&out.stdout);

@@ -16,7 +16,20 @@ fn commit_history_unpack_roundtrip() {
     let t = scratch("roundtrip");
     let tmp = t.path();
     let img = tmp.join("img");
-    image(&img, "base", &[tar(&[dir("etc"), file("etc/motd", "hi"), dir("data"), file("data/a", "a"), file("data/b", "b"), file("gone", "x")])], Compression::Gzip, |_| {});
+    image(
+        &img,
+        "base",
+        &[tar(&[
+            dir("etc"),
+            file("etc/motd", "hi"),
+            dir("data"),
+            file("data/a", "a"),
+            file("data/b", "b"),
+            file("gone", "x"),
+        ])],
+        Compression::Gzip,
+        |_| {},
+    );
     let b = tmp.join("b");
     let _g = BundleGuard(b.clone());
     let opts = UnpackOptions { overlay: true, store: tmp.join("store"), ..Default::default() };
@@ -30,7 +43,12 @@ fn commit_history_unpack_roundtrip() {
     fs::write(root.join("new"), "n").unwrap();
 
     let dest = Reference::parse(&format!("{}:committed", img.display())).unwrap();
-    commit(&b, &dest, &CommitOptions { message: Some("my change".into()), author: Some("me".into()), ..Default::default() }).unwrap();
+    commit(
+        &b,
+        &dest,
+        &CommitOptions { message: Some("my change".into()), author: Some("me".into()), ..Default::default() },
+    )
+    .unwrap();
 
     let resolved = image::open(&dest, &PlatformSpec::host()).unwrap();
     assert_eq!(resolved.layers.len(), 2);
@@ -59,11 +77,13 @@ fn commit_history_unpack_roundtrip() {
     // save as an OCI archive and read it back.
     let ar = tmp.join("saved.tar");
     transfer::save(&resolved, &ar, "v1", None, true).unwrap();
-    let from_archive = image::open(&Reference::parse(&format!("{}:v1", ar.display())).unwrap(), &PlatformSpec::host()).unwrap();
+    let from_archive =
+        image::open(&Reference::parse(&format!("{}:v1", ar.display())).unwrap(), &PlatformSpec::host()).unwrap();
     assert_eq!(from_archive.config_digest, resolved.config_digest);
 
     if Command::new("skopeo").arg("--version").output().is_ok() {
-        let out = Command::new("skopeo").arg("inspect").arg(format!("oci:{}:committed", img.display())).output().unwrap();
+        let out =
+            Command::new("skopeo").arg("inspect").arg(format!("oci:{}:committed", img.display())).output().unwrap();
         assert!(out.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["Layers"].as_array().unwrap().len(), 2);

@@ -34,13 +34,33 @@ fn unpack_run_commit_unpack_run_and_podman() {
     let rootfs = dir.join("rootfs");
     let hack = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hack/busybox-rootfs");
     assert!(Command::new(hack).arg(&rootfs).status().unwrap().success(), "hack/busybox-rootfs");
-    assert!(Command::new("tar").arg("-C").arg(&rootfs).arg("-cf").arg(dir.join("rootfs.tar")).arg(".").status().unwrap().success());
+    assert!(Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(dir.join("rootfs.tar"))
+        .arg(".")
+        .status()
+        .unwrap()
+        .success());
     let base = format!("{}:base", dir.join("img").display());
     ok(&image_cli(&["import", "--image", &base, s(&dir.join("rootfs.tar"))]), "import");
 
     // Flatten: a plain copy runs as is.
     let flat = dir.join("flat");
-    ok(&image_cli(&["unpack", "--image", &base, s(&flat), "--", "sh", "-c", "echo hello from $(id -un) in $(pwd); echo f > /flat-written"]), "unpack flatten");
+    ok(
+        &image_cli(&[
+            "unpack",
+            "--image",
+            &base,
+            s(&flat),
+            "--",
+            "sh",
+            "-c",
+            "echo hello from $(id -un) in $(pwd); echo f > /flat-written",
+        ]),
+        "unpack flatten",
+    );
     let out = host.run(&flat, &format!("e2e-{pid}-flat"));
     ok(&out, "strata run (flatten)");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello from root in /\n");
@@ -55,8 +75,12 @@ fn unpack_run_commit_unpack_run_and_podman() {
     // Overlay: the container's writes land in the bundle's upper dir only.
     let ovl = dir.join("ovl");
     let store = dir.join("store");
-    let script = "echo written > /written && mkdir -p /data/sub && echo deep > /data/sub/f && rm /etc/group && echo ovl-ok";
-    ok(&image_cli(&["unpack", "--overlay", "--store", s(&store), "--image", &base, s(&ovl), "--", "sh", "-c", script]), "unpack --overlay");
+    let script =
+        "echo written > /written && mkdir -p /data/sub && echo deep > /data/sub/f && rm /etc/group && echo ovl-ok";
+    ok(
+        &image_cli(&["unpack", "--overlay", "--store", s(&store), "--image", &base, s(&ovl), "--", "sh", "-c", script]),
+        "unpack --overlay",
+    );
     let out = host.run(&ovl, &format!("e2e-{pid}-ovl"));
     ok(&out, "strata run (overlay)");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "ovl-ok\n");
@@ -71,7 +95,19 @@ fn unpack_run_commit_unpack_run_and_podman() {
     let committed = format!("{}:committed", dir.join("img").display());
     ok(&image_cli(&["commit", s(&ovl), "--image", &committed, "--message", "e2e"]), "commit");
     let again = dir.join("again");
-    ok(&image_cli(&["unpack", "--image", &committed, s(&again), "--", "sh", "-c", "cat /written /data/sub/f; test -e /etc/group || echo no-group"]), "unpack committed");
+    ok(
+        &image_cli(&[
+            "unpack",
+            "--image",
+            &committed,
+            s(&again),
+            "--",
+            "sh",
+            "-c",
+            "cat /written /data/sub/f; test -e /etc/group || echo no-group",
+        ]),
+        "unpack committed",
+    );
     assert_eq!(fs::read_to_string(again.join("rootfs/written")).unwrap(), "written\n");
     assert!(again.join("rootfs/bin/busybox").is_file());
     assert_eq!(walk(&again.join("rootfs")), walk(&ovl.join("rootfs")), "committed image = the container's view");
@@ -91,9 +127,16 @@ fn unpack_run_commit_unpack_run_and_podman() {
     let out = run::podman(&pm, &host.cgroup_parent, &["load", "-i", s(&archive)]);
     ok(&out, "podman load");
     let loaded = String::from_utf8_lossy(&out.stdout);
-    let name = loaded.lines().find_map(|l| l.split_once(": ").map(|(_, n)| n.trim().to_string())).expect("podman load names the image");
+    let name = loaded
+        .lines()
+        .find_map(|l| l.split_once(": ").map(|(_, n)| n.trim().to_string()))
+        .expect("podman load names the image");
     assert_eq!(name, "localhost/img:e2e-committed", "the name save gave it, not the tag taken as a name");
-    let out = run::podman(&pm, &host.cgroup_parent, &["run", "--rm", &name, "sh", "-c", "cat /written /data/sub/f; test -e /etc/group || echo no-group"]);
+    let out = run::podman(
+        &pm,
+        &host.cgroup_parent,
+        &["run", "--rm", &name, "sh", "-c", "cat /written /data/sub/f; test -e /etc/group || echo no-group"],
+    );
     ok(&out, "podman run of the committed image");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "written\ndeep\nno-group\n");
     let out = run::podman(&pm, &host.cgroup_parent, &["history", "--format", "{{.Comment}}", &name]);
@@ -106,9 +149,15 @@ fn unpack_run_commit_unpack_run_and_podman() {
         ok(&out, "ctr image import");
         let out = c.ctr(&["image", "check"]);
         ok(&out, "ctr image check");
-        let line = String::from_utf8_lossy(&out.stdout).lines().find(|l| l.starts_with("localhost/img:e2e-committed ")).map(str::to_string);
+        let line = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("localhost/img:e2e-committed "))
+            .map(str::to_string);
         let line = line.expect("ctr lists the imported image by the name save gave it");
-        assert!(line.contains("complete (3/3)") && line.trim_end().ends_with("true"), "config and both layers present, unpacked: {line}");
+        assert!(
+            line.contains("complete (3/3)") && line.trim_end().ends_with("true"),
+            "config and both layers present, unpacked: {line}"
+        );
     } else {
         strata_integration::skip(file!(), "containerd part: containerd not installed");
     }

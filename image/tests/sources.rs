@@ -29,7 +29,8 @@ fn layer_blobs(layout: &Layout) -> Vec<std::path::PathBuf> {
 
 /// The parent holds nothing but what the test put there: no bundle, no temp dir.
 fn nothing_left(parent: &Path) {
-    let names: Vec<_> = fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<_> =
+        fs::read_dir(parent).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(names, vec!["img".to_string()], "partial bundle left behind");
 }
 
@@ -65,7 +66,9 @@ fn truncated_and_extended_blobs_are_size_mismatches() {
 fn wrong_diff_id_is_caught() {
     let t = scratch("diffid");
     let bogus = strata_image::digest::of_bytes(b"not the layer");
-    image(&t.path().join("img"), "v1", &[tar(&[file("a", "one")])], Compression::Zstd, |c| c["rootfs"]["diff_ids"][0] = json!(bogus));
+    image(&t.path().join("img"), "v1", &[tar(&[file("a", "one")])], Compression::Zstd, |c| {
+        c["rootfs"]["diff_ids"][0] = json!(bogus)
+    });
     let err = unpack(&format!("{}:v1", t.path().join("img").display()), &t.path().join("b")).unwrap_err();
     assert!(err.to_string().contains("diff_id mismatch"), "{err}");
     nothing_left(t.path());
@@ -94,11 +97,16 @@ fn docker_save_archive() {
     fs::write(d.join("l1/layer.tar"), &layer).unwrap();
     let diff_id = strata_image::digest::of_bytes(&layer);
     let cfg = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux", "config": {"Cmd": ["/bin/true"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]}})).unwrap();
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]}}))
+    .unwrap();
     let cd = strata_image::digest::of_bytes(&cfg);
     let cname = format!("{}.json", &cd[7..]);
     fs::write(d.join(&cname), &cfg).unwrap();
-    fs::write(d.join("manifest.json"), serde_json::to_vec(&json!([{"Config": cname, "RepoTags": ["busy:1"], "Layers": ["l1/layer.tar"]}])).unwrap()).unwrap();
+    fs::write(
+        d.join("manifest.json"),
+        serde_json::to_vec(&json!([{"Config": cname, "RepoTags": ["busy:1"], "Layers": ["l1/layer.tar"]}])).unwrap(),
+    )
+    .unwrap();
     let ar = t.path().join("docker.tar");
     let mut b = tar::Builder::new(fs::File::create(&ar).unwrap());
     b.append_dir_all(".", &d).unwrap();
@@ -124,7 +132,10 @@ fn nested_index_and_platform_selection() {
         v["platform"] = json!({"os": "linux", "architecture": if tag == "amd" { "amd64" } else { "arm64" }});
         manifests.push(v);
     }
-    let inner = serde_json::to_vec(&json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests})).unwrap();
+    let inner = serde_json::to_vec(
+        &json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": manifests}),
+    )
+    .unwrap();
     let inner_desc = layout.write_blob(oci_spec::image::MediaType::ImageIndex, &inner).unwrap();
     layout.set_tag("multi", &inner_desc).unwrap();
     let r = Reference::parse(&format!("{}:multi", dir.display())).unwrap();
@@ -139,11 +150,20 @@ fn nested_index_and_platform_selection() {
 fn config_json_follows_the_image_config() {
     let t = scratch("config");
     let dir = t.path().join("img");
-    image(&dir, "v1", &[tar(&[dir_e("etc"), file("etc/passwd", "root:x:0:0::/root:/bin/sh\nbob:x:1001:1002::/home/bob:/bin/sh\n"),
-        file("etc/group", "bob:x:1002:\nextra:x:1003:bob\n")])], Compression::Gzip, |c| {
-        c["config"] = json!({"Entrypoint": ["/bin/app"], "Cmd": ["--flag"], "Env": ["PATH=/bin", "A=b"], "WorkingDir": "/work",
+    image(
+        &dir,
+        "v1",
+        &[tar(&[
+            dir_e("etc"),
+            file("etc/passwd", "root:x:0:0::/root:/bin/sh\nbob:x:1001:1002::/home/bob:/bin/sh\n"),
+            file("etc/group", "bob:x:1002:\nextra:x:1003:bob\n"),
+        ])],
+        Compression::Gzip,
+        |c| {
+            c["config"] = json!({"Entrypoint": ["/bin/app"], "Cmd": ["--flag"], "Env": ["PATH=/bin", "A=b"], "WorkingDir": "/work",
             "User": "bob", "Labels": {"l": "v"}, "StopSignal": "SIGINT", "ExposedPorts": {"80/tcp": {}}, "Volumes": {"/data": {}}});
-    });
+        },
+    );
     unpack(&format!("{}:v1", dir.display()), &t.path().join("b")).unwrap();
     let c: serde_json::Value = serde_json::from_slice(&fs::read(t.path().join("b/config.json")).unwrap()).unwrap();
     assert_eq!(c["process"]["args"], json!(["/bin/app", "--flag"]));

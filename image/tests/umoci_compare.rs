@@ -35,7 +35,11 @@ fn flatten_and_overlay_match_umoci_unpack() {
         && mknod dev/null c 1 3 && mknod dev/sda b 8 0 && mkfifo run.fifo && echo u > home/user/own && chown 1000:1000 home/user/own \
         && chmod 600 home/user/own && ln -s ../opt/app etc/app-link && touch replaced-dir && mkdir replaced-file && echo r > replaced-file/x", dir);
     setxattr(&r.join("opt/app/sub/f"), "user.origin", b"layer1");
-    setxattr(&r.join("usr/bin/suidprog"), "security.capability", &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    setxattr(
+        &r.join("usr/bin/suidprog"),
+        "security.capability",
+        &[1, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    );
     fs::set_permissions(r.join("usr/bin/suidprog"), fs::Permissions::from_mode(0o4755)).unwrap();
     sh("umoci repack --image img:t work && rm -rf work", dir);
     sh("umoci unpack --image img:t work >/dev/null && cd work/rootfs && rm -rf srv/old bin/vi && rm replaced-dir && mkdir replaced-dir \
@@ -45,18 +49,35 @@ fn flatten_and_overlay_match_umoci_unpack() {
     sh("umoci unpack --image img:t theirs >/dev/null", dir);
     let bin = bin();
     let ours = dir.join("ours");
-    let status = Command::new(&bin).args(["unpack", "--image"]).arg(format!("{}:t", dir.join("img").display())).arg(&ours).status().unwrap();
+    let status = Command::new(&bin)
+        .args(["unpack", "--image"])
+        .arg(format!("{}:t", dir.join("img").display()))
+        .arg(&ours)
+        .status()
+        .unwrap();
     assert!(status.success());
     let ovl = dir.join("ovl");
     let _g = BundleGuard(ovl.clone());
-    let status = Command::new(&bin).args(["unpack", "--overlay", "--store"]).arg(dir.join("store")).arg("--image")
-        .arg(format!("{}:t", dir.join("img").display())).arg(&ovl).status().unwrap();
+    let status = Command::new(&bin)
+        .args(["unpack", "--overlay", "--store"])
+        .arg(dir.join("store"))
+        .arg("--image")
+        .arg(format!("{}:t", dir.join("img").display()))
+        .arg(&ovl)
+        .status()
+        .unwrap();
     assert!(status.success());
 
     let theirs = walk(&dir.join("theirs/rootfs"));
     let flat = walk(&ours.join("rootfs"));
     assert!(theirs.len() > 300, "busybox rootfs expected");
-    let diff: Vec<_> = theirs.keys().chain(flat.keys()).filter(|k| theirs.get(*k) != flat.get(*k)).map(|k| (k, theirs.get(k), flat.get(k))).take(5).collect();
+    let diff: Vec<_> = theirs
+        .keys()
+        .chain(flat.keys())
+        .filter(|k| theirs.get(*k) != flat.get(*k))
+        .map(|k| (k, theirs.get(k), flat.get(k)))
+        .take(5)
+        .collect();
     assert!(diff.is_empty(), "flatten differs from umoci: {diff:#?}");
 
     let mut view = walk(&ovl.join("rootfs"));
@@ -66,7 +87,13 @@ fn flatten_and_overlay_match_umoci_unpack() {
             n.links.clear(); // hardlinks across overlay lowers are copies
         }
     }
-    let diff: Vec<_> = theirs.keys().chain(view.keys()).filter(|k| theirs.get(*k) != view.get(*k)).map(|k| (k, theirs.get(k), view.get(k))).take(5).collect();
+    let diff: Vec<_> = theirs
+        .keys()
+        .chain(view.keys())
+        .filter(|k| theirs.get(*k) != view.get(*k))
+        .map(|k| (k, theirs.get(k), view.get(k)))
+        .take(5)
+        .collect();
     assert!(diff.is_empty(), "overlay view differs from umoci: {diff:#?}");
 
     let status = Command::new(&bin).arg("remove").arg(&ovl).status().unwrap();

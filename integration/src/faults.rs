@@ -38,7 +38,8 @@ pub fn kill9(mut child: Child) {
 /// Runs `cmd` to completion, failing the test if it takes more than `secs` (a command
 /// that waits on a wedged id). Output goes through files, as in `output_of`.
 pub fn bounded(mut cmd: Command, secs: u64) -> Output {
-    let base = std::env::temp_dir().join(format!("strata-faults-{}-{:?}", std::process::id(), std::thread::current().id()));
+    let base =
+        std::env::temp_dir().join(format!("strata-faults-{}-{:?}", std::process::id(), std::thread::current().id()));
     let (o, e) = (base.with_extension("out"), base.with_extension("err"));
     cmd.stdout(std::fs::File::create(&o).unwrap()).stderr(std::fs::File::create(&e).unwrap());
     let mut child = cmd.spawn().unwrap();

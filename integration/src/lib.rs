@@ -38,7 +38,10 @@ pub fn busybox_template() -> &'static Path {
         if !dir.join("bin/busybox").exists() {
             let tmp = workspace().join(format!("target/fixtures/.busybox-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&tmp);
-            let st = Command::new(workspace().join("hack/busybox-rootfs")).arg(&tmp).status().expect("run hack/busybox-rootfs");
+            let st = Command::new(workspace().join("hack/busybox-rootfs"))
+                .arg(&tmp)
+                .status()
+                .expect("run hack/busybox-rootfs");
             assert!(st.success(), "hack/busybox-rootfs failed (is busybox-static installed? hack/deps installs it)");
             let _ = std::fs::rename(&tmp, &dir);
             let _ = std::fs::remove_dir_all(&tmp);
@@ -77,7 +80,8 @@ impl Bundle {
         let out = Command::new(strata_bin()).args(["spec", "--hardened", "-b"]).arg(&dir).output().unwrap();
         assert!(out.status.success(), "strata spec: {}", String::from_utf8_lossy(&out.stderr));
         let config: Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-        let mut b = Bundle { root: dir.join("state"), dir, config, runtime: runtime.to_path_buf(), ids: Default::default() };
+        let mut b =
+            Bundle { root: dir.join("state"), dir, config, runtime: runtime.to_path_buf(), ids: Default::default() };
         b.config["process"]["terminal"] = json!(false);
         b
     }
@@ -157,7 +161,8 @@ impl Bundle {
         let cgroups = find_cgroup_dirs(id);
         assert!(cgroups.is_empty(), "cgroups left behind: {cgroups:?}");
         let mounts = strata::mountinfo::read_self().unwrap();
-        let ours: Vec<&Path> = mounts.iter().map(|m| m.mount_point.as_path()).filter(|p| p.starts_with(&self.dir)).collect();
+        let ours: Vec<&Path> =
+            mounts.iter().map(|m| m.mount_point.as_path()).filter(|p| p.starts_with(&self.dir)).collect();
         assert!(ours.is_empty(), "mounts left behind: {ours:?}");
         if let Some(pid) = pid {
             assert!(!process_alive(pid), "process {pid} left behind");
@@ -204,7 +209,8 @@ pub fn differential<T: PartialEq + std::fmt::Debug>(name: &str, scenario: impl F
 
 /// Cgroup directories whose name is the container id, anywhere under /sys/fs/cgroup.
 pub fn find_cgroup_dirs(id: &str) -> Vec<PathBuf> {
-    let out = Command::new("find").args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", id]).output().unwrap();
+    let out =
+        Command::new("find").args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", id]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).lines().map(PathBuf::from).collect()
 }
 

@@ -145,7 +145,16 @@ fn errors_reach_the_json_log_for_engines() {
     let log = b.dir.join("log.json");
     let id = b.id("log");
     let out = b
-        .command(&["--log", log.to_str().unwrap(), "--log-format", "json", "create", "-b", b.dir.to_str().unwrap(), &id])
+        .command(&[
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "create",
+            "-b",
+            b.dir.to_str().unwrap(),
+            &id,
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -50,7 +50,8 @@ fn device_access(b: &mut Bundle, rules: Value) -> (bool, Vec<Option<i32>>, Optio
 
 #[test]
 fn linux_devices_are_not_added_to_a_deny_all_allow_list() {
-    let (_, opens, _) = differential("dev-deny-all", |b, _| device_access(b, json!([{ "allow": false, "access": "rwm" }])));
+    let (_, opens, _) =
+        differential("dev-deny-all", |b, _| device_access(b, json!([{ "allow": false, "access": "rwm" }])));
     assert_eq!(opens, [Some(1), Some(1), Some(1), Some(0)], "kmsg w, loop0 r, loop0 w, null r");
 }
 
@@ -203,7 +204,8 @@ fn an_empty_existing_cpuset_parent_is_initialised() {
         b.config["linux"]["cgroupsPath"] = json!(format!("/{}/mid/{id}", parent.0));
         b.sh("echo ran");
         let out = b.run(&id);
-        let filled = std::fs::read_to_string(mid.join("cpuset.cpus")).unwrap().trim() == std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.cpus").unwrap().trim();
+        let filled = std::fs::read_to_string(mid.join("cpuset.cpus")).unwrap().trim()
+            == std::fs::read_to_string("/sys/fs/cgroup/cpuset/cpuset.cpus").unwrap().trim();
         (out.status.code(), stdout(&out), filled)
     });
 }
@@ -266,7 +268,8 @@ fn a_shared_pod_cgroup_warns_and_updates_like_runc() {
         let bundle = b.dir.to_str().unwrap().to_string();
         let one = bounded(b, 20, &["run", "-d", "-b", &bundle, &first]);
         let two = bounded(b, 20, &["run", "-d", "-b", &bundle, &second]);
-        let warned = |o: &std::process::Output| stderr(o).contains("container's cgroup is not empty: 1 process(es) found");
+        let warned =
+            |o: &std::process::Output| stderr(o).contains("container's cgroup is not empty: 1 process(es) found");
         let update = bounded(b, 20, &["update", "--memory", "104857600", "--pids-limit", "50", &second]);
         let dir = |c: &str| PathBuf::from(format!("/sys/fs/cgroup/{c}/{}/pod", parent.0));
         let limits = (
@@ -320,10 +323,19 @@ fn update_of_a_pod_level_parent_matches_runc() {
         b.config["linux"]["cgroupsPath"] = json!(format!("/{}/pod/inner", parent.0));
         let two = bounded(b, 20, &["run", "-d", "-b", &bundle, &inner]);
         let update = bounded(b, 20, &["update", "--memory", "104857600", "--pids-limit", "50", &pod]);
-        let read = |rel: &str| std::fs::read_to_string(format!("/sys/fs/cgroup/{}", rel.replace("P", &parent.0))).unwrap().trim().to_string();
+        let read = |rel: &str| {
+            std::fs::read_to_string(format!("/sys/fs/cgroup/{}", rel.replace("P", &parent.0)))
+                .unwrap()
+                .trim()
+                .to_string()
+        };
         let observed = (
             (one.status.code(), two.status.code(), update.status.code()),
-            (read("memory/P/pod/memory.limit_in_bytes"), read("pids/P/pod/pids.max"), read("pids/P/pod/inner/pids.max")),
+            (
+                read("memory/P/pod/memory.limit_in_bytes"),
+                read("pids/P/pod/pids.max"),
+                read("pids/P/pod/inner/pids.max"),
+            ),
             (b.status(&pod), b.status(&inner)),
         );
         for id in [&inner, &pod] {

@@ -69,8 +69,24 @@ fn update_rewrites_the_cgroup_files_and_the_saved_config() {
     let c = counter("update");
     c.run_detached();
     let out = c.strata(&[
-        "update", "--memory", "100m", "--memory-swap", "200m", "--memory-reservation", "50m", "--cpu-share", "256",
-        "--cpu-period", "200000", "--cpu-quota", "40000", "--cpuset-cpus", "0", "--pids-limit", "30", &c.id,
+        "update",
+        "--memory",
+        "100m",
+        "--memory-swap",
+        "200m",
+        "--memory-reservation",
+        "50m",
+        "--cpu-share",
+        "256",
+        "--cpu-period",
+        "200000",
+        "--cpu-quota",
+        "40000",
+        "--cpuset-cpus",
+        "0",
+        "--pids-limit",
+        "30",
+        &c.id,
     ]);
     assert_ok(&out, "update");
     for (ctrl, file, want) in [
@@ -127,7 +143,10 @@ fn events_stats_print_runcs_shape() {
     assert_eq!(e["id"], c.id.as_str());
     let d = &e["data"];
     assert!(d["cpu"]["usage"]["total"].as_u64().unwrap() > 0, "{d}");
-    assert_eq!(d["cpu"]["usage"]["percpu"].as_array().unwrap().len(), std::thread::available_parallelism().unwrap().get());
+    assert_eq!(
+        d["cpu"]["usage"]["percpu"].as_array().unwrap().len(),
+        std::thread::available_parallelism().unwrap().get()
+    );
     assert_eq!(d["memory"]["usage"]["limit"], 67108864);
     assert!(d["memory"]["usage"]["usage"].as_u64().unwrap() > 0);
     assert!(d["memory"]["raw"]["rss"].is_u64() || d["memory"]["raw"]["total_rss"].is_u64(), "{d}");

@@ -14,7 +14,8 @@ fn cgroup_tests_pass_on_a_pure_cgroup_v2_kernel() {
         skip("cgroup_v2_vm", "STRATA_SKIP_VM is set");
         return;
     }
-    let out = Command::new(workspace().join("hack/cgroup-v2-vm")).arg(strata_bin()).output().expect("run hack/cgroup-v2-vm");
+    let out =
+        Command::new(workspace().join("hack/cgroup-v2-vm")).arg(strata_bin()).output().expect("run hack/cgroup-v2-vm");
     let err = String::from_utf8_lossy(&out.stderr);
     let checks = String::from_utf8_lossy(&out.stdout);
     if out.status.code() == Some(77) {
@@ -24,7 +25,14 @@ fn cgroup_tests_pass_on_a_pure_cgroup_v2_kernel() {
     assert!(out.status.success(), "cgroup v2 VM checks failed:\n{checks}\n{err}");
     assert!(!checks.contains("FAIL"), "{checks}");
     // The script's checks ran, not just the boot.
-    for must in ["ok pure cgroup v2 host", "ok cpu.weight from shares 1024", "eBPF program", "ok fork bomb capped at 16", "ok events reports oom", "ok counter stopped while paused"] {
+    for must in [
+        "ok pure cgroup v2 host",
+        "ok cpu.weight from shares 1024",
+        "eBPF program",
+        "ok fork bomb capped at 16",
+        "ok events reports oom",
+        "ok counter stopped while paused",
+    ] {
         assert!(checks.contains(must), "{must:?} missing from:\n{checks}");
     }
 }

@@ -91,19 +91,21 @@ fn memory_limit_gets_an_allocation_oom_killed_and_events_report_it() {
     c.b.sh("sleep 1; dd if=/dev/zero of=/dev/null bs=96M count=1; echo $? > /dd-status; sleep 30");
     c.b.create(&c.id);
     let out_file = c.b.dir.join("events.out");
-    let mut events = c
-        .b
-        .command(&["events", "--interval", "200ms", &c.id])
-        .stdout(std::fs::File::create(&out_file).unwrap())
-        .spawn()
-        .unwrap();
+    let mut events =
+        c.b.command(&["events", "--interval", "200ms", &c.id])
+            .stdout(std::fs::File::create(&out_file).unwrap())
+            .spawn()
+            .unwrap();
     assert_ok(&c.strata(&["start", &c.id]), "start");
     let status = c.rootfs_file("dd-status");
     wait_for(20, "dd to be OOM-killed", || status.exists() && !read(&status).is_empty());
     assert_eq!(read(&status), "137", "dd's exit status (128 + SIGKILL)");
     let memdir = c.v1("memory");
     assert!(keyed(&memdir.join("memory.oom_control"), "oom_kill ") >= 1);
-    assert!(read(&memdir.join("memory.max_usage_in_bytes")).parse::<u64>().unwrap() > 30 << 20, "usage reached the limit");
+    assert!(
+        read(&memdir.join("memory.max_usage_in_bytes")).parse::<u64>().unwrap() > 30 << 20,
+        "usage reached the limit"
+    );
     wait_for(10, "an oom event", || std::fs::read_to_string(&out_file).unwrap_or_default().contains("\"oom\""));
     assert_ok(&c.strata(&["kill", &c.id, "KILL"]), "kill");
     // events ends by itself once the container is gone.
@@ -132,11 +134,27 @@ fn refused(name: &str, resources: serde_json::Value, field: &str) {
 
 #[test]
 fn controllers_this_host_lacks_are_errors_naming_the_field() {
-    refused("classid", json!({ "network": { "classID": 1048577 } }), "linux.resources.network.classID: this host has no net_cls");
-    refused("prio", json!({ "network": { "priorities": [{ "name": "lo", "priority": 3 }] } }), "linux.resources.network.priorities[0]");
-    refused("rdma", json!({ "rdma": { "mlx5_0": { "hcaHandles": 3 } } }), "linux.resources.rdma[\"mlx5_0\"]: this host has no rdma");
+    refused(
+        "classid",
+        json!({ "network": { "classID": 1048577 } }),
+        "linux.resources.network.classID: this host has no net_cls",
+    );
+    refused(
+        "prio",
+        json!({ "network": { "priorities": [{ "name": "lo", "priority": 3 }] } }),
+        "linux.resources.network.priorities[0]",
+    );
+    refused(
+        "rdma",
+        json!({ "rdma": { "mlx5_0": { "hcaHandles": 3 } } }),
+        "linux.resources.rdma[\"mlx5_0\"]: this host has no rdma",
+    );
     // A hybrid host is v1 for unified keys, as for runc (cgroup_fidelity.rs compares).
-    refused("unified", json!({ "unified": { "memory.max": "1000000" } }), "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1");
+    refused(
+        "unified",
+        json!({ "unified": { "memory.max": "1000000" } }),
+        "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1",
+    );
     refused("blkweight", json!({ "blockIO": { "weight": 5 } }), "linux.resources.blockIO.weight: 5 is out of range");
 }
 
@@ -148,10 +166,22 @@ fn values_out_of_range_or_rejected_by_the_kernel_are_errors_naming_the_field() {
     refused("quota", json!({ "cpu": { "quota": -7 } }), "linux.resources.cpu.quota");
     refused("cpus", json!({ "cpu": { "cpus": "64-70" } }), "linux.resources.cpu.cpus");
     refused("mems", json!({ "cpu": { "mems": "9" } }), "linux.resources.cpu.mems");
-    refused("hugesize", json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 0 }] }), "linux.resources.hugepageLimits[0].pageSize");
+    refused(
+        "hugesize",
+        json!({ "hugepageLimits": [{ "pageSize": "3MB", "limit": 0 }] }),
+        "linux.resources.hugepageLimits[0].pageSize",
+    );
     // Unknown letters are ignored, as runc does ("rwx" is "rw"); none of r, w, m is an error.
-    refused("devaccess", json!({ "devices": [{ "allow": true, "type": "c", "access": "xyz" }] }), "linux.resources.devices[0].access");
-    refused("devhole", json!({ "devices": [{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }] }), "punch a hole");
+    refused(
+        "devaccess",
+        json!({ "devices": [{ "allow": true, "type": "c", "access": "xyz" }] }),
+        "linux.resources.devices[0].access",
+    );
+    refused(
+        "devhole",
+        json!({ "devices": [{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }] }),
+        "punch a hole",
+    );
     refused("hierarchy", json!({ "memory": { "useHierarchy": false } }), "linux.resources.memory.useHierarchy");
 }
 
@@ -196,8 +226,16 @@ fn the_other_v1_fields_reach_their_files() {
 #[test]
 fn v1_fields_this_kernel_lacks_are_errors_naming_the_field() {
     refused("leaf", json!({ "blockIO": { "leafWeight": 300 } }), "linux.resources.blockIO.leafWeight");
-    refused("rt", json!({ "cpu": { "realtimeRuntime": 1000, "realtimePeriod": 1000000 } }), "linux.resources.cpu.realtimeRuntime");
-    refused("unifiedv1", json!({ "unified": { "hugetlb.2MB.max": "0" } }), "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1");
+    refused(
+        "rt",
+        json!({ "cpu": { "realtimeRuntime": 1000, "realtimePeriod": 1000000 } }),
+        "linux.resources.cpu.realtimeRuntime",
+    );
+    refused(
+        "unifiedv1",
+        json!({ "unified": { "hugetlb.2MB.max": "0" } }),
+        "linux.resources.unified: invalid configuration: cannot use unified on cgroup v1",
+    );
 }
 
 #[test]

@@ -96,7 +96,19 @@ fn an_exec_terminal_belongs_to_the_process_user() {
         b.create(&id);
         assert_ok(&output_of(b.command(&["start", &id])), "start");
         let (exec, text) = through_console_socket(b, |sock| {
-            output_of(b.command(&["exec", "-d", "-t", "--console-socket", sock.to_str().unwrap(), "-u", "1000:1000", &id, "sh", "-c", SHOW_TTY]))
+            output_of(b.command(&[
+                "exec",
+                "-d",
+                "-t",
+                "--console-socket",
+                sock.to_str().unwrap(),
+                "-u",
+                "1000:1000",
+                &id,
+                "sh",
+                "-c",
+                SHOW_TTY,
+            ]))
         });
         assert_ok(&output_of(b.command(&["delete", "-f", &id])), "delete");
         b.assert_nothing_left(&id, None);
@@ -127,7 +139,12 @@ fn stdio_files_are_given_to_the_process_user_as_runc_does() {
             let m = std::fs::metadata(p).unwrap();
             (m.uid(), m.gid())
         };
-        (std::fs::read_to_string(&out_path).unwrap(), std::fs::read_to_string(&err_path).unwrap(), owner(&out_path), owner(&err_path))
+        (
+            std::fs::read_to_string(&out_path).unwrap(),
+            std::fs::read_to_string(&err_path).unwrap(),
+            owner(&out_path),
+            owner(&err_path),
+        )
     });
 }
 
@@ -213,11 +230,19 @@ fn exec_tty_uses_the_callers_terminal_as_runc_does() {
             "user": { "uid": 0, "gid": 0 }, "env": ["PATH=/bin"], "args": ["sh", "-c", format!("{TTY_PROBE}; exit 5")] });
         std::fs::write(b.dir.join("process.json"), process.to_string()).unwrap();
         let mut seen = Vec::new();
-        for args in [format!("-t {id} sh -c '{TTY_PROBE}; exit 4'"), format!("-t {id} sh -c '{TTY_PROBE}' </dev/null"),
-                     format!("-p {} {id}", b.dir.join("process.json").display())] {
+        for args in [
+            format!("-t {id} sh -c '{TTY_PROBE}; exit 4'"),
+            format!("-t {id} sh -c '{TTY_PROBE}' </dev/null"),
+            format!("-p {} {id}", b.dir.join("process.json").display()),
+        ] {
             let text = at_a_terminal(&format!("{} exec {args}; echo rc=$?", cli(b)));
             // runc's pty settings race the process here: compare the steady parts.
-            seen.push(text.lines().filter(|l| l.starts_with("/dev/") || l.starts_with("stdin-") || l.starts_with("rc=")).collect::<Vec<_>>().join("\n"));
+            seen.push(
+                text.lines()
+                    .filter(|l| l.starts_with("/dev/") || l.starts_with("stdin-") || l.starts_with("rc="))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            );
             if rt == "strata" {
                 raw.borrow_mut().push(text);
             }
@@ -251,7 +276,9 @@ fn a_stdin_that_stays_readable_neither_stalls_nor_spins() {
         b.assert_nothing_left(&id, None);
         let used = text.lines().find_map(|l| l.split("cpu=").nth(1)).expect("time's report");
         let (user, sys) = used.split_once('+').unwrap();
-        cpu.set(std::time::Duration::from_secs_f64(user.trim().parse::<f64>().unwrap() + sys.trim().parse::<f64>().unwrap()));
+        cpu.set(std::time::Duration::from_secs_f64(
+            user.trim().parse::<f64>().unwrap() + sys.trim().parse::<f64>().unwrap(),
+        ));
         (text.contains("started") && text.ends_with("rc=4\n"), elapsed < std::time::Duration::from_secs(20))
     });
     assert!(cpu.get() < std::time::Duration::from_millis(500), "strata used {:?} of CPU in 3 s", cpu.get());

@@ -55,7 +55,8 @@ fn pod_lifecycle(rt: &Runtime) {
         oom_score_adj: 500,
         ..Default::default()
     };
-    let app = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "app", &["sleep", "100000"], limits));
+    let app =
+        w.start_container(&pod, &pod_config, w.container_config(&pod_config, "app", &["sleep", "100000"], limits));
     assert_eq!(w.state(&app), api::ContainerState::ContainerRunning, "{h}: StartContainer");
     let app_pid = w.container_pid(&app);
     assert_eq!(read(std::path::Path::new(&format!("/proc/{app_pid}/oom_score_adj"))), "500", "{h}: oom_score_adj");
@@ -98,7 +99,11 @@ fn pod_lifecycle(rt: &Runtime) {
     assert!(stats.cpu.is_some(), "{h}: no cpu usage in the stats");
 
     // A second container shares the pod's IPC namespace (and its /dev/shm) and network.
-    let side = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "side", &["sleep", "100000"], Default::default()));
+    let side = w.start_container(
+        &pod,
+        &pod_config,
+        w.container_config(&pod_config, "side", &["sleep", "100000"], Default::default()),
+    );
     let side_pid = w.container_pid(&side);
     let ns = |id: &str| w.exec_ok(id, &["sh", "-c", "readlink /proc/self/ns/ipc; readlink /proc/self/ns/net"]);
     assert_eq!(ns(&app), ns(&side), "{h}: the pod's containers do not share IPC and network");
@@ -109,7 +114,11 @@ fn pod_lifecycle(rt: &Runtime) {
 
     // A container that exits by itself: ContainerStatus has its real exit code, its log
     // has its output. (containerd deletes the exited task with `kill --all` first.)
-    let job = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "job", &["sh", "-c", "echo bye; exit 3"], Default::default()));
+    let job = w.start_container(
+        &pod,
+        &pod_config,
+        w.container_config(&pod_config, "job", &["sh", "-c", "echo bye; exit 3"], Default::default()),
+    );
     let st = w.wait_exited(&job, 20);
     assert_eq!(st.exit_code, 3, "{h}: exit code of the job");
     let log = std::fs::read_to_string(&st.log_path).unwrap_or_default();
@@ -142,14 +151,25 @@ fn pod_sharing_its_pid_namespace(rt: &Runtime) {
     let pod_config = w.pod_config("shared", api::NamespaceMode::Pod);
     let pod = w.run_pod(&pod_config);
     let pause = w.pause_pid(&pod);
-    let app = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "app", &["sleep", "100001"], Default::default()));
+    let app = w.start_container(
+        &pod,
+        &pod_config,
+        w.container_config(&pod_config, "app", &["sleep", "100001"], Default::default()),
+    );
     let app_pid = w.container_pid(&app);
-    let side = w.start_container(&pod, &pod_config, w.container_config(&pod_config, "side", &["sleep", "100002"], Default::default()));
+    let side = w.start_container(
+        &pod,
+        &pod_config,
+        w.container_config(&pod_config, "side", &["sleep", "100002"], Default::default()),
+    );
     let side_pid = w.container_pid(&side);
     let init = w.exec_ok(&app, &["sh", "-c", "tr '\\0' ' ' < /proc/1/cmdline"]);
     assert_eq!(init.trim(), "/bin/sleep 1000000000", "{h}: PID 1 of the pod's containers is not the pause");
     let ps = w.exec_ok(&side, &["ps"]);
-    assert!(ps.contains("sleep 100001") && ps.contains("sleep 100002"), "{h}: the containers do not see each other: {ps}");
+    assert!(
+        ps.contains("sleep 100001") && ps.contains("sleep 100002"),
+        "{h}: the containers do not see each other: {ps}"
+    );
     // Not PID 1 of its namespace, the app dies of the SIGTERM.
     let req = api::StopContainerRequest { container_id: app.clone(), timeout: 10 };
     w.call("StopContainer", 30, |mut c| async move { c.stop_container(req).await });

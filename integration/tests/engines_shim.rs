@@ -244,7 +244,10 @@ fn update_sets_memory_and_pids_limits(shim: Shim) {
     let name = c.run_detached("upd", &[], &["sleep", "1000"]);
     shim_update(&c, &name, serde_json::json!({ "memory": { "limit": 67108864 }, "pids": { "limit": 6 } }));
     let cg = |ctl: &str, file: &str| {
-        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/{}/{file}", c.cgroup_path(&name))).unwrap().trim().to_string()
+        std::fs::read_to_string(format!("/sys/fs/cgroup/{ctl}/{}/{file}", c.cgroup_path(&name)))
+            .unwrap()
+            .trim()
+            .to_string()
     };
     assert_eq!(cg("memory", "memory.limit_in_bytes"), "67108864");
     assert_eq!(cg("pids", "pids.max"), "6");
@@ -317,7 +320,8 @@ fn shared_pid_namespace_init_exit_kills_the_rest(shim: Shim) {
     let c = shim.containerd();
     let first = c.run_detached("pidns", &[], &["sleep", "1000"]);
     let pid_ns = format!("--with-ns=pid:/proc/{}/ns/pid", task_pid(&c, &first));
-    let name = c.run_detached("joiner", &[&pid_ns], &["sh", "-c", "sleep 1001 </dev/null >/dev/null 2>&1 & sleep 1000"]);
+    let name =
+        c.run_detached("joiner", &[&pid_ns], &["sh", "-c", "sleep 1001 </dev/null >/dev/null 2>&1 & sleep 1000"]);
     let procs = format!("/sys/fs/cgroup/pids/{}/cgroup.procs", c.cgroup_path(&name));
     let count = || std::fs::read_to_string(&procs).map(|s| s.lines().count()).unwrap_or(0);
     // sh execs its last command: the init is `sleep 1000`, beside the background sleep.

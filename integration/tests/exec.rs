@@ -38,7 +38,8 @@ fn exec_joins_every_namespace_and_the_cgroup_of_the_init() {
             b.config["linux"]["gidMappings"] = json!([{ "containerID": 0, "hostID": 200000, "size": 65536 }]);
         }
         let (id, pid) = running(&mut b, "ns");
-        let script = format!("for n in {}; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup", NAMESPACES.join(" "));
+        let script =
+            format!("for n in {}; do readlink /proc/self/ns/$n; done; cat /proc/self/cgroup", NAMESPACES.join(" "));
         let out = exec(&b, &[&id, "sh", "-c", &script]);
         assert_ok(&out, "exec");
         let text = stdout(&out);
@@ -76,8 +77,22 @@ fn user_env_cwd_groups_and_caps_flags_apply() {
     let (id, _) = running(&mut b, "flags");
     let out = exec(
         &b,
-        &["-u", "1000:1001", "-g", "44", "-e", "FOO=bar", "-e", "HOME=/home/x", "--cwd", "/dev", &id, "sh", "-c",
-          "id -u; id -g; id -G; echo $FOO $HOME; echo $PATH; pwd"],
+        &[
+            "-u",
+            "1000:1001",
+            "-g",
+            "44",
+            "-e",
+            "FOO=bar",
+            "-e",
+            "HOME=/home/x",
+            "--cwd",
+            "/dev",
+            &id,
+            "sh",
+            "-c",
+            "id -u; id -g; id -G; echo $FOO $HOME; echo $PATH; pwd",
+        ],
     );
     assert_ok(&out, "exec");
     let text = stdout(&out);
@@ -103,7 +118,10 @@ fn user_env_cwd_groups_and_caps_flags_apply() {
     let init_eff = init.lines().find(|l| l.starts_with("CapEff")).unwrap().to_string();
     let plain = caps(&[]);
     assert!(plain.contains(&init_eff), "exec gets the config's caps: {plain} vs {init_eff}");
-    let eff = |s: &str| u64::from_str_radix(s.lines().find(|l| l.starts_with("CapEff")).unwrap().split_whitespace().nth(1).unwrap(), 16).unwrap();
+    let eff = |s: &str| {
+        u64::from_str_radix(s.lines().find(|l| l.starts_with("CapEff")).unwrap().split_whitespace().nth(1).unwrap(), 16)
+            .unwrap()
+    };
     assert_eq!(eff(&plain) & (1 << 21), 0);
     let added = caps(&["--cap", "CAP_SYS_ADMIN", "--no-new-privs"]);
     assert_eq!(eff(&added), eff(&plain) | (1 << 21), "{added}");
@@ -220,7 +238,18 @@ fn tty_exec_sends_a_pty_master_to_the_console_socket() {
         }
         String::from_utf8_lossy(&out).into_owned()
     });
-    let out = exec(&b, &["-t", "--console-socket", sock.to_str().unwrap(), &id, "sh", "-c", "tty; test -t 0 && echo stdin-is-tty; exit 3"]);
+    let out = exec(
+        &b,
+        &[
+            "-t",
+            "--console-socket",
+            sock.to_str().unwrap(),
+            &id,
+            "sh",
+            "-c",
+            "tty; test -t 0 && echo stdin-is-tty; exit 3",
+        ],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let text = reader.join().unwrap();
     assert!(text.contains("/dev/pts/"), "{text:?}");
@@ -263,11 +292,13 @@ fn the_host_strata_binary_cannot_be_opened_for_writing_from_inside() {
     let before = sha256(&bin);
     b.args(&["sleep", "1000"]);
     b.write_config();
-    let run = |args: &[&str]| output_of({
-        let mut c = Command::new(&bin);
-        c.arg("--root").arg(&b.root).args(args).stdin(std::process::Stdio::null());
-        c
-    });
+    let run = |args: &[&str]| {
+        output_of({
+            let mut c = Command::new(&bin);
+            c.arg("--root").arg(&b.root).args(args).stdin(std::process::Stdio::null());
+            c
+        })
+    };
 
     // 1. Container created, not started: pid 1 is strata's init waiting on the fifo.
     let id = b.id("cve");
@@ -376,7 +407,8 @@ fn cgroup_flag_puts_the_process_in_a_sub_cgroup() {
     }
     let pid_file = b.dir.join("sub.pid");
     let out = exec(&b, &["-d", "--pid-file", pid_file.to_str().unwrap(), "--cgroup", "sub", &id, "sleep", "1000"]);
-    let pid: i32 = if out.status.success() { std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap() } else { 0 };
+    let pid: i32 =
+        if out.status.success() { std::fs::read_to_string(&pid_file).unwrap().trim().parse().unwrap() } else { 0 };
     let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
     // Clean up before asserting: the sub-cgroups are ours to remove.
     if pid > 0 {

@@ -38,7 +38,13 @@ fn create_cmd(b: &Bundle, id: &str) -> Command {
 fn cgroup_procs(id: &str) -> Vec<String> {
     find_cgroup_dirs(id)
         .iter()
-        .flat_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>())
+        .flat_map(|d| {
+            std::fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
         .collect()
 }
 
@@ -93,7 +99,10 @@ fn lock_wait_is_bounded_and_names_the_holder() {
     assert!(!out.status.success(), "delete -f went ahead while create held the id");
     assert!(started.elapsed() >= Duration::from_secs(4), "gave up after only {:?}", started.elapsed());
     let err = stderr(&out);
-    assert!(err.contains("busy") && err.contains(&format!("pid {holder} ")), "error does not name holder {holder}: {err}");
+    assert!(
+        err.contains("busy") && err.contains(&format!("pid {holder} ")),
+        "error does not name holder {holder}: {err}"
+    );
     assert_eq!(err.trim().lines().count(), 1, "not one line: {err}");
     // list doesn't wait for the lock: it shows the container as being created.
     let list = bounded(b.command(&["list"]), 3);
@@ -181,7 +190,8 @@ fn delete_force_after_exec_killed() {
         b.create(&id);
         assert_ok(&b.strata(&["start", &id]), "start");
         let pid = init_pid(&b, &id);
-        let exec = b.command(&["exec", &id, "sleep", "200"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        let exec =
+            b.command(&["exec", &id, "sleep", "200"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         std::thread::sleep(Duration::from_millis(delay_ms));
         kill9(exec);
         delete_leaves_nothing(&b, &id, Some(pid), &format!("exec killed after {delay_ms} ms"));
@@ -213,7 +223,12 @@ fn concurrent_commands_on_one_id() {
             .collect();
         let outs: Vec<Output> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         let winners = outs.iter().filter(|o| o.status.success()).count();
-        assert_eq!(winners, 1, "round {round}: {winners} creates won: {:?}", outs.iter().map(stderr).collect::<Vec<_>>());
+        assert_eq!(
+            winners,
+            1,
+            "round {round}: {winners} creates won: {:?}",
+            outs.iter().map(stderr).collect::<Vec<_>>()
+        );
         for o in outs.iter().filter(|o| !o.status.success()) {
             assert!(stderr(o).contains("already exists"), "round {round}: loser failed unclearly: {}", stderr(o));
         }
@@ -251,7 +266,11 @@ struct Counters {
 }
 
 fn counters(b: &Bundle, id_prefix: &str) -> Counters {
-    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap().lines().filter(|l| l.contains(b.dir.to_str().unwrap())).count();
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(b.dir.to_str().unwrap()))
+        .count();
     let cgroups = Command::new("find")
         .args(["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", &format!("{id_prefix}*")])
         .output()
@@ -308,5 +327,9 @@ fn soak_create_start_delete_leaves_counters_flat() {
     let after = counters(&b, &prefix);
     eprintln!("soak: {cycles} cycles in {:?}; counters {after:?}", started.elapsed());
     assert_eq!(after, before, "leak counters grew over {cycles} cycles");
-    assert!(!Path::new(&b.root).read_dir().unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(&prefix)));
+    assert!(!Path::new(&b.root).read_dir().unwrap().any(|e| e
+        .unwrap()
+        .file_name()
+        .to_string_lossy()
+        .starts_with(&prefix)));
 }

@@ -68,7 +68,8 @@ fn an_rlimit_the_host_will_not_grant_fails_create() {
         .and_then(|l| l.split_whitespace().nth(4).and_then(|v| v.parse().ok()))
         .unwrap();
     let mut b = Bundle::new("rlimit-high");
-    b.config["process"]["rlimits"] = json!([{ "type": "RLIMIT_NOFILE", "soft": host_hard + 1000, "hard": host_hard + 1000 }]);
+    b.config["process"]["rlimits"] =
+        json!([{ "type": "RLIMIT_NOFILE", "soft": host_hard + 1000, "hard": host_hard + 1000 }]);
     // Root with CAP_SYS_RESOURCE could raise it: then there is nothing to refuse here.
     let caps = std::fs::read_to_string("/proc/self/status").unwrap();
     let eff = caps.lines().find(|l| l.starts_with("CapEff")).unwrap().split_whitespace().nth(1).unwrap().to_string();
@@ -91,13 +92,11 @@ fn bind_mount_options_and_propagation_show_in_mountinfo() {
         json!({ "destination": "/scratch", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700", "noatime"] }),
         json!({ "destination": "/rro", "type": "bind", "source": src, "options": ["rbind", "rro"] }),
     ]);
-    b.sh(
-        "cat /data/file; touch /data/x 2>/dev/null || echo data-ro; \
+    b.sh("cat /data/file; touch /data/x 2>/dev/null || echo data-ro; \
          awk '$5==\"/data\" {print $6}' /proc/self/mountinfo; \
          awk '$5==\"/shared\" {print $7}' /proc/self/mountinfo | cut -d: -f1; \
          awk '$2==\"/scratch\" {print $4}' /proc/self/mounts; stat -c %a /scratch; \
-         touch /rro/y 2>/dev/null || echo rro-ro",
-    );
+         touch /rro/y 2>/dev/null || echo rro-ro");
     let out = run_ok(&b, "bind");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "data");
@@ -122,10 +121,7 @@ fn configured_devices_have_their_type_numbers_mode_and_owner() {
     ]);
     b.sh("stat -c '%F %t,%T %a %u:%g' /dev/fuse /dev/sub/loopx; stat -c %F /dev/myfifo");
     let out = run_ok(&b, "dev");
-    assert_eq!(
-        out,
-        "character special file a,e5 600 1000:1000\nblock special file 7,c8 660 0:0\nfifo\n"
-    );
+    assert_eq!(out, "character special file a,e5 600 1000:1000\nblock special file 7,c8 660 0:0\nfifo\n");
 }
 
 #[test]
@@ -133,7 +129,6 @@ fn bad_field_values_are_refused_with_the_field_named() {
     let mut b = Bundle::new("bad-device");
     b.config["linux"]["devices"] = json!([{ "path": "/dev/x", "type": "z", "major": 1, "minor": 1 }]);
     create_fails(&b, "linux.devices[0].type");
-
 
     // An option the runtime doesn't know is filesystem data: tmpfs refuses this one (on a
     // bind it is ignored, as runc does: mounts_fidelity.rs).
@@ -144,7 +139,10 @@ fn bad_field_values_are_refused_with_the_field_named() {
     create_fails(&b, "mounts[7]");
 
     let mut b = Bundle::new("rel-dest");
-    b.config["mounts"].as_array_mut().unwrap().push(json!({ "destination": "relative/path", "type": "tmpfs", "source": "tmpfs" }));
+    b.config["mounts"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "destination": "relative/path", "type": "tmpfs", "source": "tmpfs" }));
     create_fails(&b, "mounts[7].destination");
 }
 
@@ -296,7 +294,11 @@ fn unknown_or_ungrantable_capabilities_are_left_out_with_a_warning() {
     let id = b.id("cu");
     let out = b.run(&id);
     assert_ok(&out, "run with an unknown capability");
-    assert!(stderr(&out).contains("process.capabilities.bounding") && stderr(&out).contains("CAP_NOT_A_CAP"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("process.capabilities.bounding") && stderr(&out).contains("CAP_NOT_A_CAP"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(stdout(&out), "CapBnd: 0000000000000020\n");
 
     // A capability outside the runtime's own bounding set can't be granted: warned, left out.

@@ -18,7 +18,8 @@ fn runc_allow_list(without: &[&str]) -> Value {
                      faccessat2 faccessat execve";
     let go_runtime = "nanosleep sched_yield mmap munmap madvise rt_sigprocmask rt_sigaction sigaltstack gettid tgkill \
                       exit exit_group clone epoll_pwait brk mprotect";
-    let busybox = "arch_prctl set_tid_address set_robust_list rseq prlimit64 getuid uname readlink getrandom pread64 access";
+    let busybox =
+        "arch_prctl set_tid_address set_robust_list rseq prlimit64 getuid uname readlink getrandom pread64 access";
     let names: Vec<&str> = [runc_init, go_runtime, busybox]
         .iter()
         .flat_map(|s| s.split_whitespace())
@@ -85,7 +86,8 @@ fn a_runc_allow_list_without_close_range_runs_the_container_as_under_runc() {
             with_profile(b, runc_allow_list(&[]), nnp, &["echo", "hello"]);
             create_and_start(b, "")
         });
-        let want = Lifecycle { create_ok: true, start_ok: Some(true), status: "stopped".into(), stdout: "hello\n".into() };
+        let want =
+            Lifecycle { create_ok: true, start_ok: Some(true), status: "stopped".into(), stdout: "hello\n".into() };
         assert_eq!(seen, want, "noNewPrivileges {nnp}");
     }
 }
@@ -139,7 +141,8 @@ fn start_container_hooks_run_under_the_containers_filter() {
                 "syscalls": [{ "names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO" }] });
             with_profile(b, profile, nnp, &["true"]);
             b.config["root"]["readonly"] = json!(false);
-            b.config["hooks"] = json!({ "startContainer": [{ "path": "/bin/mkdir", "args": ["mkdir", "/made-by-hook"] }] });
+            b.config["hooks"] =
+                json!({ "startContainer": [{ "path": "/bin/mkdir", "args": ["mkdir", "/made-by-hook"] }] });
             let id = b.id("hookseccomp");
             let out = b.run(&id);
             (out.status.success(), b.dir.join("rootfs/made-by-hook").exists())
@@ -214,12 +217,14 @@ fn join_by_path(b: &mut Bundle, hostname: Option<&str>) -> Joined {
     };
     let seen = stdout(&out);
     let lines: Vec<&str> = seen.lines().collect();
-    let joined_hostname = Command::new("nsenter").arg(format!("--uts={}", b.dir.join("uts").display())).arg("hostname").output().unwrap();
+    let joined_hostname =
+        Command::new("nsenter").arg(format!("--uts={}", b.dir.join("uts").display())).arg("hostname").output().unwrap();
     Joined {
         run_ok: out.status.success(),
         prestart: read("prestart"),
         create_runtime: read("createRuntime"),
-        create_container_cwd_is_rootfs: std::fs::read_to_string(&cwd).is_ok_and(|c| c.trim() == b.dir.join("rootfs").to_str().unwrap()),
+        create_container_cwd_is_rootfs: std::fs::read_to_string(&cwd)
+            .is_ok_and(|c| c.trim() == b.dir.join("rootfs").to_str().unwrap()),
         container: lines.iter().take(2).map(|l| label(l)).collect(),
         hostname: lines.get(2).map(|h| h.to_string()),
         joined_hostname: stdout(&joined_hostname).trim().to_string(),

@@ -109,18 +109,24 @@ fn readonly_root_refuses_writes_but_tmpfs_mounts_accept_them() {
 #[test]
 fn default_mounts_and_devices() {
     let mut b = Bundle::new("mounts");
-    b.sh(
-        "for m in /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup; do \
+    b.sh("for m in /proc /dev /dev/pts /dev/shm /dev/mqueue /sys /sys/fs/cgroup; do \
            awk -v m=$m '$2==m {print m, $3}' /proc/self/mounts | head -1; done; \
          echo x > /dev/null && head -c 4 /dev/zero | wc -c; \
          readlink /dev/fd; stat -c '%F %a %t,%T' /dev/null; \
-         touch /proc/sys/kernel/x 2>/dev/null || echo proc-sys-ro",
-    );
+         touch /proc/sys/kernel/x 2>/dev/null || echo proc-sys-ro");
     let out = run_ok(&b, "m");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         &lines[..7],
-        ["/proc proc", "/dev tmpfs", "/dev/pts devpts", "/dev/shm tmpfs", "/dev/mqueue mqueue", "/sys sysfs", "/sys/fs/cgroup tmpfs"]
+        [
+            "/proc proc",
+            "/dev tmpfs",
+            "/dev/pts devpts",
+            "/dev/shm tmpfs",
+            "/dev/mqueue mqueue",
+            "/sys sysfs",
+            "/sys/fs/cgroup tmpfs"
+        ]
     );
     assert_eq!(lines[7], "4");
     assert_eq!(lines[8], "/proc/self/fd");
@@ -256,10 +262,15 @@ fn kill_all_reaches_every_process_of_the_cgroup() {
     b.create(&id);
     assert_ok(&output_of(b.command(&["start", &id])), "start");
     b.wait_status(&id, "running");
-    let cgroup_dir = find_cgroup_dirs(&id).into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
+    let cgroup_dir =
+        find_cgroup_dirs(&id).into_iter().find(|d| d.starts_with("/sys/fs/cgroup/pids")).expect("pids cgroup");
     let mut pids = Vec::new();
     for _ in 0..200 {
-        pids = std::fs::read_to_string(cgroup_dir.join("cgroup.procs")).unwrap().lines().map(|l| l.parse::<i32>().unwrap()).collect();
+        pids = std::fs::read_to_string(cgroup_dir.join("cgroup.procs"))
+            .unwrap()
+            .lines()
+            .map(|l| l.parse::<i32>().unwrap())
+            .collect();
         if pids.len() >= 2 {
             break;
         }

@@ -36,11 +36,8 @@ fn run_forwards_signals_to_the_container() {
     b.sh("trap 'echo got-term; exit 42' TERM; echo ready; while true; do sleep 0.05; done");
     let id = b.id("fwd");
     b.write_config();
-    let mut child = b
-        .command(&["run", "-b", b.dir.to_str().unwrap(), &id])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]).stdout(std::process::Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
     std::io::BufRead::read_line(&mut reader, &mut line).unwrap();
@@ -264,7 +261,10 @@ fn run_with_a_terminal_proxies_the_callers_tty() {
     b.write_config();
     let id = b.id("tty");
     let (mut master, mut slave) = (0, 0);
-    assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+    assert_eq!(
+        unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) },
+        0
+    );
     let slave_file = unsafe { std::fs::File::from_raw_fd(slave) };
     let mut cmd = b.command(&["run", "-b", b.dir.to_str().unwrap(), &id]);
     cmd.stdin(slave_file.try_clone().unwrap()).stdout(slave_file.try_clone().unwrap()).stderr(slave_file);

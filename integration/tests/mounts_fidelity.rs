@@ -24,10 +24,13 @@ fn unknown_options_on_a_bind_are_ignored_as_runc_does() {
         let src = b.dir.join("src");
         std::fs::create_dir(&src).unwrap();
         std::fs::write(src.join("f"), "hi\n").unwrap();
-        push_mount(b, json!({
-            "destination": "/m", "type": "bind", "source": src,
-            "options": ["rbind", "mode=755", "ro", "size=1k", "x-some-helper=1"]
-        }));
+        push_mount(
+            b,
+            json!({
+                "destination": "/m", "type": "bind", "source": src,
+                "options": ["rbind", "mode=755", "ro", "size=1k", "x-some-helper=1"]
+            }),
+        );
         b.sh("cat /m/f; awk '$5==\"/m\" {print $6}' /proc/self/mountinfo; touch /m/g 2>/dev/null || echo read-only");
         run_observed(b, "bd")
     });
@@ -38,12 +41,18 @@ fn unknown_options_on_a_bind_are_ignored_as_runc_does() {
 #[test]
 fn unknown_options_on_a_filesystem_are_its_data() {
     differential("fs-data", |b, _rt| {
-        push_mount(b, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700", "size=64k", "nr_inodes=77"] }));
+        push_mount(
+            b,
+            json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["mode=700", "size=64k", "nr_inodes=77"] }),
+        );
         b.sh("stat -c %a /t; df -k /t | awk 'NR==2 {print $2}'; df -i /t | awk 'NR==2 {print $2}'");
         run_observed(b, "fd")
     });
     differential("fs-data-bad", |b, _rt| {
-        push_mount(b, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["no-such-option"] }));
+        push_mount(
+            b,
+            json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["no-such-option"] }),
+        );
         b.sh("true");
         let (code, out, _) = run_observed(b, "fdb");
         (code != Some(0), out)
@@ -52,7 +61,12 @@ fn unknown_options_on_a_filesystem_are_its_data() {
 
 /// Makes the rootfs belong to the user namespace's root (host uid/gid `host`).
 fn own_rootfs(b: &Bundle, host: u32) {
-    let st = std::process::Command::new("chown").arg("-R").arg(format!("{host}:{host}")).arg(b.dir.join("rootfs")).status().unwrap();
+    let st = std::process::Command::new("chown")
+        .arg("-R")
+        .arg(format!("{host}:{host}"))
+        .arg(b.dir.join("rootfs"))
+        .status()
+        .unwrap();
     assert!(st.success());
 }
 
@@ -84,13 +98,20 @@ fn bind_sources_the_container_user_cannot_reach_mount_as_in_runc() {
         }
         let shared = b.dir.join("shared");
         std::fs::create_dir(&shared).unwrap();
-        let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "mode=755", "tmpfs"]).arg(&shared).status().unwrap();
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=755", "tmpfs"])
+            .arg(&shared)
+            .status()
+            .unwrap();
         assert!(st.success());
         let st = std::process::Command::new("mount").arg("--make-shared").arg(&shared).status().unwrap();
         assert!(st.success());
         push_mount(b, json!({ "destination": "/a", "type": "bind", "source": sources[0], "options": ["rbind"] }));
         push_mount(b, json!({ "destination": "/b", "type": "bind", "source": sources[1], "options": ["bind", "ro"] }));
-        push_mount(b, json!({ "destination": "/f", "type": "bind", "source": sources[0].join("f"), "options": ["bind"] }));
+        push_mount(
+            b,
+            json!({ "destination": "/f", "type": "bind", "source": sources[0].join("f"), "options": ["bind"] }),
+        );
         push_mount(b, json!({ "destination": "/s", "type": "bind", "source": shared, "options": ["rbind"] }));
         b.sh("cat /a/f /b/f /f; for m in /a /b /f /s; do awk -v m=$m '$5==m {print $5, $6, $7}' /proc/self/mountinfo; done | sed 's/:[0-9]*/:N/'");
         let id = b.id("ub");
@@ -117,7 +138,10 @@ fn a_read_only_dev_and_tmpfs_are_filled_first_as_in_runc() {
         }
         std::fs::create_dir_all(b.dir.join("rootfs/t/sub")).unwrap();
         std::fs::set_permissions(b.dir.join("rootfs/t"), std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
-        push_mount(b, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "tmpcopyup"] }));
+        push_mount(
+            b,
+            json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["ro", "tmpcopyup"] }),
+        );
         push_mount(b, json!({ "destination": "/new", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m"] }));
         b.sh("ls -l /dev | awk '{print $1, $NF}'; ls /t; stat -c %a /t /new; \
               for m in /dev /dev/pts /dev/shm /dev/mqueue /t; do awk -v m=$m '$5==m {print $5, $6}' /proc/self/mountinfo; done; \
@@ -163,7 +187,15 @@ fn no_pivot_mounts_and_masks_as_runc() {
 #[test]
 fn masked_and_read_only_paths_look_as_in_runc() {
     differential("masks", |b, _rt| {
-        b.config["linux"]["maskedPaths"] = json!(["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/asound", "/etc/hostname", "/no/such/path"]);
+        b.config["linux"]["maskedPaths"] = json!([
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/timer_list",
+            "/sys/firmware",
+            "/proc/asound",
+            "/etc/hostname",
+            "/no/such/path"
+        ]);
         b.config["linux"]["readonlyPaths"] = json!(["/proc/sys", "/proc/bus", "/tmp", "/no/such/path"]);
         b.sh("for p in /proc/keys /proc/timer_list /sys/firmware /proc/sys /proc/bus /tmp; do \
                 awk -v p=$p '$5==p {s=$0; sub(/.* - /, \"\", s); split(s, t, \" \"); r=$4; sub(/.*\\/rootfs/, \"\", r); print r, $5, $6, t[1]}' /proc/self/mountinfo; done; \
@@ -199,7 +231,10 @@ fn cgroup_mount_layout_is_runcs() {
 fn missing_mount_points_are_left_as_runc_leaves_them() {
     use std::os::unix::fs::MetadataExt;
     differential("mountpoints", |b, _rt| {
-        push_mount(b, json!({ "destination": "/a/b/file", "type": "bind", "source": "/etc/hostname", "options": ["bind"] }));
+        push_mount(
+            b,
+            json!({ "destination": "/a/b/file", "type": "bind", "source": "/etc/hostname", "options": ["bind"] }),
+        );
         push_mount(b, json!({ "destination": "/c/d", "type": "bind", "source": "/etc", "options": ["rbind", "ro"] }));
         push_mount(b, json!({ "destination": "/e/f", "type": "tmpfs", "source": "tmpfs" }));
         b.sh("true");

@@ -22,7 +22,8 @@ fn demo_refuses_an_unknown_argument_and_prints_usage_on_help() {
 fn install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     let prefix = std::env::temp_dir().join(format!("strata-install-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&prefix);
-    let out = Command::new(workspace().join("hack/install")).args(["--debug", "--prefix"]).arg(&prefix).output().unwrap();
+    let out =
+        Command::new(workspace().join("hack/install")).args(["--debug", "--prefix"]).arg(&prefix).output().unwrap();
     let cleanup = scopeguard(&prefix);
     assert!(out.status.success(), "hack/install: {}", stderr(&out));
     let version = Command::new(prefix.join("bin/strata")).arg("--version").output().unwrap();
@@ -35,7 +36,11 @@ fn install_puts_binaries_man_pages_and_completions_under_the_prefix() {
     assert!(man.status.success(), "man -l {}: {}", page.display(), stderr(&man));
     assert!(stdout(&man).contains("--console-socket"), "{}", stdout(&man));
     let script = prefix.join("share/bash-completion/completions/strata");
-    let bash = Command::new("bash").arg("-c").arg(format!("source {}; complete -p strata", script.display())).output().unwrap();
+    let bash = Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {}; complete -p strata", script.display()))
+        .output()
+        .unwrap();
     assert!(bash.status.success() && stdout(&bash).contains("strata"), "{} {}", stdout(&bash), stderr(&bash));
     for f in ["share/zsh/site-functions/_strata", "share/fish/vendor_completions.d/strata.fish"] {
         assert!(prefix.join(f).exists(), "{f} missing");

@@ -108,7 +108,11 @@ fn exec_exit_codes_match_runc() {
         let process_json = b.dir.join("process.json");
         std::fs::write(&process_json, r#"{"args":["/bin/id","-u"],"cwd":"/"}"#).unwrap();
         let whole_process = b.dir.join("whole.json");
-        std::fs::write(&whole_process, r#"{"args":["sh","-c","echo $FOO; pwd; id -u"],"cwd":"/","env":["FOO=file","PATH=/bin"]}"#).unwrap();
+        std::fs::write(
+            &whole_process,
+            r#"{"args":["sh","-c","echo $FOO; pwd; id -u"],"cwd":"/","env":["FOO=file","PATH=/bin"]}"#,
+        )
+        .unwrap();
         let cases: Vec<Vec<String>> = vec![
             vec!["no-such-container-ec".into(), "true".into()],
             vec![id.clone()],
@@ -121,8 +125,17 @@ fn exec_exit_codes_match_runc() {
             vec!["--cgroup".into(), "whaaat:/".into(), id.clone(), "true".into()],
             vec!["-p".into(), process_json.display().to_string(), id.clone()],
             // With -p the file is the whole process: runc ignores the other process flags.
-            vec!["-p".into(), whole_process.display().to_string(), "-e".into(), "FOO=flag".into(), "--cwd".into(), "/tmp".into(),
-                 "-u".into(), "7".into(), id.clone()],
+            vec![
+                "-p".into(),
+                whole_process.display().to_string(),
+                "-e".into(),
+                "FOO=flag".into(),
+                "--cwd".into(),
+                "/tmp".into(),
+                "-u".into(),
+                "7".into(),
+                id.clone(),
+            ],
             vec![id.clone(), "sh".into(), "-c".into(), "exit 3".into()],
         ];
         let mut seen = Vec::new();
@@ -197,7 +210,8 @@ fn errors_and_usage_errors_reach_the_log_in_runcs_shape() {
         assert!(lines[1]["msg"].as_str().unwrap().contains("does not exist"), "{rt}: {lines:?}");
         let text = output_of(b.command(&["--log", text_log.to_str().unwrap(), "kill", "no-such-ctr-log", "9"]));
         let line = std::fs::read_to_string(&text_log).unwrap();
-        let text_shape = line.starts_with("time=\"") && line.contains("\" level=error msg=\"") && line.lines().count() == 1;
+        let text_shape =
+            line.starts_with("time=\"") && line.contains("\" level=error msg=\"") && line.lines().count() == 1;
         let unopenable = output_of(b.command(&["--log", b.dir.join("no/such/dir/log").to_str().unwrap(), "list"]));
         json!({
             "codes": [code(&usage), code(&missing), code(&unknown), code(&text), code(&unopenable)],
@@ -274,8 +288,10 @@ fn list_output_has_runcs_byte_shape() {
             .split("},{")
             .map(|e| e.split("\":").filter_map(|k| k.rsplit('"').next().map(str::to_string)).collect())
             .collect();
-        let fields: Vec<Value> =
-            entries.iter().map(|e| json!([e["id"], e["status"], e["bundle"], e["rootfs"], e["owner"], e["pid"].as_i64() > Some(0)])).collect();
+        let fields: Vec<Value> = entries
+            .iter()
+            .map(|e| json!([e["id"], e["status"], e["bundle"], e["rootfs"], e["owner"], e["pid"].as_i64() > Some(0)]))
+            .collect();
         seen.push(json!({
             "empty": [empty_table, empty_json],
             "table": table_shape(&table),
@@ -310,7 +326,11 @@ fn spec_writes_runcs_default_config() {
             });
             let text = std::fs::read_to_string(dir.join("config.json")).unwrap_or_default();
             std::fs::remove_dir_all(&dir).unwrap();
-            texts.push((code(&out), code(&again), text.replacen("\"ociVersion\": \"1.0.2-dev\"", "\"ociVersion\": \"1.0.2\"", 1)));
+            texts.push((
+                code(&out),
+                code(&again),
+                text.replacen("\"ociVersion\": \"1.0.2-dev\"", "\"ociVersion\": \"1.0.2\"", 1),
+            ));
         }
         assert!(texts[0].2.starts_with("{\n\t\"ociVersion\": \"1.0.2\""), "{}", texts[0].2);
         assert_eq!(texts[1], texts[0], "spec {flags:?}: strata (left) differs from runc (right)");
@@ -324,16 +344,20 @@ fn spec_writes_runcs_default_config() {
 #[test]
 fn help_and_version() {
     let bin = strata_bin();
-    let run = |args: &[&str]| output_of({
-        let mut c = std::process::Command::new(&bin);
-        c.args(args);
-        c
-    });
+    let run = |args: &[&str]| {
+        output_of({
+            let mut c = std::process::Command::new(&bin);
+            c.args(args);
+            c
+        })
+    };
     let bare = run(&[]);
     assert_eq!(code(&bare), Some(0));
     assert!(stdout(&bare).contains("Usage: strata") && stdout(&bare).contains("Commands:"), "{}", stdout(&bare));
-    let commands = ["create", "exec", "start", "run", "state", "list", "kill", "delete", "pause", "resume", "ps", "events",
-                    "update", "spec", "features"];
+    let commands = [
+        "create", "exec", "start", "run", "state", "list", "kill", "delete", "pause", "resume", "ps", "events",
+        "update", "spec", "features",
+    ];
     for cmd in commands {
         assert!(stdout(&bare).contains(&format!("\n  {cmd} ")), "{cmd} not in the help");
         for flag in ["--help", "-h"] {
@@ -346,7 +370,8 @@ fn help_and_version() {
             let lines: Vec<&str> = text.lines().collect();
             for (i, line) in lines.iter().enumerate() {
                 let item = line.trim_start();
-                if !(item.starts_with('-') || item.starts_with('<') || item.starts_with('[')) || !line.starts_with("  ") {
+                if !(item.starts_with('-') || item.starts_with('<') || item.starts_with('[')) || !line.starts_with("  ")
+                {
                     continue;
                 }
                 let same_line = item.split("  ").filter(|s| !s.trim().is_empty()).count() > 1;
@@ -355,7 +380,10 @@ fn help_and_version() {
             }
             assert!(text.contains("Global options:"), "{cmd}: {text}");
             let own = text.split("Global options:").next().unwrap();
-            assert!(!own.contains("--root <") && !own.contains("--log <"), "{cmd}: global flags mixed with its own: {text}");
+            assert!(
+                !own.contains("--root <") && !own.contains("--log <"),
+                "{cmd}: global flags mixed with its own: {text}"
+            );
         }
     }
     let update = stdout(&run(&["update", "--help"]));
@@ -367,7 +395,10 @@ fn help_and_version() {
     assert_eq!(first(&ours), first(&theirs), "{ours} / {theirs}");
     assert!(ours.starts_with(&format!("strata version {}\n", env!("CARGO_PKG_VERSION"))), "{ours}");
     for key in ["commit: ", "spec: "] {
-        assert!(ours.lines().any(|l| l.starts_with(key)) && theirs.lines().any(|l| l.starts_with(key)), "{key}: {ours}");
+        assert!(
+            ours.lines().any(|l| l.starts_with(key)) && theirs.lines().any(|l| l.starts_with(key)),
+            "{key}: {ours}"
+        );
     }
     assert_eq!(stdout(&run(&["-v"])), ours);
 }
@@ -386,10 +417,23 @@ fn debug_run_with_a_terminal() {
         let id = b.id("dt");
         let log = b.dir.join("debug.log");
         let (mut master, mut slave) = (0, 0);
-        assert_eq!(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) }, 0);
+        assert_eq!(
+            unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) },
+            0
+        );
         let slave_file = unsafe { std::fs::File::from_raw_fd(slave) };
         let mut m = unsafe { std::fs::File::from_raw_fd(master) };
-        let mut cmd = b.command(&["--debug", "--log", log.to_str().unwrap(), "--log-format", "json", "run", "-b", b.dir.to_str().unwrap(), &id]);
+        let mut cmd = b.command(&[
+            "--debug",
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "run",
+            "-b",
+            b.dir.to_str().unwrap(),
+            &id,
+        ]);
         cmd.stdin(slave_file.try_clone().unwrap()).stdout(slave_file.try_clone().unwrap()).stderr(slave_file);
         let status = cmd.spawn().unwrap().wait().unwrap();
         unsafe { libc::fcntl(master, libc::F_SETFL, libc::O_NONBLOCK) };
@@ -407,7 +451,9 @@ fn debug_run_with_a_terminal() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{rt}: not JSON ({e}): {l:?}")))
             .collect();
-        let shapes_ok = lines.iter().all(|l| l.as_object().unwrap().keys().take(3).eq(["level", "msg", "time"].iter()) || l.get("func").is_some());
+        let shapes_ok = lines.iter().all(|l| {
+            l.as_object().unwrap().keys().take(3).eq(["level", "msg", "time"].iter()) || l.get("func").is_some()
+        });
         let debug_lines = lines.iter().filter(|l| l["level"] == "debug").count();
         assert!(!out.contains(&0), "{rt}: a NUL byte reached the terminal: {text:?}");
         // runc's console copy sometimes loses the last output of a process that exits at

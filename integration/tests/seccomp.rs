@@ -44,7 +44,8 @@ fn errno_rules_return_eperm_or_their_errno_ret() {
         { "names": ["rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 36 },
     ]));
     // Every filter flag the kernel takes for a filter without a listener.
-    profile["flags"] = json!(["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]);
+    profile["flags"] =
+        json!(["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW"]);
     let b = bundle(
         "errno",
         profile,
@@ -159,7 +160,9 @@ fn default_kill_with_an_allow_list() {
 fn unknown_syscall_names_are_skipped_with_a_debug_line() {
     let b = bundle(
         "unknown",
-        allow_all_but(json!([{ "names": ["no_such_syscall_xyz", "rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5 }])),
+        allow_all_but(
+            json!([{ "names": ["no_such_syscall_xyz", "rmdir"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5 }]),
+        ),
         &format!("sysprobe {RMDIR} 0"),
     );
     let log = b.dir.join("debug.log");
@@ -179,9 +182,18 @@ fn unknown_syscall_names_are_skipped_with_a_debug_line() {
 #[test]
 fn bad_action_or_op_is_refused_naming_the_field_and_nothing_is_left() {
     for (rules, field) in [
-        (json!([{ "names": ["read"], "action": "SCMP_ACT_ALLOW" }, { "names": ["mkdir"], "action": "SCMP_ACT_BOGUS" }]), "linux.seccomp.syscalls[1].action"),
-        (json!([{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES" }] }]), "linux.seccomp.syscalls[0].args[0].op"),
-        (json!([{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{ "index": 9, "value": 1, "op": "SCMP_CMP_EQ" }] }]), "linux.seccomp.syscalls[0].args[0].index"),
+        (
+            json!([{ "names": ["read"], "action": "SCMP_ACT_ALLOW" }, { "names": ["mkdir"], "action": "SCMP_ACT_BOGUS" }]),
+            "linux.seccomp.syscalls[1].action",
+        ),
+        (
+            json!([{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{ "index": 0, "value": 1, "op": "SCMP_CMP_SOMETIMES" }] }]),
+            "linux.seccomp.syscalls[0].args[0].op",
+        ),
+        (
+            json!([{ "names": ["mkdir"], "action": "SCMP_ACT_ERRNO", "args": [{ "index": 9, "value": 1, "op": "SCMP_CMP_EQ" }] }]),
+            "linux.seccomp.syscalls[0].args[0].index",
+        ),
     ] {
         let b = bundle("bad", allow_all_but(rules), "true");
         let id = b.id("bad");
@@ -311,14 +323,20 @@ fn podman_default_profile() -> Value {
             v
         })
         .unwrap();
-    let has = |list: &Value, want: &dyn Fn(&str) -> bool| list.as_array().is_some_and(|l| l.iter().any(|x| want(x.as_str().unwrap())));
-    let all = |list: &Value, want: &dyn Fn(&str) -> bool| list.as_array().is_none_or(|l| l.iter().all(|x| want(x.as_str().unwrap())));
+    let has = |list: &Value, want: &dyn Fn(&str) -> bool| {
+        list.as_array().is_some_and(|l| l.iter().any(|x| want(x.as_str().unwrap())))
+    };
+    let all = |list: &Value, want: &dyn Fn(&str) -> bool| {
+        list.as_array().is_none_or(|l| l.iter().all(|x| want(x.as_str().unwrap())))
+    };
     let mut syscalls = Vec::new();
     for s in raw["syscalls"].as_array().unwrap() {
         let (inc, exc) = (&s["includes"], &s["excludes"]);
         let cap_ok = |c: &str| caps.contains(&c);
         let arch_ok = |a: &str| a == "amd64";
-        if !all(&inc["caps"], &cap_ok) || (inc["arches"].as_array().is_some_and(|a| !a.is_empty()) && !has(&inc["arches"], &arch_ok)) {
+        if !all(&inc["caps"], &cap_ok)
+            || (inc["arches"].as_array().is_some_and(|a| !a.is_empty()) && !has(&inc["arches"], &arch_ok))
+        {
             continue;
         }
         if has(&exc["caps"], &cap_ok) || has(&exc["arches"], &arch_ok) {
@@ -338,8 +356,17 @@ fn podman_default_profile() -> Value {
 
 /// containers.conf's default_capabilities.
 const PODMAN_CAPS: &[&str] = &[
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_NET_BIND_SERVICE",
-    "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SETFCAP",
+    "CAP_SETGID",
+    "CAP_SETPCAP",
+    "CAP_SETUID",
+    "CAP_SYS_CHROOT",
 ];
 
 /// The probes for podman's profile: a busybox shell working, a call outside the allow
@@ -401,7 +428,10 @@ fn check_podman_profile(profile: Value) {
     let id = format!("{}-runc", b.id("podman"));
     let out = output_of({
         let mut c = Command::new("runc");
-        c.arg("--root").arg(&runc_root).args(["run", "-b", b.dir.to_str().unwrap(), &id]).stdin(std::process::Stdio::null());
+        c.arg("--root")
+            .arg(&runc_root)
+            .args(["run", "-b", b.dir.to_str().unwrap(), &id])
+            .stdin(std::process::Stdio::null());
         c
     });
     let _ = Command::new("runc").arg("--root").arg(&runc_root).args(["delete", "-f", &id]).output();

@@ -146,7 +146,10 @@ fn net_devices_need_a_new_network_namespace_and_a_host_device() {
 
     let mut b = Bundle::new("netdev-joined");
     b.config["linux"]["namespaces"].as_array_mut().unwrap().retain(|n| n["type"] != "network");
-    b.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "network", "path": "/proc/self/ns/net" }));
+    b.config["linux"]["namespaces"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "type": "network", "path": "/proc/self/ns/net" }));
     b.config["linux"]["netDevices"] = json!({ &veth.host: {} });
     create_fails(&b, &["linux.netDevices", "joined by path"]);
 
@@ -187,7 +190,10 @@ fn bad_memory_policies_are_refused_naming_the_field() {
         (json!({ "mode": "MPOL_DEFAULT", "nodes": "0" }), "linux.memoryPolicy.nodes"),
         (json!({ "mode": "MPOL_BIND", "nodes": "0-" }), "linux.memoryPolicy.nodes"),
         (json!({ "mode": "MPOL_SOMETIMES", "nodes": "0" }), "linux.memoryPolicy.mode"),
-        (json!({ "mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"] }), "linux.memoryPolicy.flags"),
+        (
+            json!({ "mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"] }),
+            "linux.memoryPolicy.flags",
+        ),
         // The kernel's own refusal (from the init) names the field too.
         (json!({ "mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"] }), "linux.memoryPolicy"),
     ] {
@@ -205,7 +211,8 @@ fn intel_rdt_without_resctrl_is_refused_with_the_specs_error() {
         return;
     }
     let mut b = Bundle::new("rdt");
-    b.config["linux"]["intelRdt"] = json!({ "closID": "strata-test", "l3CacheSchema": "L3:0=f", "enableMonitoring": true });
+    b.config["linux"]["intelRdt"] =
+        json!({ "closID": "strata-test", "l3CacheSchema": "L3:0=f", "enableMonitoring": true });
     create_fails(&b, &["linux.intelRdt", "no resctrl filesystem is mounted"]);
     let mut b = Bundle::new("rdt-bad");
     b.config["linux"]["intelRdt"] = json!({ "closID": "../x" });
@@ -259,7 +266,8 @@ fn features_and_version_say_1_3_and_list_the_new_fields() {
     assert!(stdout(&out).contains("spec: 1.3.0"), "{}", stdout(&out));
     // `strata spec` keeps a version every peer accepts (crun 1.8 refuses 1.2 and later).
     let b = Bundle::new("spec-version");
-    let written: serde_json::Value = serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
+    let written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(b.dir.join("config.json")).unwrap()).unwrap();
     assert_eq!(written["ociVersion"], "1.0.2");
 }
 

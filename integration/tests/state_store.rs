@@ -5,7 +5,9 @@
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::process::Command;
 
-use strata_integration::{assert_ok, differential, find_cgroup_dirs, output_of, pass_as_fd3, process_alive, stderr, stdout, Bundle};
+use strata_integration::{
+    assert_ok, differential, find_cgroup_dirs, output_of, pass_as_fd3, process_alive, stderr, stdout, Bundle,
+};
 
 fn mode(p: &std::path::Path) -> String {
     std::fs::metadata(p).map(|m| format!("{:o}", m.permissions().mode() & 0o7777)).unwrap_or_else(|e| e.to_string())
@@ -40,7 +42,8 @@ fn pid_file_never_follows_a_planted_symlink() {
         }
         let id = b.id("pidfile");
         let pid_file = pid_dir.join("p.pid");
-        let create = b.strata(&["create", "--pid-file", pid_file.to_str().unwrap(), "-b", b.dir.to_str().unwrap(), &id]);
+        let create =
+            b.strata(&["create", "--pid-file", pid_file.to_str().unwrap(), "-b", b.dir.to_str().unwrap(), &id]);
         let created = create.status.success();
         let state_dir_left = b.root.join(&id).exists();
 
@@ -117,7 +120,8 @@ fn damaged_state(b: &mut Bundle, damage: fn(&std::path::Path)) -> (Option<i32>, 
     let list = output_of(b.command(&["list"]));
     let warned = stderr(&list).contains(&format!("load container {id}"));
     let listed = stdout(&list);
-    let status = listed.lines().find(|l| l.starts_with(&id)).and_then(|l| l.split_whitespace().nth(2)).unwrap_or("").to_string();
+    let status =
+        listed.lines().find(|l| l.starts_with(&id)).and_then(|l| l.split_whitespace().nth(2)).unwrap_or("").to_string();
     // runc can't delete it: clean up by hand (init, cgroups, directory).
     unsafe { libc::kill(pid, libc::SIGKILL) };
     for _ in 0..200 {

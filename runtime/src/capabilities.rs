@@ -47,7 +47,9 @@ fn convert(name: &str, set: &Option<Capabilities>, grantable: &HashSet<Cap>) -> 
                 out.insert(cap);
             }
             Ok(_) => logging::warn(&format!("process.capabilities.{name}: {cap_name} can't be granted here; left out")),
-            Err(_) => logging::warn(&format!("process.capabilities.{name}: {cap_name} is unknown to this runtime; left out")),
+            Err(_) => {
+                logging::warn(&format!("process.capabilities.{name}: {cap_name} is unknown to this runtime; left out"))
+            }
         }
     }
     out
@@ -57,7 +59,8 @@ fn convert(name: &str, set: &Option<Capabilities>, grantable: &HashSet<Cap>) -> 
 pub fn drop_bounding(sets: &CapSets) -> Result<()> {
     for cap in caps::all() {
         if !sets.bounding.contains(&cap) && caps::has_cap(None, CapSet::Bounding, cap).unwrap_or(false) {
-            caps::drop(None, CapSet::Bounding, cap).map_err(|e| Error::Init(format!("drop {cap} from bounding set: {e}")))?;
+            caps::drop(None, CapSet::Bounding, cap)
+                .map_err(|e| Error::Init(format!("drop {cap} from bounding set: {e}")))?;
         }
     }
     Ok(())

@@ -32,8 +32,7 @@ pub fn load_bundle(bundle: &Path) -> Result<Bundle> {
 
 /// Parses a config.json, reporting the JSON path of a field that doesn't fit the schema.
 pub fn parse_spec_file(file: &Path) -> Result<Spec> {
-    let bytes = std::fs::read(file)
-        .map_err(|e| Error::Config { file: file.to_path_buf(), message: io_reason(&e) })?;
+    let bytes = std::fs::read(file).map_err(|e| Error::Config { file: file.to_path_buf(), message: io_reason(&e) })?;
     parse_spec(&bytes).map_err(|message| Error::Config { file: file.to_path_buf(), message })
 }
 
@@ -63,7 +62,9 @@ fn drop_unknown_caps(v: &mut serde_json::Value) -> bool {
                     let known = n.as_str().is_some_and(crate::capabilities::is_known_name);
                     if !known {
                         dropped = true;
-                        crate::logging::warn(&format!("process.capabilities.{set}: {n} is unknown to this runtime; left out"));
+                        crate::logging::warn(&format!(
+                            "process.capabilities.{set}: {n} is unknown to this runtime; left out"
+                        ));
                     }
                     known
                 });
@@ -103,7 +104,10 @@ fn validate(spec: &Spec, bundle: &Path) -> Result<PathBuf> {
     match std::fs::metadata(&rootfs) {
         // strata-image leaves this file under an overlay bundle's mount: seen, the overlay is not mounted.
         Ok(m) if m.is_dir() && rootfs.join(".strata-image-not-mounted").exists() => {
-            return Err(Error::field("root.path", format!("{} is not mounted (strata-image mount {})", rootfs.display(), bundle.display())))
+            return Err(Error::field(
+                "root.path",
+                format!("{} is not mounted (strata-image mount {})", rootfs.display(), bundle.display()),
+            ))
         }
         Ok(m) if m.is_dir() => {}
         Ok(_) => return Err(Error::field("root.path", format!("{} is not a directory", rootfs.display()))),

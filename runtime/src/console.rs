@@ -44,15 +44,22 @@ pub fn setup(socket: &OwnedFd, size: Option<ConsoleSize>, is_init: bool) -> Resu
         tcsetattr(&master, SetArg::TCSANOW, &t).ctx(|| "clear ONLCR on the pty")?;
     }
     if let Some(size) = size {
-        let ws = libc::winsize { ws_row: size.height() as u16, ws_col: size.width() as u16, ws_xpixel: 0, ws_ypixel: 0 };
+        let ws =
+            libc::winsize { ws_row: size.height() as u16, ws_col: size.width() as u16, ws_xpixel: 0, ws_ypixel: 0 };
         // SAFETY: valid fd and winsize struct.
         let r = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
         nix::errno::Errno::result(r).map_err(|e| Error::field("process.consoleSize", e.desc()))?;
     }
     let fds = [master.as_raw_fd()];
     let name = slave_path.as_bytes();
-    sendmsg::<()>(socket.as_raw_fd(), &[IoSlice::new(name)], &[ControlMessage::ScmRights(&fds)], MsgFlags::empty(), None)
-        .ctx(|| "send pty master to --console-socket")?;
+    sendmsg::<()>(
+        socket.as_raw_fd(),
+        &[IoSlice::new(name)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .ctx(|| "send pty master to --console-socket")?;
     drop(master);
 
     let slave = nix::fcntl::open(slave_path.as_str(), OFlag::O_RDWR | OFlag::O_NOCTTY, nix::sys::stat::Mode::empty())
@@ -151,7 +158,10 @@ fn host_terminal() -> Result<OwnedFd> {
     }
     nix::fcntl::open("/dev/tty", OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
         .map_err(|e| {
-            Error::field("process.terminal", format!("no terminal to attach to (open /dev/tty: {}): pass --console-socket", e.desc()))
+            Error::field(
+                "process.terminal",
+                format!("no terminal to attach to (open /dev/tty: {}): pass --console-socket", e.desc()),
+            )
         })
 }
 
@@ -225,7 +235,8 @@ pub fn wait_forwarding(pid: i32, set: &SigSet, tty: Option<Terminal>) -> Result<
     let pid = Pid::from_raw(pid);
     let sigfd = SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).ctx(|| "signalfd")?;
     if let Some(t) = &tty {
-        nix::fcntl::fcntl(&t.master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK)).ctx(|| "pty master O_NONBLOCK")?;
+        nix::fcntl::fcntl(&t.master, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
+            .ctx(|| "pty master O_NONBLOCK")?;
     }
     // SAFETY: stdin stays open for the process's lifetime.
     let stdin = unsafe { BorrowedFd::borrow_raw(0) };

@@ -95,7 +95,14 @@ pub fn run_warn(kind: Kind, spec: &Spec, state: &str) {
 
 /// Checks, before anything is created, that the hooks the runtime itself will run exist.
 pub fn validate(spec: &Spec) -> Result<()> {
-    for kind in [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer, Kind::StartContainer, Kind::Poststart, Kind::Poststop] {
+    for kind in [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ] {
         for (i, hook) in kind.of(spec).iter().enumerate() {
             let field = || format!("hooks.{}[{i}].path", kind.name());
             let path = hook.path();

@@ -61,7 +61,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
     }
     if let Some(mb) = r.mem_bw_schema() {
         if !mb.starts_with("MB:") || mb.contains('\n') {
-            return Err(Error::field("linux.intelRdt.memBwSchema", format!("{mb:?}: must be one line starting with MB:")));
+            return Err(Error::field(
+                "linux.intelRdt.memBwSchema",
+                format!("{mb:?}: must be one line starting with MB:"),
+            ));
         }
     }
     Ok(())
@@ -93,13 +96,18 @@ pub fn plan(spec: &Spec, id: &str, mount: Option<&Path>) -> Result<Option<Plan>>
     let clos = r.clos_id().as_deref();
     let any_schema = !writes.is_empty() || schemata.is_some();
     #[allow(deprecated)]
-    let monitoring = r.enable_monitoring().unwrap_or(false) || r.enable_cmt().unwrap_or(false) || r.enable_mbm().unwrap_or(false);
+    let monitoring =
+        r.enable_monitoring().unwrap_or(false) || r.enable_cmt().unwrap_or(false) || r.enable_mbm().unwrap_or(false);
     let group = root.join(clos.unwrap_or(id));
     Ok(Some(Plan {
         monitor: monitoring.then(|| group.join("mon_groups").join(id)),
         group,
         may_create: clos.is_none() || any_schema,
-        expect: if clos.is_some() { writes.iter().flat_map(|w| w.lines().map(str::to_string)).collect() } else { Vec::new() },
+        expect: if clos.is_some() {
+            writes.iter().flat_map(|w| w.lines().map(str::to_string)).collect()
+        } else {
+            Vec::new()
+        },
         writes,
         schemata,
         owned: clos.is_none(),
@@ -109,13 +117,18 @@ pub fn plan(spec: &Spec, id: &str, mount: Option<&Path>) -> Result<Option<Plan>>
 impl Plan {
     /// Makes or checks the group and writes its schemata (before the clone).
     pub fn prepare(&self) -> Result<()> {
-        let field = |e: std::io::Error, what: &str, p: &Path| Error::field("linux.intelRdt", format!("{what} {}: {e}", p.display()));
+        let field = |e: std::io::Error, what: &str, p: &Path| {
+            Error::field("linux.intelRdt", format!("{what} {}: {e}", p.display()))
+        };
         let exists = self.group.is_dir();
         if !exists {
             if !self.may_create {
                 return Err(Error::field(
                     "linux.intelRdt.closID",
-                    format!("{} does not exist (a closID without schemata names a pre-configured group)", self.group.display()),
+                    format!(
+                        "{} does not exist (a closID without schemata names a pre-configured group)",
+                        self.group.display()
+                    ),
                 ));
             }
             std::fs::create_dir(&self.group).map_err(|e| field(e, "mkdir", &self.group))?;
@@ -127,7 +140,10 @@ impl Plan {
             if let Some(l) = self.expect.iter().find(|l| !have.contains(&normalize(l))) {
                 return Err(Error::field(
                     "linux.intelRdt",
-                    format!("closID group {} exists with other schemata: no {l:?} in {current:?}", self.group.display()),
+                    format!(
+                        "closID group {} exists with other schemata: no {l:?} in {current:?}",
+                        self.group.display()
+                    ),
                 ));
             }
         } else {
@@ -237,7 +253,9 @@ mod tests {
     #[test]
     fn clos_groups_are_checked_shared_and_kept() {
         let root = Some(Path::new("/r"));
-        let p = plan(&spec(serde_json::json!({ "closID": "gold", "memBwSchema": "MB:0=20" })), "c1", root).unwrap().unwrap();
+        let p = plan(&spec(serde_json::json!({ "closID": "gold", "memBwSchema": "MB:0=20" })), "c1", root)
+            .unwrap()
+            .unwrap();
         assert_eq!(p.group, Path::new("/r/gold"));
         assert!(p.may_create && !p.owned);
         assert_eq!(p.expect, vec!["MB:0=20".to_string()]);

@@ -12,8 +12,8 @@
 //! - [`mountinfo`]: the one /proc/PID/mountinfo parser (bytes, octal escapes undone)
 
 pub mod capabilities;
-pub mod cli;
 pub mod cgroups;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod container;
@@ -31,8 +31,8 @@ pub mod rootfs;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;
-pub mod sysctl;
 pub mod sys;
+pub mod sysctl;
 pub mod user;
 
 pub use error::{Error, Result};

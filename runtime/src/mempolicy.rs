@@ -85,8 +85,8 @@ fn policy(mp: &LinuxMemoryPolicy, host_nodes: Option<&[u32]>) -> Result<Policy> 
             "MPOL_F_STATIC_NODES and MPOL_F_RELATIVE_NODES exclude each other",
         ));
     }
-    let nodes = parse_nodes(mp.nodes().as_deref().unwrap_or(""))
-        .map_err(|e| Error::field("linux.memoryPolicy.nodes", e))?;
+    let nodes =
+        parse_nodes(mp.nodes().as_deref().unwrap_or("")).map_err(|e| Error::field("linux.memoryPolicy.nodes", e))?;
     match mode {
         MPOL_DEFAULT | MPOL_LOCAL if !nodes.is_empty() => {
             return Err(Error::field("linux.memoryPolicy.nodes", format!("must be empty for {name}")))
@@ -192,13 +192,21 @@ mod tests {
         let p = policy(&mp(serde_json::json!({"mode": "MPOL_BIND", "nodes": "0,65"})), Some(&[0, 65])).unwrap();
         assert_eq!(p.mode, MPOL_BIND);
         assert_eq!(p.mask, vec![1, 2, 0]);
-        let p = policy(&mp(serde_json::json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]})), Some(&[0])).unwrap();
+        let p = policy(
+            &mp(serde_json::json!({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]})),
+            Some(&[0]),
+        )
+        .unwrap();
         assert_eq!(p.mode, MPOL_INTERLEAVE | MPOL_F_STATIC_NODES);
         assert_eq!(p.mask, vec![1, 0]);
         let p = policy(&mp(serde_json::json!({"mode": "MPOL_PREFERRED"})), Some(&[0])).unwrap();
         assert_eq!(p, Policy { mode: MPOL_PREFERRED, mask: vec![0] });
         // Relative node numbers need not exist.
-        assert!(policy(&mp(serde_json::json!({"mode": "MPOL_BIND", "nodes": "3", "flags": ["MPOL_F_RELATIVE_NODES"]})), Some(&[0])).is_ok());
+        assert!(policy(
+            &mp(serde_json::json!({"mode": "MPOL_BIND", "nodes": "3", "flags": ["MPOL_F_RELATIVE_NODES"]})),
+            Some(&[0])
+        )
+        .is_ok());
     }
 
     #[test]

@@ -44,7 +44,11 @@ fn field(host: &str) -> String {
 
 /// A name the kernel accepts for an interface (dev_valid_name).
 fn valid_ifname(n: &str) -> bool {
-    !n.is_empty() && n.len() < 16 && n != "." && n != ".." && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+    !n.is_empty()
+        && n.len() < 16
+        && n != "."
+        && n != ".."
+        && !n.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
 }
 
 /// Checks linux.netDevices before anything is created.
@@ -57,9 +61,17 @@ pub fn validate(spec: &Spec) -> Result<()> {
     match namespaces.iter().find(|n| n.typ() == LinuxNamespaceType::Network) {
         Some(n) if n.path().is_none() => {}
         Some(_) => {
-            return Err(Error::field("linux.netDevices", "devices move into a new network namespace, not one joined by path"))
+            return Err(Error::field(
+                "linux.netDevices",
+                "devices move into a new network namespace, not one joined by path",
+            ))
         }
-        None => return Err(Error::field("linux.netDevices", "devices move into a new network namespace: linux.namespaces has none")),
+        None => {
+            return Err(Error::field(
+                "linux.netDevices",
+                "devices move into a new network namespace: linux.namespaces has none",
+            ))
+        }
     }
     let mut targets = HashSet::new();
     for (host, name) in &devs {
@@ -67,10 +79,16 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return Err(Error::field(field(host), "is not a network interface name"));
         }
         if !valid_ifname(name) {
-            return Err(Error::field(format!("{}.name", field(host)), format!("{name:?} is not a network interface name")));
+            return Err(Error::field(
+                format!("{}.name", field(host)),
+                format!("{name:?} is not a network interface name"),
+            ));
         }
         if name == "lo" {
-            return Err(Error::field(format!("{}.name", field(host)), "\"lo\" already exists in every network namespace"));
+            return Err(Error::field(
+                format!("{}.name", field(host)),
+                "\"lo\" already exists in every network namespace",
+            ));
         }
         if !targets.insert(name.as_str()) {
             return Err(Error::field(format!("{}.name", field(host)), format!("{name:?} is given to two devices")));
@@ -99,13 +117,18 @@ pub fn move_into(spec: &Spec, pid: i32) -> Result<()> {
         return Ok(());
     }
     let ns_path = format!("/proc/{pid}/ns/net");
-    let ns = nix::fcntl::open(ns_path.as_str(), nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty())
-        .map_err(|e| Error::field("linux.netDevices", format!("open {ns_path}: {}", e.desc())))?;
+    let ns = nix::fcntl::open(
+        ns_path.as_str(),
+        nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| Error::field("linux.netDevices", format!("open {ns_path}: {}", e.desc())))?;
     if same_ns(&ns_path, "/proc/self/ns/net") {
         return Err(Error::field("linux.netDevices", "the container has no network namespace of its own"));
     }
     let mut host = Rtnl::open().map_err(|e| Error::field("linux.netDevices", format!("netlink socket: {e}")))?;
-    let mut inner = Rtnl::open_in(&ns).map_err(|e| Error::field("linux.netDevices", format!("netlink socket in the container: {e}")))?;
+    let mut inner = Rtnl::open_in(&ns)
+        .map_err(|e| Error::field("linux.netDevices", format!("netlink socket in the container: {e}")))?;
     for (host_name, name) in &devs {
         move_one(&mut host, &mut inner, &ns, host_name, name).map_err(|e| Error::field(field(host_name), e))?;
     }
@@ -120,7 +143,13 @@ fn same_ns(a: &str, b: &str) -> bool {
     }
 }
 
-fn move_one(host: &mut Rtnl, inner: &mut Rtnl, ns: &OwnedFd, host_name: &str, name: &str) -> std::result::Result<(), String> {
+fn move_one(
+    host: &mut Rtnl,
+    inner: &mut Rtnl,
+    ns: &OwnedFd,
+    host_name: &str,
+    name: &str,
+) -> std::result::Result<(), String> {
     let link = host.link(host_name).map_err(|e| match e.raw_os_error() {
         Some(libc::ENODEV) => "no such network device in the runtime's network namespace".to_string(),
         _ => format!("look up: {e}"),
@@ -143,7 +172,8 @@ fn move_one(host: &mut Rtnl, inner: &mut Rtnl, ns: &OwnedFd, host_name: &str, na
             _ => format!("move into the container's network namespace as {name:?}: {e}"),
         });
     }
-    let moved = inner.link(name).map_err(|e| format!("{name:?} not found in the container's network namespace: {e}"))?;
+    let moved =
+        inner.link(name).map_err(|e| format!("{name:?} not found in the container's network namespace: {e}"))?;
     for a in &addrs {
         inner.add_address(moved.index, a).map_err(|e| format!("add address {} in the container: {e}", a.render()))?;
     }
@@ -322,7 +352,11 @@ impl Rtnl {
         sa.nl_family = libc::AF_NETLINK as u16;
         // SAFETY: pointer and size of a live sockaddr_nl.
         let r = unsafe {
-            libc::bind(fd.as_raw_fd(), (&sa as *const libc::sockaddr_nl).cast(), std::mem::size_of::<libc::sockaddr_nl>() as u32)
+            libc::bind(
+                fd.as_raw_fd(),
+                (&sa as *const libc::sockaddr_nl).cast(),
+                std::mem::size_of::<libc::sockaddr_nl>() as u32,
+            )
         };
         if r < 0 {
             return Err(io::Error::last_os_error());
@@ -411,7 +445,8 @@ impl Rtnl {
     }
 
     pub fn set_up(&mut self, index: i32, up: bool) -> io::Result<()> {
-        let msg = Msg::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, &ifinfomsg(index, if up { IFF_UP } else { 0 }, IFF_UP));
+        let msg =
+            Msg::new(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, &ifinfomsg(index, if up { IFF_UP } else { 0 }, IFF_UP));
         self.request(msg).map(drop)
     }
 
@@ -433,7 +468,8 @@ impl Rtnl {
         body[1] = a.prefix_len;
         body[3] = a.scope;
         body[4..8].copy_from_slice(&(index as u32).to_ne_bytes());
-        let local = a.local.as_ref().or(a.address.as_ref()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
+        let local =
+            a.local.as_ref().or(a.address.as_ref()).ok_or_else(|| io::Error::from_raw_os_error(libc::EINVAL))?;
         let peer = a.address.as_ref().unwrap_or(local);
         let mut msg = Msg::new(RTM_NEWADDR, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, &body)
             .attr(IFA_LOCAL, local)
@@ -476,9 +512,12 @@ mod tests {
         let new_net = serde_json::json!([{ "type": "network" }]);
         let e = validate(&base(serde_json::json!({ "lo": {} }), serde_json::json!([]))).unwrap_err().to_string();
         assert!(e.contains("linux.netDevices") && e.contains("new network namespace"), "{e}");
-        let e = validate(&base(serde_json::json!({ "lo": {} }), serde_json::json!([{ "type": "network", "path": "/proc/1/ns/net" }])))
-            .unwrap_err()
-            .to_string();
+        let e = validate(&base(
+            serde_json::json!({ "lo": {} }),
+            serde_json::json!([{ "type": "network", "path": "/proc/1/ns/net" }]),
+        ))
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("joined by path"), "{e}");
         let e = validate(&base(serde_json::json!({ "nosuchdev0": {} }), new_net.clone())).unwrap_err().to_string();
         assert!(e.contains("linux.netDevices.nosuchdev0") && e.contains("no such network device"), "{e}");
@@ -486,7 +525,9 @@ mod tests {
         assert!(e.contains("linux.netDevices.a/b"), "{e}");
         let e = validate(&base(serde_json::json!({ "x": { "name": "lo" } }), new_net.clone())).unwrap_err().to_string();
         assert!(e.contains("linux.netDevices.x.name"), "{e}");
-        let e = validate(&base(serde_json::json!({ "x": { "name": "eth0" }, "y": { "name": "eth0" } }), new_net)).unwrap_err().to_string();
+        let e = validate(&base(serde_json::json!({ "x": { "name": "eth0" }, "y": { "name": "eth0" } }), new_net))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("given to two devices"), "{e}");
     }
 

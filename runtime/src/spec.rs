@@ -73,8 +73,16 @@ fn tree(rootless: bool, hardened: bool) -> J {
         ns.push("user");
     }
     let mut masked = vec![
-        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+        "/proc/acpi",
+        "/proc/asound",
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/latency_stats",
+        "/proc/timer_list",
+        "/proc/timer_stats",
+        "/proc/sched_debug",
+        "/sys/firmware",
+        "/proc/scsi",
     ];
     if hardened {
         masked.push("/sys/devices/virtual/powercap");
@@ -104,7 +112,10 @@ fn tree(rootless: bool, hardened: bool) -> J {
                     "capabilities",
                     J::O(vec![("bounding", caps()), ("effective", caps()), ("permitted", caps()), ("ambient", caps())]),
                 ),
-                ("rlimits", J::A(vec![J::O(vec![("type", s("RLIMIT_NOFILE")), ("hard", J::N(1024)), ("soft", J::N(1024))])])),
+                (
+                    "rlimits",
+                    J::A(vec![J::O(vec![("type", s("RLIMIT_NOFILE")), ("hard", J::N(1024)), ("soft", J::N(1024))])]),
+                ),
                 ("noNewPrivileges", J::B(true)),
             ]),
         ),

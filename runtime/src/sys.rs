@@ -112,7 +112,13 @@ pub fn pidfd_open(pid: libc::pid_t) -> nix::Result<OwnedFd> {
 pub fn pidfd_send_signal(pidfd: impl AsFd, sig: i32) -> nix::Result<()> {
     // SAFETY: plain syscall with a null siginfo.
     let r = unsafe {
-        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_fd().as_raw_fd(), sig, std::ptr::null::<libc::siginfo_t>(), 0)
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_fd().as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
     };
     Errno::result(r).map(drop)
 }
@@ -180,7 +186,12 @@ mod tests {
     #[test]
     fn clone_falls_back_to_clone_when_clone3_is_filtered() {
         let stmt = |code: u32, k: u32| libc::sock_filter { code: code as u16, jt: 0, jf: 0, k };
-        let jeq = libc::sock_filter { code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16, jt: 0, jf: 1, k: libc::SYS_clone3 as u32 };
+        let jeq = libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_clone3 as u32,
+        };
         let prog = [
             stmt(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0), // seccomp_data.nr
             jeq,
@@ -201,7 +212,11 @@ mod tests {
                     Ok((Forked::Parent(pid), in_cgroup)) => {
                         let mut status = 0;
                         libc::waitpid(pid, &mut status, 0);
-                        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7 && !in_cgroup { 0 } else { 1 }
+                        if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 7 && !in_cgroup {
+                            0
+                        } else {
+                            1
+                        }
                     }
                     Err(_) => 2,
                 };

@@ -7,8 +7,16 @@ use oci_spec::runtime::{LinuxNamespaceType, Spec};
 use crate::error::{Error, Result};
 
 /// IPC-namespaced kernel.* keys (ipc_sysctls + mq_sysctls in the kernel).
-const IPC_KEYS: [&str; 8] =
-    ["kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"];
+const IPC_KEYS: [&str; 8] = [
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
 
 /// Checks every key against the namespaces the container gets.
 pub fn validate(spec: &Spec) -> Result<()> {

@@ -58,7 +58,13 @@ pub fn from_stats(s: &Stats) -> Metrics {
     };
     let blk = |v: &[stats::BlkioEntry]| -> Vec<BlkIOEntry> {
         v.iter()
-            .map(|e| BlkIOEntry { op: e.op.clone(), major: e.major, minor: e.minor, value: e.value, ..Default::default() })
+            .map(|e| BlkIOEntry {
+                op: e.op.clone(),
+                major: e.major,
+                minor: e.minor,
+                value: e.value,
+                ..Default::default()
+            })
             .collect()
     };
     Metrics {

@@ -10,9 +10,9 @@ use containerd_shim::monitor::{monitor_subscribe, Subject, Topic};
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::Message;
-use containerd_shim::protos::EventsClient;
-use containerd_shim::protos::types::mount::Mount;
 use containerd_shim::protos::ttrpc::{self, Code};
+use containerd_shim::protos::types::mount::Mount;
+use containerd_shim::protos::EventsClient;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use log::warn;
@@ -194,7 +194,11 @@ mod tests {
         assert_eq!(store_root(bundle, "k8s.io", None), Path::new("/run/containerd/strata/k8s.io"));
         assert_eq!(store_root(Path::new("/elsewhere/b"), "ns", None), Path::new("/run/containerd/strata/ns"));
         let opts = Options { root: "/run/mine".into(), ..Default::default() };
-        let any = Any { type_url: "containerd.runc.v1.Options".into(), value: opts.write_to_bytes().unwrap(), ..Default::default() };
+        let any = Any {
+            type_url: "containerd.runc.v1.Options".into(),
+            value: opts.write_to_bytes().unwrap(),
+            ..Default::default()
+        };
         assert_eq!(store_root(bundle, "k8s.io", Some(&any)), Path::new("/run/mine/k8s.io"));
     }
 

@@ -14,14 +14,14 @@ use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::MessageFull;
 use containerd_shim::protos::shim::events::{Envelope, ForwardRequest};
-use containerd_shim::protos::EventsClient;
 use containerd_shim::protos::ttrpc::Code;
+use containerd_shim::protos::EventsClient;
 use containerd_shim::{ExitSignal, TtrpcResult};
 use log::{info, warn};
 use strata::container::{self as ctr, Store};
 
-use crate::stdio::{Pty, Stdio};
 use crate::service::{now, rpc_err};
+use crate::stdio::{Pty, Stdio};
 
 #[derive(Clone)]
 pub struct Service {
@@ -92,7 +92,8 @@ impl Table {
     }
 
     pub(crate) fn proc_mut(&mut self, id: &str, exec_id: &str) -> TtrpcResult<&mut Proc> {
-        let c = self.containers.get_mut(id).ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {id} not found")))?;
+        let c =
+            self.containers.get_mut(id).ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {id} not found")))?;
         if exec_id.is_empty() {
             return Ok(&mut c.init);
         }
@@ -137,7 +138,8 @@ impl Inner {
         let mut hit = None;
         let mut found_held = false;
         'find: for (cid, c) in t.containers.iter_mut() {
-            let procs = std::iter::once((cid.clone(), &mut c.init)).chain(c.execs.iter_mut().map(|(e, p)| (e.clone(), p)));
+            let procs =
+                std::iter::once((cid.clone(), &mut c.init)).chain(c.execs.iter_mut().map(|(e, p)| (e.clone(), p)));
             for (id, p) in procs {
                 if p.pid == pid && p.exit.is_none() {
                     p.exit = Some((code as u32, now()));
@@ -231,7 +233,12 @@ impl Inner {
     }
 
     /// Waits (up to `limit`) until the process's exit is recorded.
-    pub(crate) fn wait_exit(&self, id: &str, exec_id: &str, limit: Option<Duration>) -> TtrpcResult<Option<(u32, Timestamp)>> {
+    pub(crate) fn wait_exit(
+        &self,
+        id: &str,
+        exec_id: &str,
+        limit: Option<Duration>,
+    ) -> TtrpcResult<Option<(u32, Timestamp)>> {
         let mut t = self.table();
         let end = limit.map(|l| std::time::Instant::now() + l);
         loop {

@@ -18,8 +18,10 @@ use containerd_shim::{TtrpcContext, TtrpcResult};
 use strata::container::{self as ctr, CreateOptions, ExecOptions, ExecProcessArgs, Status, Store};
 
 use crate::helper;
+use crate::service::{
+    mount_rootfs, now, own_pid_namespace, rpc_err, store_root, strata_err, unmount_rootfs, ROOT_FILE,
+};
 use crate::stdio::{ConsoleSocket, Pty, Stdio};
-use crate::service::{mount_rootfs, now, own_pid_namespace, rpc_err, store_root, strata_err, unmount_rootfs, ROOT_FILE};
 use crate::table::{Container, Proc, Service};
 
 /// Runs create or exec in the helper with the process's stdio, and receives its pty.
@@ -48,7 +50,12 @@ impl containerd_shim::Task for Service {
         let _ = std::fs::write(bundle.join(ROOT_FILE), root.as_os_str().as_encoded_bytes());
         let rootfs = bundle.join("rootfs");
         let mounted = mount_rootfs(&req.rootfs, &rootfs).map_err(|e| rpc_err(Code::INTERNAL, e))?;
-        let io = Stdio { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        let io = Stdio {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
         let store = Store::new(&root);
         let id = req.id.clone();
         let keep = io.keep_open();
@@ -161,7 +168,12 @@ impl containerd_shim::Task for Service {
                 let _ = std::fs::remove_file(spec);
             }
             let (code, at) = p.exit.unwrap_or((0, now()));
-            return Ok(api::DeleteResponse { pid: p.pid as u32, exit_status: code, exited_at: Some(at).into(), ..Default::default() });
+            return Ok(api::DeleteResponse {
+                pid: p.pid as u32,
+                exit_status: code,
+                exited_at: Some(at).into(),
+                ..Default::default()
+            });
         }
         let store = s.store(&req.id)?;
         match ctr::delete(&store, &req.id, false) {
@@ -183,21 +195,34 @@ impl containerd_shim::Task for Service {
             id: req.id.clone(),
             ..Default::default()
         });
-        Ok(api::DeleteResponse { pid: c.init.pid as u32, exit_status: code, exited_at: Some(at).into(), ..Default::default() })
+        Ok(api::DeleteResponse {
+            pid: c.init.pid as u32,
+            exit_status: code,
+            exited_at: Some(at).into(),
+            ..Default::default()
+        })
     }
 
     fn exec(&self, _ctx: &TtrpcContext, req: api::ExecProcessRequest) -> TtrpcResult<api::Empty> {
         let s = &self.inner;
         ctr::id::validate(&req.exec_id).map_err(|e| rpc_err(Code::INVALID_ARGUMENT, format!("exec id: {e}")))?;
         let mut t = s.table();
-        let c = t.containers.get_mut(&req.id).ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {} not found", req.id)))?;
+        let c = t
+            .containers
+            .get_mut(&req.id)
+            .ok_or_else(|| rpc_err(Code::NOT_FOUND, format!("container {} not found", req.id)))?;
         if c.execs.contains_key(&req.exec_id) {
             return Err(rpc_err(Code::ALREADY_EXISTS, format!("exec {} exists", req.exec_id)));
         }
         let spec = c.bundle.join(format!("{}.process.json", req.exec_id));
         let json = req.spec.as_ref().map(|a| a.value.clone()).unwrap_or_default();
         std::fs::write(&spec, json).map_err(|e| rpc_err(Code::INTERNAL, format!("write {}: {e}", spec.display())))?;
-        let io = Stdio { stdin: req.stdin.clone(), stdout: req.stdout.clone(), stderr: req.stderr.clone(), terminal: req.terminal };
+        let io = Stdio {
+            stdin: req.stdin.clone(),
+            stdout: req.stdout.clone(),
+            stderr: req.stderr.clone(),
+            terminal: req.terminal,
+        };
         c.execs.insert(req.exec_id.clone(), Proc { io, spec: Some(spec), held: true, ..Default::default() });
         drop(t);
         s.publish(TaskExecAdded { container_id: req.id.clone(), exec_id: req.exec_id.clone(), ..Default::default() });
@@ -259,7 +284,10 @@ impl containerd_shim::Task for Service {
     }
 
     fn checkpoint(&self, _ctx: &TtrpcContext, _req: api::CheckpointTaskRequest) -> TtrpcResult<api::Empty> {
-        Err(rpc_err(Code::UNIMPLEMENTED, "checkpoint is not supported by strata's shim (strata has no CRIU integration)"))
+        Err(rpc_err(
+            Code::UNIMPLEMENTED,
+            "checkpoint is not supported by strata's shim (strata has no CRIU integration)",
+        ))
     }
 
     fn kill(&self, _ctx: &TtrpcContext, req: api::KillRequest) -> TtrpcResult<api::Empty> {
@@ -285,7 +313,10 @@ impl containerd_shim::Task for Service {
         // The pid can't be reused: the process is our child until the reaper records its exit.
         // SAFETY: plain kill(2).
         if unsafe { libc::kill(pid, req.signal as i32) } < 0 {
-            return Err(rpc_err(Code::NOT_FOUND, format!("signal exec {}: {}", req.exec_id, std::io::Error::last_os_error())));
+            return Err(rpc_err(
+                Code::NOT_FOUND,
+                format!("signal exec {}: {}", req.exec_id, std::io::Error::last_os_error()),
+            ));
         }
         Ok(api::Empty::new())
     }
@@ -310,8 +341,8 @@ impl containerd_shim::Task for Service {
 
     fn update(&self, _ctx: &TtrpcContext, req: api::UpdateTaskRequest) -> TtrpcResult<api::Empty> {
         let json = req.resources.as_ref().map(|a| a.value.as_slice()).unwrap_or_default();
-        let resources: oci_spec::runtime::LinuxResources = serde_json::from_slice(json)
-            .map_err(|e| rpc_err(Code::INVALID_ARGUMENT, format!("resources: {e}")))?;
+        let resources: oci_spec::runtime::LinuxResources =
+            serde_json::from_slice(json).map_err(|e| rpc_err(Code::INVALID_ARGUMENT, format!("resources: {e}")))?;
         ctr::update(&self.inner.store(&req.id)?, &req.id, &resources).map_err(strata_err)?;
         Ok(api::Empty::new())
     }

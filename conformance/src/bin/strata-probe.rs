@@ -20,24 +20,11 @@ fn main() {
     r.insert("pid".into(), json!(std::process::id()));
     r.insert("ns".into(), namespaces());
     let mi = String::from_utf8_lossy(&std::fs::read("/proc/self/mountinfo").unwrap_or_default()).into_owned();
-    r.insert(
-        "mounts".into(),
-        mi.lines()
-            .filter_map(procfs::parse_mountinfo_line)
-            .collect(),
-    );
-    let status =
-        procfs::parse_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    r.insert("mounts".into(), mi.lines().filter_map(procfs::parse_mountinfo_line).collect());
+    let status = procfs::parse_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
     let caps: Map<String, Value> = ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
         .iter()
-        .map(|k| {
-            (
-                k.to_string(),
-                json!(procfs::caps_from_hex(
-                    status.get(*k).and_then(|v| v.as_str()).unwrap_or("0")
-                )),
-            )
-        })
+        .map(|k| (k.to_string(), json!(procfs::caps_from_hex(status.get(*k).and_then(|v| v.as_str()).unwrap_or("0")))))
         .collect();
     r.insert("caps".into(), Value::Object(caps));
     r.insert("status".into(), Value::Object(status));
@@ -49,29 +36,11 @@ fn main() {
         r.insert("gid".into(), json!(libc::getgid()));
         r.insert("personality".into(), json!(libc::personality(0xffff_ffff)));
     }
-    r.insert(
-        "cwd".into(),
-        json!(std::env::current_dir()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default()),
-    );
-    r.insert(
-        "env".into(),
-        json!(std::env::vars()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()),
-    );
+    r.insert("cwd".into(), json!(std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default()));
+    r.insert("env".into(), json!(std::env::vars().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>()));
     r.insert("uname".into(), uname());
-    r.insert(
-        "oom_score_adj".into(),
-        json!(read("/proc/self/oom_score_adj")
-            .map(|s| s.trim().to_string())
-            .ok()),
-    );
-    r.insert(
-        "cgroup".into(),
-        json!(read("/proc/self/cgroup").unwrap_or_default()),
-    );
+    r.insert("oom_score_adj".into(), json!(read("/proc/self/oom_score_adj").map(|s| s.trim().to_string()).ok()));
+    r.insert("cgroup".into(), json!(read("/proc/self/cgroup").unwrap_or_default()));
     r.insert("dev".into(), dev());
     r.insert("fds".into(), json!(fds()));
     r.insert("tty".into(), tty());
@@ -100,10 +69,7 @@ fn namespaces() -> Value {
 fn rlimits() -> Value {
     let mut m = Map::new();
     for (name, res) in procfs::RLIMITS {
-        let mut l = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
+        let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: l is a valid out-pointer.
         if unsafe { libc::getrlimit(*res as _, &mut l) } == 0 {
             m.insert(name.to_string(), json!([l.rlim_cur, l.rlim_max]));
@@ -124,11 +90,7 @@ fn uname() -> Value {
     // SAFETY: zeroed utsname is valid; uname fills it.
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
-    let s = |f: &[libc::c_char]| {
-        unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }
-            .to_string_lossy()
-            .into_owned()
-    };
+    let s = |f: &[libc::c_char]| unsafe { std::ffi::CStr::from_ptr(f.as_ptr()) }.to_string_lossy().into_owned();
     json!({ "nodename": s(&u.nodename), "domainname": s(&u.domainname), "machine": s(&u.machine) })
 }
 
@@ -174,11 +136,7 @@ fn dev() -> Value {
 /// Open descriptors, minus the one read_dir itself holds while listing.
 fn fds() -> Vec<i32> {
     let mut v: Vec<i32> = std::fs::read_dir("/proc/self/fd")
-        .map(|rd| {
-            rd.flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse().ok())
-                .collect()
-        })
+        .map(|rd| rd.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect())
         .unwrap_or_default();
     v.retain(|fd| std::fs::read_link(format!("/proc/self/fd/{fd}")).is_ok());
     v.sort();

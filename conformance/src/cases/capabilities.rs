@@ -20,21 +20,16 @@ pub const CASES: &[Entry] = &[
 ];
 
 fn bounding(ctx: &mut Ctx) -> R {
-    ctx.config["process"]["capabilities"]["bounding"] =
-        json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]);
+    ctx.config["process"]["capabilities"]["bounding"] = json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]);
     let r = ctx.probe(&[])?;
-    Ok(same_caps(
-        &r["caps"]["CapBnd"],
-        &json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]),
-    )
-    .map_err(|e| format!("bounding: {e}"))?)
+    Ok(same_caps(&r["caps"]["CapBnd"], &json!(["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW"]))
+        .map_err(|e| format!("bounding: {e}"))?)
 }
 
 fn inheritable(ctx: &mut Ctx) -> R {
     ctx.config["process"]["capabilities"]["inheritable"] = json!(["CAP_KILL"]);
     let r = ctx.probe(&[])?;
-    Ok(same_caps(&r["caps"]["CapInh"], &json!(["CAP_KILL"]))
-        .map_err(|e| format!("inheritable: {e}"))?)
+    Ok(same_caps(&r["caps"]["CapInh"], &json!(["CAP_KILL"])).map_err(|e| format!("inheritable: {e}"))?)
 }
 
 fn ambient(ctx: &mut Ctx) -> R {
@@ -62,12 +57,12 @@ fn nonroot_empty(ctx: &mut Ctx) -> R {
 
 fn root_effective(ctx: &mut Ctx) -> R {
     let r = ctx.probe(&[])?;
-    Ok(same_caps(&r["caps"]["CapEff"], &json!(DEFAULT_CAPS))
-        .map_err(|e| format!("effective: {e}"))?)
+    Ok(same_caps(&r["caps"]["CapEff"], &json!(DEFAULT_CAPS)).map_err(|e| format!("effective: {e}"))?)
 }
 
 fn empty(ctx: &mut Ctx) -> R {
-    ctx.config["process"]["capabilities"] = json!({ "bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": [] });
+    ctx.config["process"]["capabilities"] =
+        json!({ "bounding": [], "effective": [], "permitted": [], "inheritable": [], "ambient": [] });
     let r = ctx.probe(&[])?;
     for k in ["CapBnd", "CapEff", "CapPrm", "CapInh", "CapAmb"] {
         ensure!(r["caps"][k] == json!([]), "{k} is {}", r["caps"][k]);
@@ -76,30 +71,18 @@ fn empty(ctx: &mut Ctx) -> R {
 }
 
 fn unknown(ctx: &mut Ctx) -> R {
-    ctx.config["process"]["capabilities"]["bounding"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!("CAP_NO_SUCH_THING"));
+    ctx.config["process"]["capabilities"]["bounding"].as_array_mut().unwrap().push(json!("CAP_NO_SUCH_THING"));
     ctx.probe(&[]).map(|_| ())
 }
 
 fn ungrantable(ctx: &mut Ctx) -> R {
-    let own = crate::procfs::parse_status(
-        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
-    );
-    let bnd =
-        crate::procfs::caps_from_hex(own.get("CapBnd").and_then(|v| v.as_str()).unwrap_or("0"));
-    let Some(missing) = crate::procfs::CAPS
-        .iter()
-        .find(|c| !bnd.iter().any(|b| b == *c))
-    else {
+    let own = crate::procfs::parse_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    let bnd = crate::procfs::caps_from_hex(own.get("CapBnd").and_then(|v| v.as_str()).unwrap_or("0"));
+    let Some(missing) = crate::procfs::CAPS.iter().find(|c| !bnd.iter().any(|b| b == *c)) else {
         return skip("the runner holds every capability; none is ungrantable here");
     };
     for k in ["bounding", "effective", "permitted"] {
-        ctx.config["process"]["capabilities"][k]
-            .as_array_mut()
-            .unwrap()
-            .push(json!(missing));
+        ctx.config["process"]["capabilities"][k].as_array_mut().unwrap().push(json!(missing));
     }
     ctx.probe(&[]).map(|_| ())
 }

@@ -7,15 +7,42 @@ use crate::harness::{skip, Ctx, Fail, R};
 use serde_json::json;
 
 pub const CASES: &[Entry] = &[
-    ("path_used", "config-linux.md §Cgroups Path (MUST): the runtime MUST consistently attach to the place given by cgroupsPath", path_used),
-    ("memory_limit", "config-linux.md §Memory limit: the memory limit in bytes is applied", |c| limit(c, json!({ "memory": { "limit": 67108864 } }), "memory", "memory.limit_in_bytes", "memory.max", "67108864")),
-    ("pids_limit", "config-linux.md §pids limit: the maximum number of tasks is applied", |c| limit(c, json!({ "pids": { "limit": 100 } }), "pids", "pids.max", "pids.max", "100")),
+    (
+        "path_used",
+        "config-linux.md §Cgroups Path (MUST): the runtime MUST consistently attach to the place given by cgroupsPath",
+        path_used,
+    ),
+    ("memory_limit", "config-linux.md §Memory limit: the memory limit in bytes is applied", |c| {
+        limit(
+            c,
+            json!({ "memory": { "limit": 67108864 } }),
+            "memory",
+            "memory.limit_in_bytes",
+            "memory.max",
+            "67108864",
+        )
+    }),
+    ("pids_limit", "config-linux.md §pids limit: the maximum number of tasks is applied", |c| {
+        limit(c, json!({ "pids": { "limit": 100 } }), "pids", "pids.max", "pids.max", "100")
+    }),
     ("cpu_shares", "config-linux.md §CPU shares: the relative share of CPU time is applied", cpu_shares),
     ("cpu_quota", "config-linux.md §CPU quota/period: the CFS quota and period are applied", cpu_quota),
-    ("cpuset_cpus", "config-linux.md §CPU cpus: the list of CPUs the container will run on", |c| limit(c, json!({ "cpu": { "cpus": "0" } }), "cpuset", "cpuset.cpus", "cpuset.cpus", "0")),
-    ("devices_allow", "config-linux.md §Allowed Device List (MUST): an allowed device can be opened", |c| devices(c, true)),
-    ("devices_deny", "config-linux.md §Allowed Device List (MUST): a device not allowed cannot be opened (EPERM)", |c| devices(c, false)),
-    ("cgroupns_root", "config-linux.md §Namespaces cgroup: in a new cgroup namespace the container's cgroup is its root", cgroupns_root),
+    ("cpuset_cpus", "config-linux.md §CPU cpus: the list of CPUs the container will run on", |c| {
+        limit(c, json!({ "cpu": { "cpus": "0" } }), "cpuset", "cpuset.cpus", "cpuset.cpus", "0")
+    }),
+    ("devices_allow", "config-linux.md §Allowed Device List (MUST): an allowed device can be opened", |c| {
+        devices(c, true)
+    }),
+    (
+        "devices_deny",
+        "config-linux.md §Allowed Device List (MUST): a device not allowed cannot be opened (EPERM)",
+        |c| devices(c, false),
+    ),
+    (
+        "cgroupns_root",
+        "config-linux.md §Namespaces cgroup: in a new cgroup namespace the container's cgroup is its root",
+        cgroupns_root,
+    ),
 ];
 
 /// Creates the container (it stays in `created`) and returns its cgroupsPath.
@@ -23,34 +50,20 @@ fn created(ctx: &mut Ctx) -> Result<String, Fail> {
     ctx.args(&["sleep", "1000"]);
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    Ok(ctx.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap()
-        .to_string())
+    Ok(ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string())
 }
 
 fn path_used(ctx: &mut Ctx) -> R {
     ctx.args(&["sleep", "1000"]);
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    let path = ctx.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let path = ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
     let pid = ctx.state(&id)?["pid"].as_i64().unwrap_or(0);
     let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
-    let bad: Vec<&str> = cg
-        .lines()
-        .filter(|l| !l.contains(&*path) && !l.contains("name=systemd") && !l.ends_with(":/"))
-        .collect();
-    ensure!(
-        cg.contains(&*path),
-        "/proc/{pid}/cgroup does not name {path}:\n{cg}"
-    );
-    ensure!(
-        bad.len() < cg.lines().count(),
-        "cgroups outside {path}: {bad:?}"
-    );
+    let bad: Vec<&str> =
+        cg.lines().filter(|l| !l.contains(&*path) && !l.contains("name=systemd") && !l.ends_with(":/")).collect();
+    ensure!(cg.contains(&*path), "/proc/{pid}/cgroup does not name {path}:\n{cg}");
+    ensure!(bad.len() < cg.lines().count(), "cgroups outside {path}: {bad:?}");
     Ok(())
 }
 
@@ -63,40 +76,20 @@ fn limit(ctx: &mut Ctx, res: serde_json::Value, ctrl: &str, v1: &str, v2: &str, 
     }
     let path = created(ctx)?;
     let got = crate::cgroup::read(&path, ctrl, v1, v2)?;
-    ensure!(
-        got == want || got.split_whitespace().next() == Some(want),
-        "{ctrl} file reads {got:?}, want {want:?}"
-    );
+    ensure!(got == want || got.split_whitespace().next() == Some(want), "{ctrl} file reads {got:?}, want {want:?}");
     Ok(())
 }
 
 fn cpu_shares(ctx: &mut Ctx) -> R {
     // cgroup v2 converts shares to weight: 1 + ((shares - 2) * 9999) / 262142.
     let want = if crate::cgroup::is_v2() { "20" } else { "512" };
-    limit(
-        ctx,
-        json!({ "cpu": { "shares": 512 } }),
-        "cpu",
-        "cpu.shares",
-        "cpu.weight",
-        want,
-    )
+    limit(ctx, json!({ "cpu": { "shares": 512 } }), "cpu", "cpu.shares", "cpu.weight", want)
 }
 
 fn cpu_quota(ctx: &mut Ctx) -> R {
-    limit(
-        ctx,
-        json!({ "cpu": { "quota": 50000, "period": 100000 } }),
-        "cpu",
-        "cpu.cfs_quota_us",
-        "cpu.max",
-        "50000",
-    )?;
+    limit(ctx, json!({ "cpu": { "quota": 50000, "period": 100000 } }), "cpu", "cpu.cfs_quota_us", "cpu.max", "50000")?;
     if !crate::cgroup::is_v2() {
-        let path = ctx.config["linux"]["cgroupsPath"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        let path = ctx.config["linux"]["cgroupsPath"].as_str().unwrap().to_string();
         let p = crate::cgroup::read(&path, "cpu", "cpu.cfs_period_us", "cpu.max")?;
         ensure!(p == "100000", "cpu.cfs_period_us reads {p:?}");
     }
@@ -115,24 +108,13 @@ fn devices(ctx: &mut Ctx, allow: bool) -> R {
         json!({ "destination": "/dev/testloop", "type": "bind", "source": "/dev/loop0", "options": ["bind"] }),
     );
     let rule = json!({ "allow": allow, "type": "b", "major": 7, "minor": 0, "access": "rwm" });
-    ctx.config["linux"]["resources"]["devices"]
-        .as_array_mut()
-        .unwrap()
-        .push(rule);
+    ctx.config["linux"]["resources"]["devices"].as_array_mut().unwrap().push(rule);
     let r = ctx.probe(&["--open", "/dev/testloop"])?;
     let e = crate::check::op_errno(&r, "open:/dev/testloop")?;
     if allow {
-        ensure!(
-            e != Some(libc::EPERM as i64),
-            "opening an allowed device: {}",
-            r["ops"]["open:/dev/testloop"]
-        );
+        ensure!(e != Some(libc::EPERM as i64), "opening an allowed device: {}", r["ops"]["open:/dev/testloop"]);
     } else {
-        ensure!(
-            e == Some(libc::EPERM as i64),
-            "opening a denied device: {}",
-            r["ops"]["open:/dev/testloop"]
-        );
+        ensure!(e == Some(libc::EPERM as i64), "opening a denied device: {}", r["ops"]["open:/dev/testloop"]);
     }
     Ok(())
 }
@@ -142,10 +124,8 @@ fn cgroupns_root(ctx: &mut Ctx) -> R {
     set_ns(ctx, "cgroup", None);
     let r = ctx.probe(&[])?;
     let cg = r["cgroup"].as_str().unwrap_or("");
-    let own: Vec<&str> = cg
-        .lines()
-        .filter(|l| l.contains("pids") || l.contains("memory") || l.starts_with("0::"))
-        .collect();
+    let own: Vec<&str> =
+        cg.lines().filter(|l| l.contains("pids") || l.contains("memory") || l.starts_with("0::")).collect();
     ensure!(
         !own.is_empty() && own.iter().all(|l| l.ends_with(":/")),
         "/proc/self/cgroup in a new cgroup namespace:\n{cg}"

@@ -8,11 +8,21 @@ use serde_json::{json, Value};
 use std::time::Duration;
 
 pub const CASES: &[Entry] = &[
-    ("terminal_pty", "config.md §Process terminal: true attaches a pseudoterminal to the process (sent on --console-socket)", |c| pty(c, None)),
-    ("console_size", "config.md §Process consoleSize: the console size in characters of the terminal", |c| pty(c, Some((30, 100)))),
+    (
+        "terminal_pty",
+        "config.md §Process terminal: true attaches a pseudoterminal to the process (sent on --console-socket)",
+        |c| pty(c, None),
+    ),
+    ("console_size", "config.md §Process consoleSize: the console size in characters of the terminal", |c| {
+        pty(c, Some((30, 100)))
+    }),
     ("no_terminal_not_tty", "config.md §Process terminal: false (default) attaches no pseudoterminal", no_tty),
     ("pid_file", "runc(8) create --pid-file: the file holds the container process's pid (runc CLI contract)", pid_file),
-    ("preserve_fds", "runc(8) run --preserve-fds N / runtime-linux.md §File descriptors (MAY): N extra fds from 3 are passed", preserve_fds),
+    (
+        "preserve_fds",
+        "runc(8) run --preserve-fds N / runtime-linux.md §File descriptors (MAY): N extra fds from 3 are passed",
+        preserve_fds,
+    ),
 ];
 
 /// Creates and starts a terminal container running the probe, returns its report.
@@ -33,18 +43,11 @@ fn pty(ctx: &mut Ctx, size: Option<(u16, u16)>) -> R {
     let out = rx
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| "no pty master received, or it never closed".to_string())??;
-    let line = out
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .find(|l| l.starts_with('{'));
+    let line = out.lines().map(|l| l.trim_end_matches('\r')).find(|l| l.starts_with('{'));
     let r: Value = line
         .and_then(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| Fail::NotOk(format!("no report on the console: {out:.200}")))?;
-    ensure!(
-        r["tty"]["isatty"] == true,
-        "stdin is not a tty: {}",
-        r["tty"]
-    );
+    ensure!(r["tty"]["isatty"] == true, "stdin is not a tty: {}", r["tty"]);
     if let Some((h, w)) = size {
         ensure!(
             r["tty"]["rows"] == h && r["tty"]["cols"] == w,
@@ -85,24 +88,13 @@ fn preserve_fds(ctx: &mut Ctx) -> R {
     let extra = std::fs::File::open("/dev/null").unwrap();
     let fd = extra.as_raw_fd();
     let mut c = std::process::Command::new(&ctx.env.runtime);
-    c.arg("--root").arg(&ctx.env.root).args([
-        "run",
-        "--preserve-fds",
-        "1",
-        "--bundle",
-        &ctx.bundle(),
-        &id,
-    ]);
+    c.arg("--root").arg(&ctx.env.root).args(["run", "--preserve-fds", "1", "--bundle", &ctx.bundle(), &id]);
     // SAFETY: dup2 and fcntl are async-signal-safe; they run in the child between fork
     // and exec. dup2(3, 3) would keep FD_CLOEXEC, so an fd that already is 3 is
     // cleared instead.
     unsafe {
         c.pre_exec(move || {
-            let r = if fd == 3 {
-                libc::fcntl(3, libc::F_SETFD, 0)
-            } else {
-                libc::dup2(fd, 3)
-            };
+            let r = if fd == 3 { libc::fcntl(3, libc::F_SETFD, 0) } else { libc::dup2(fd, 3) };
             if r < 0 {
                 Err(std::io::Error::last_os_error())
             } else {
@@ -116,10 +108,6 @@ fn preserve_fds(ctx: &mut Ctx) -> R {
         .lines()
         .find_map(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| format!("run --preserve-fds 1 failed: {}", o.brief()))?;
-    ensure!(
-        r["fds"] == json!([0, 1, 2, 3]),
-        "open fds are {}, want [0,1,2,3]",
-        r["fds"]
-    );
+    ensure!(r["fds"] == json!([0, 1, 2, 3]), "open fds are {}, want [0,1,2,3]", r["fds"]);
     Ok(())
 }

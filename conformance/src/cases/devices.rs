@@ -7,14 +7,28 @@ use crate::harness::{Ctx, R};
 use serde_json::{json, Value};
 
 pub const CASES: &[Entry] = &[
-    ("default_devices", "config-linux.md §Default Devices (MUST): /dev/null, zero, full, random, urandom, tty are supplied", defaults),
+    (
+        "default_devices",
+        "config-linux.md §Default Devices (MUST): /dev/null, zero, full, random, urandom, tty are supplied",
+        defaults,
+    ),
     ("default_ptmx", "config-linux.md §Default Devices (MUST): /dev/ptmx, a bind or symlink to /dev/pts/ptmx", ptmx),
-    ("dev_symlinks", "runtime-linux.md §Dev symbolic links (MUST): /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr", symlinks),
+    (
+        "dev_symlinks",
+        "runtime-linux.md §Dev symbolic links (MUST): /dev/fd, /dev/stdin, /dev/stdout, /dev/stderr",
+        symlinks,
+    ),
     ("default_null_usable", "config-linux.md §Default Devices (MUST): the supplied /dev/null is usable", null_usable),
     ("char_device_created", "config-linux.md §Devices (MUST): type c, major, minor as listed", |c| node(c, "c", 1, 3)),
-    ("block_device_created", "config-linux.md §Devices (MUST): type b, major, minor as listed", |c| node(c, "b", 7, 0)),
+    ("block_device_created", "config-linux.md §Devices (MUST): type b, major, minor as listed", |c| {
+        node(c, "b", 7, 0)
+    }),
     ("fifo_created", "config-linux.md §Devices (MUST): type p creates a FIFO", fifo),
-    ("device_mode_and_owner", "config-linux.md §Devices fileMode, uid, gid (MUST): the node has the given mode and owner", mode_owner),
+    (
+        "device_mode_and_owner",
+        "config-linux.md §Devices fileMode, uid, gid (MUST): the node has the given mode and owner",
+        mode_owner,
+    ),
 ];
 
 fn stat<'a>(r: &'a Value, p: &str) -> &'a Value {
@@ -22,21 +36,11 @@ fn stat<'a>(r: &'a Value, p: &str) -> &'a Value {
 }
 
 fn defaults(ctx: &mut Ctx) -> R {
-    let want = [
-        ("null", 1, 3),
-        ("zero", 1, 5),
-        ("full", 1, 7),
-        ("random", 1, 8),
-        ("urandom", 1, 9),
-        ("tty", 5, 0),
-    ];
+    let want = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
     let r = ctx.probe(&[])?;
     for (n, ma, mi) in want {
         let s = &r["dev"][format!("/dev/{n}")];
-        ensure!(
-            s["type"] == "c" && s["major"] == ma && s["minor"] == mi,
-            "/dev/{n} is {s}, want c {ma}:{mi}"
-        );
+        ensure!(s["type"] == "c" && s["major"] == ma && s["minor"] == mi, "/dev/{n} is {s}, want c {ma}:{mi}");
     }
     Ok(())
 }
@@ -47,11 +51,7 @@ fn ptmx(ctx: &mut Ctx) -> R {
     let ok = (s["type"] == "l" && s["link"].as_str().is_some_and(|l| l.ends_with("pts/ptmx")))
         || (s["type"] == "c" && s["major"] == 5 && s["minor"] == 2);
     ensure!(ok, "/dev/ptmx is {s}");
-    ensure!(
-        r["ops"]["open:/dev/ptmx"]["ok"] == true,
-        "opening /dev/ptmx: {}",
-        r["ops"]["open:/dev/ptmx"]
-    );
+    ensure!(r["ops"]["open:/dev/ptmx"]["ok"] == true, "opening /dev/ptmx: {}", r["ops"]["open:/dev/ptmx"]);
     Ok(())
 }
 
@@ -64,10 +64,7 @@ fn symlinks(ctx: &mut Ctx) -> R {
         ("stderr", "/proc/self/fd/2"),
     ] {
         let s = &r["dev"][format!("/dev/{n}")];
-        ensure!(
-            s["type"] == "l" && s["link"] == t,
-            "/dev/{n} is {s}, want a symlink to {t}"
-        );
+        ensure!(s["type"] == "l" && s["link"] == t, "/dev/{n} is {s}, want a symlink to {t}");
     }
     Ok(())
 }
@@ -87,10 +84,7 @@ fn add_dev(ctx: &mut Ctx, d: Value) {
 }
 
 fn node(ctx: &mut Ctx, ty: &str, major: u32, minor: u32) -> R {
-    add_dev(
-        ctx,
-        json!({ "path": "/dev/testdev", "type": ty, "major": major, "minor": minor }),
-    );
+    add_dev(ctx, json!({ "path": "/dev/testdev", "type": ty, "major": major, "minor": minor }));
     let r = ctx.probe(&["--stat", "/dev/testdev"])?;
     let s = stat(&r, "/dev/testdev");
     ensure!(
@@ -103,11 +97,7 @@ fn node(ctx: &mut Ctx, ty: &str, major: u32, minor: u32) -> R {
 fn fifo(ctx: &mut Ctx) -> R {
     add_dev(ctx, json!({ "path": "/dev/testfifo", "type": "p" }));
     let r = ctx.probe(&["--stat", "/dev/testfifo"])?;
-    ensure!(
-        stat(&r, "/dev/testfifo")["type"] == "p",
-        "/dev/testfifo is {}",
-        stat(&r, "/dev/testfifo")
-    );
+    ensure!(stat(&r, "/dev/testfifo")["type"] == "p", "/dev/testfifo is {}", stat(&r, "/dev/testfifo"));
     Ok(())
 }
 

@@ -7,14 +7,26 @@ use crate::harness::{skip, Ctx, Fail, R};
 use serde_json::Value;
 
 pub const CASES: &[Entry] = &[
-    ("schema", "features.md §Features structure (REQUIRED): ociVersionMin, ociVersionMax; typed optional fields", schema),
+    (
+        "schema",
+        "features.md §Features structure (REQUIRED): ociVersionMin, ociVersionMax; typed optional fields",
+        schema,
+    ),
     ("versions_ordered", "features.md §ociVersionMin/ociVersionMax: the minimum is not above the maximum", versions),
-    ("hooks_known", "features.md §hooks: the recognized names of hooks (config.md hook kinds)", |c| known(c, "/hooks", &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])),
-    ("namespaces_known", "features.md §Linux namespaces: the recognized namespace types", |c| known(c, "/linux/namespaces", &["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"])),
+    ("hooks_known", "features.md §hooks: the recognized names of hooks (config.md hook kinds)", |c| {
+        known(c, "/hooks", &["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"])
+    }),
+    ("namespaces_known", "features.md §Linux namespaces: the recognized namespace types", |c| {
+        known(c, "/linux/namespaces", &["cgroup", "ipc", "mount", "network", "pid", "user", "uts", "time"])
+    }),
     ("capabilities_known", "features.md §Linux capabilities: recognized capability names (CAP_*)", caps),
     ("seccomp_actions_known", "features.md §Linux seccomp actions: recognized SCMP_ACT_* actions", seccomp),
     ("cgroup_booleans", "features.md §Linux cgroup: v1, v2, systemd, systemdUser, rdma are booleans", cgroup),
-    ("spec13_fields", "features.md §Linux netDevices, memoryPolicy, intelRdt (runtime-spec 1.3): typed, known modes and flags", spec13),
+    (
+        "spec13_fields",
+        "features.md §Linux netDevices, memoryPolicy, intelRdt (runtime-spec 1.3): typed, known modes and flags",
+        spec13,
+    ),
 ];
 
 fn doc(ctx: &Ctx) -> Result<Value, Fail> {
@@ -37,22 +49,13 @@ fn schema(ctx: &mut Ctx) -> R {
 }
 
 fn semver(s: &str) -> Vec<u64> {
-    s.split(['.', '-', '+'])
-        .take(3)
-        .map(|x| x.parse().unwrap_or(0))
-        .collect()
+    s.split(['.', '-', '+']).take(3).map(|x| x.parse().unwrap_or(0)).collect()
 }
 
 fn versions(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let (a, b) = (
-        f["ociVersionMin"].as_str().unwrap_or(""),
-        f["ociVersionMax"].as_str().unwrap_or(""),
-    );
-    ensure!(
-        !a.is_empty() && semver(a) <= semver(b),
-        "ociVersionMin {a:?} > ociVersionMax {b:?}"
-    );
+    let (a, b) = (f["ociVersionMin"].as_str().unwrap_or(""), f["ociVersionMax"].as_str().unwrap_or(""));
+    ensure!(!a.is_empty() && semver(a) <= semver(b), "ociVersionMin {a:?} > ociVersionMax {b:?}");
     Ok(())
 }
 
@@ -61,10 +64,7 @@ fn known(ctx: &mut Ctx, ptr: &str, names: &[&str]) -> R {
     let Some(list) = f.pointer(ptr).and_then(Value::as_array) else {
         return skip(format!("features has no {ptr}"));
     };
-    let bad: Vec<&Value> = list
-        .iter()
-        .filter(|v| !v.as_str().is_some_and(|s| names.contains(&s)))
-        .collect();
+    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| names.contains(&s))).collect();
     ensure!(bad.is_empty(), "unknown entries in {ptr}: {bad:?}");
     Ok(())
 }
@@ -74,23 +74,14 @@ fn caps(ctx: &mut Ctx) -> R {
     let Some(list) = f.pointer("/linux/capabilities").and_then(Value::as_array) else {
         return skip("features has no linux.capabilities");
     };
-    let bad: Vec<&Value> = list
-        .iter()
-        .filter(|v| !v.as_str().is_some_and(|s| s.starts_with("CAP_")))
-        .collect();
-    ensure!(
-        bad.is_empty() && !list.is_empty(),
-        "bad capability names: {bad:?}"
-    );
+    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| s.starts_with("CAP_"))).collect();
+    ensure!(bad.is_empty() && !list.is_empty(), "bad capability names: {bad:?}");
     Ok(())
 }
 
 fn seccomp(ctx: &mut Ctx) -> R {
     let f = doc(ctx)?;
-    let Some(list) = f
-        .pointer("/linux/seccomp/actions")
-        .and_then(Value::as_array)
-    else {
+    let Some(list) = f.pointer("/linux/seccomp/actions").and_then(Value::as_array) else {
         return skip("features has no linux.seccomp.actions");
     };
     let known = [
@@ -104,10 +95,7 @@ fn seccomp(ctx: &mut Ctx) -> R {
         "SCMP_ACT_LOG",
         "SCMP_ACT_NOTIFY",
     ];
-    let bad: Vec<&Value> = list
-        .iter()
-        .filter(|v| !v.as_str().is_some_and(|s| known.contains(&s)))
-        .collect();
+    let bad: Vec<&Value> = list.iter().filter(|v| !v.as_str().is_some_and(|s| known.contains(&s))).collect();
     ensure!(bad.is_empty(), "unknown seccomp actions: {bad:?}");
     Ok(())
 }
@@ -117,11 +105,7 @@ fn cgroup(ctx: &mut Ctx) -> R {
     let Some(cg) = f.pointer("/linux/cgroup").and_then(Value::as_object) else {
         return skip("features has no linux.cgroup");
     };
-    let bad: Vec<&String> = cg
-        .iter()
-        .filter(|(_, v)| !v.is_boolean())
-        .map(|(k, _)| k)
-        .collect();
+    let bad: Vec<&String> = cg.iter().filter(|(_, v)| !v.is_boolean()).map(|(k, _)| k).collect();
     ensure!(bad.is_empty(), "non-boolean linux.cgroup fields: {bad:?}");
     Ok(())
 }

@@ -9,14 +9,7 @@ use crate::harness::{skip, Ctx, Fail, R};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
-const KINDS: [&str; 6] = [
-    "prestart",
-    "createRuntime",
-    "createContainer",
-    "startContainer",
-    "poststart",
-    "poststop",
-];
+const KINDS: [&str; 6] = ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"];
 
 pub const CASES: &[Entry] = &[
     ("runs_prestart", "config.md §Prestart (MUST): prestart hooks MUST be called as part of create, after the environment is created", |c| runs(c, "prestart")),
@@ -45,10 +38,7 @@ fn setup(ctx: &mut Ctx) -> String {
     let d = ctx.dir.join("hooklog");
     std::fs::create_dir_all(&d).unwrap();
     let d = d.display().to_string();
-    add_mount(
-        ctx,
-        json!({ "destination": "/hooklog", "type": "bind", "source": d, "options": ["rbind"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/hooklog", "type": "bind", "source": d, "options": ["rbind"] }));
     ctx.sh("readlink /proc/self/ns/mnt > /hooklog/ctr.mnt");
     d
 }
@@ -72,10 +62,7 @@ fn add(ctx: &mut Ctx, kind: &str, h: Value) {
 }
 
 fn read(log: &str, f: &str) -> String {
-    std::fs::read_to_string(format!("{log}/{f}"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    std::fs::read_to_string(format!("{log}/{f}")).unwrap_or_default().trim().to_string()
 }
 
 /// create, start, wait for stopped, delete: every step must succeed.
@@ -110,11 +97,7 @@ fn order(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     lifecycle(ctx, &id)?;
     let got = read(&log, "order");
-    ensure!(
-        got.lines().collect::<Vec<_>>() == KINDS,
-        "hooks ran as {:?}",
-        got.lines().collect::<Vec<_>>()
-    );
+    ensure!(got.lines().collect::<Vec<_>>() == KINDS, "hooks ran as {:?}", got.lines().collect::<Vec<_>>());
     Ok(())
 }
 
@@ -145,25 +128,14 @@ fn state_stdin(ctx: &mut Ctx) -> R {
     lifecycle(ctx, &id)?;
     // The spec doesn't say whether createRuntime runs while "creating" or "created"
     // (runc says creating, crun created): either is accepted.
-    for (k, want) in [
-        ("createRuntime", &["creating", "created"][..]),
-        ("poststart", &["running"]),
-        ("poststop", &["stopped"]),
-    ] {
-        let s: Value = serde_json::from_str(&read(&log, &format!("{k}.json")))
-            .map_err(|e| format!("{k}: no state ({e})"))?;
+    for (k, want) in
+        [("createRuntime", &["creating", "created"][..]), ("poststart", &["running"]), ("poststop", &["stopped"])]
+    {
+        let s: Value =
+            serde_json::from_str(&read(&log, &format!("{k}.json"))).map_err(|e| format!("{k}: no state ({e})"))?;
         let ok = s["status"].as_str().is_some_and(|st| want.contains(&st));
-        ensure!(
-            ok && s["id"] == id.as_str(),
-            "{k} saw status {} (want {want:?}), id {}",
-            s["status"],
-            s["id"]
-        );
-        ensure!(
-            s["bundle"] == ctx.bundle().as_str(),
-            "{k} saw bundle {}",
-            s["bundle"]
-        );
+        ensure!(ok && s["id"] == id.as_str(), "{k} saw status {} (want {want:?}), id {}", s["status"], s["id"]);
+        ensure!(s["bundle"] == ctx.bundle().as_str(), "{k} saw bundle {}", s["bundle"]);
     }
     Ok(())
 }
@@ -178,11 +150,7 @@ fn args_env(ctx: &mut Ctx) -> R {
     );
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    ensure!(
-        read(&log, "args") == "arg0 bar",
-        "hook saw {:?}",
-        read(&log, "args")
-    );
+    ensure!(read(&log, "args") == "arg0 bar", "hook saw {:?}", read(&log, "args"));
     Ok(())
 }
 
@@ -208,10 +176,7 @@ fn container_ns(ctx: &mut Ctx, kind: &str) -> R {
     let id = ctx.id();
     lifecycle(ctx, &id)?;
     let (h, c) = (read(&log, &format!("{kind}.mnt")), read(&log, "ctr.mnt"));
-    ensure!(
-        !h.is_empty() && h == c,
-        "{kind} ran in mount namespace {h:?}, the container's is {c:?}"
-    );
+    ensure!(!h.is_empty() && h == c, "{kind} ran in mount namespace {h:?}, the container's is {c:?}");
     if kind == "startContainer" {
         ensure!(
             read(&log, "startContainer.host") == "conformance",
@@ -224,10 +189,7 @@ fn container_ns(ctx: &mut Ctx, kind: &str) -> R {
 
 fn gone(ctx: &Ctx, id: &str) -> R {
     let s = ctx.status(id);
-    ensure!(
-        s == "<none>" || s == "stopped",
-        "container is {s} after the hook failed"
-    );
+    ensure!(s == "<none>" || s == "stopped", "container is {s} after the hook failed");
     Ok(())
 }
 
@@ -248,15 +210,9 @@ fn start_failure(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     let o = ctx.start(&id);
-    ensure!(
-        !o.ok(),
-        "start succeeded although the startContainer hook failed"
-    );
+    ensure!(!o.ok(), "start succeeded although the startContainer hook failed");
     std::thread::sleep(Duration::from_millis(200));
-    ensure!(
-        read(&log, "ctr.mnt").is_empty(),
-        "the user program ran after startContainer failed"
-    );
+    ensure!(read(&log, "ctr.mnt").is_empty(), "the user program ran after startContainer failed");
     gone(ctx, &id)
 }
 
@@ -266,10 +222,7 @@ fn poststart_failure(ctx: &mut Ctx) -> R {
     add(ctx, "poststart", hook(&log, "poststart", 1));
     let id = ctx.id();
     lifecycle(ctx, &id)?;
-    ensure!(
-        !read(&log, "ctr.mnt").is_empty(),
-        "the user program did not run"
-    );
+    ensure!(!read(&log, "ctr.mnt").is_empty(), "the user program did not run");
     Ok(())
 }
 
@@ -279,33 +232,21 @@ fn poststop_failure(ctx: &mut Ctx) -> R {
     add(ctx, "poststop", hook(&log, "poststop", 1));
     let id = ctx.id();
     lifecycle(ctx, &id)?;
-    ensure!(
-        ctx.state(&id).is_err(),
-        "the container is still there after delete"
-    );
+    ensure!(ctx.state(&id).is_err(), "the container is still there after delete");
     Ok(())
 }
 
 fn timeout(ctx: &mut Ctx) -> R {
     need(ctx, "createRuntime")?;
     setup(ctx);
-    add(
-        ctx,
-        "createRuntime",
-        json!({ "path": "/bin/sleep", "args": ["sleep", "25"], "timeout": 1 }),
-    );
+    add(ctx, "createRuntime", json!({ "path": "/bin/sleep", "args": ["sleep", "25"], "timeout": 1 }));
     let id = ctx.id();
     let t = Instant::now();
     let o = ctx.create(&id, &[]);
     let took = t.elapsed();
     if o.ok() {
-        return Err(Fail::NotOk(format!(
-            "create succeeded after {took:?} although the hook outlived its 1 s timeout"
-        )));
+        return Err(Fail::NotOk(format!("create succeeded after {took:?} although the hook outlived its 1 s timeout")));
     }
-    ensure!(
-        took < Duration::from_secs(10),
-        "the hook was not aborted: create took {took:?}"
-    );
+    ensure!(took < Duration::from_secs(10), "the hook was not aborted: create took {took:?}");
     Ok(())
 }

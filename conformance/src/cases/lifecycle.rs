@@ -36,11 +36,7 @@ fn sleeper(ctx: &mut Ctx) {
 fn create_status_created(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
-    ensure!(
-        ctx.status(&id) == "created",
-        "status after create is {}",
-        ctx.status(&id)
-    );
+    ensure!(ctx.status(&id) == "created", "status after create is {}", ctx.status(&id));
     Ok(())
 }
 
@@ -59,12 +55,8 @@ fn start_runs(ctx: &mut Ctx) -> R {
     ctx.create_ok(&id)?;
     let o = ctx.start(&id);
     ensure!(o.ok(), "start failed: {}", o.brief());
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
-    ensure!(
-        ctx.rootfs("/ran").exists(),
-        "the process did not run after start"
-    );
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
+    ensure!(ctx.rootfs("/ran").exists(), "the process did not run after start");
     Ok(())
 }
 
@@ -75,10 +67,7 @@ fn duplicate_id(ctx: &mut Ctx) -> R {
     let pid = ctx.state(&id).map_err(crate::harness::Fail::NotOk)?["pid"].clone();
     expect_error(&ctx.create(&id, &[]), "second create with the same id")?;
     let s = ctx.state(&id).map_err(crate::harness::Fail::NotOk)?;
-    ensure!(
-        s["status"] == "created" && s["pid"] == pid,
-        "the first container changed: {s}"
-    );
+    ensure!(s["status"] == "created" && s["pid"] == pid, "the first container changed: {s}");
     Ok(())
 }
 
@@ -87,14 +76,9 @@ fn start_stopped(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "first start failed");
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
     expect_error(&ctx.start(&id), "start of a stopped container")?;
-    ensure!(
-        ctx.status(&id) == "stopped",
-        "status changed to {}",
-        ctx.status(&id)
-    );
+    ensure!(ctx.status(&id) == "stopped", "status changed to {}", ctx.status(&id));
     Ok(())
 }
 
@@ -104,31 +88,18 @@ fn start_running(ctx: &mut Ctx) -> R {
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "first start failed");
     expect_error(&ctx.start(&id), "start of a running container")?;
-    ensure!(
-        ctx.status(&id) == "running",
-        "status changed to {}",
-        ctx.status(&id)
-    );
+    ensure!(ctx.status(&id) == "running", "status changed to {}", ctx.status(&id));
     Ok(())
 }
 
 fn start_unknown(ctx: &mut Ctx) -> R {
-    expect_error(
-        &ctx.start("no-such-container-xyz"),
-        "start of an unknown id",
-    )
+    expect_error(&ctx.start("no-such-container-xyz"), "start of an unknown id")
 }
 fn kill_unknown(ctx: &mut Ctx) -> R {
-    expect_error(
-        &ctx.kill("no-such-container-xyz", "KILL"),
-        "kill of an unknown id",
-    )
+    expect_error(&ctx.kill("no-such-container-xyz", "KILL"), "kill of an unknown id")
 }
 fn delete_unknown(ctx: &mut Ctx) -> R {
-    expect_error(
-        &ctx.delete("no-such-container-xyz"),
-        "delete of an unknown id",
-    )
+    expect_error(&ctx.delete("no-such-container-xyz"), "delete of an unknown id")
 }
 
 fn delete_running(ctx: &mut Ctx) -> R {
@@ -137,11 +108,7 @@ fn delete_running(ctx: &mut Ctx) -> R {
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "start failed");
     expect_error(&ctx.delete(&id), "delete of a running container")?;
-    ensure!(
-        ctx.status(&id) == "running",
-        "status changed to {}",
-        ctx.status(&id)
-    );
+    ensure!(ctx.status(&id) == "running", "status changed to {}", ctx.status(&id));
     Ok(())
 }
 
@@ -150,8 +117,7 @@ fn kill_stopped(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "start failed");
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
     expect_error(&ctx.kill(&id, "KILL"), "kill of a stopped container")
 }
 
@@ -160,8 +126,7 @@ fn kill_created(ctx: &mut Ctx) -> R {
     ctx.create_ok(&id)?;
     let o = ctx.kill(&id, "KILL");
     ensure!(o.ok(), "kill of a created container failed: {}", o.brief());
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)
 }
 
 fn kill_delivers(ctx: &mut Ctx) -> R {
@@ -178,12 +143,8 @@ fn kill_delivers(ctx: &mut Ctx) -> R {
     }
     let o = ctx.kill(&id, "USR1");
     ensure!(o.ok(), "kill USR1 failed: {}", o.brief());
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
-    ensure!(
-        ctx.rootfs("/got-usr1").exists(),
-        "the process did not receive SIGUSR1"
-    );
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
+    ensure!(ctx.rootfs("/got-usr1").exists(), "the process did not receive SIGUSR1");
     Ok(())
 }
 
@@ -192,8 +153,7 @@ fn stopped_after_exit(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "start failed");
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)
 }
 
 fn delete_removes(ctx: &mut Ctx) -> R {
@@ -201,8 +161,7 @@ fn delete_removes(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     ensure!(ctx.start(&id).ok(), "start failed");
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
     let o = ctx.delete(&id);
     ensure!(o.ok(), "delete failed: {}", o.brief());
     ensure!(ctx.state(&id).is_err(), "state still answers after delete");
@@ -215,15 +174,10 @@ fn id_reusable(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     ctx.create_ok(&id)?;
     ensure!(ctx.kill(&id, "KILL").ok(), "kill failed");
-    ctx.wait_status(&id, "stopped")
-        .map_err(crate::harness::Fail::NotOk)?;
+    ctx.wait_status(&id, "stopped").map_err(crate::harness::Fail::NotOk)?;
     ensure!(ctx.delete(&id).ok(), "delete failed");
     let o = ctx.create(&id, &[]);
-    ensure!(
-        o.ok(),
-        "create with a deleted container's id failed: {}",
-        o.brief()
-    );
+    ensure!(o.ok(), "create with a deleted container's id failed: {}", o.brief());
     Ok(())
 }
 
@@ -231,10 +185,7 @@ fn missing_root(ctx: &mut Ctx) -> R {
     ctx.config["root"]["path"] = "does-not-exist".into();
     let id = ctx.id();
     expect_error(&ctx.create(&id, &[]), "create with a missing root.path")?;
-    ensure!(
-        ctx.state(&id).is_err(),
-        "a container was left after the failed create"
-    );
+    ensure!(ctx.state(&id).is_err(), "a container was left after the failed create");
     Ok(())
 }
 
@@ -243,14 +194,8 @@ fn invalid_json(ctx: &mut Ctx) -> R {
     ctx.write_config();
     std::fs::write(ctx.dir.join("config.json"), "{ not json").unwrap();
     let b = ctx.bundle();
-    expect_error(
-        &ctx.rt(&["create", "--bundle", &b, &id]),
-        "create with invalid config.json",
-    )?;
-    ensure!(
-        ctx.state(&id).is_err(),
-        "a container was left after the failed create"
-    );
+    expect_error(&ctx.rt(&["create", "--bundle", &b, &id]), "create with invalid config.json")?;
+    ensure!(ctx.state(&id).is_err(), "a container was left after the failed create");
     Ok(())
 }
 

@@ -64,14 +64,7 @@ pub fn all() -> Vec<Case> {
     ];
     areas
         .iter()
-        .flat_map(|(area, t)| {
-            t.iter().map(move |(name, spec, run)| Case {
-                area,
-                name,
-                spec,
-                run: *run,
-            })
-        })
+        .flat_map(|(area, t)| t.iter().map(move |(name, spec, run)| Case { area, name, spec, run: *run }))
         .collect()
 }
 
@@ -116,9 +109,7 @@ pub fn default_config(cgroup_parent: &str) -> Value {
 
 /// The host's own namespace link for `t` ("net:[4026531840]").
 pub fn host_ns(t: &str) -> String {
-    std::fs::read_link(format!("/proc/self/ns/{t}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
+    std::fs::read_link(format!("/proc/self/ns/{t}")).map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 /// Removes the namespace `t` from linux.namespaces.
@@ -135,10 +126,7 @@ pub fn set_ns(ctx: &mut Ctx, t: &str, path: Option<&str>) {
     if let Some(p) = path {
         n["path"] = json!(p);
     }
-    ctx.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(n);
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(n);
 }
 
 /// Appends a mount entry.

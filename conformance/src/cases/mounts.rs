@@ -32,48 +32,24 @@ fn types(ctx: &mut Ctx) -> R {
     for m in ctx.config["mounts"].as_array().unwrap() {
         let d = m["destination"].as_str().unwrap();
         let got = find_mount(&r, d).map(|x| x["fstype"].clone());
-        ensure!(
-            got.as_ref() == Some(&m["type"]),
-            "{d} has type {got:?}, want {}",
-            m["type"]
-        );
+        ensure!(got.as_ref() == Some(&m["type"]), "{d} has type {got:?}, want {}", m["type"]);
     }
     Ok(())
 }
 
 fn order(ctx: &mut Ctx) -> R {
-    add_mount(
-        ctx,
-        json!({ "destination": "/m", "type": "tmpfs", "source": "tmpfs" }),
-    );
-    add_mount(
-        ctx,
-        json!({ "destination": "/m/sub", "type": "tmpfs", "source": "tmpfs" }),
-    );
+    add_mount(ctx, json!({ "destination": "/m", "type": "tmpfs", "source": "tmpfs" }));
+    add_mount(ctx, json!({ "destination": "/m/sub", "type": "tmpfs", "source": "tmpfs" }));
     let r = ctx.probe(&[])?;
-    let (a, b) = (
-        find_mount(&r, "/m").ok_or("no mount at /m")?,
-        find_mount(&r, "/m/sub").ok_or("no mount at /m/sub")?,
-    );
-    ensure!(
-        b["parent"] == a["id"],
-        "/m/sub (parent {}) is not mounted on /m (id {})",
-        b["parent"],
-        a["id"]
-    );
+    let (a, b) = (find_mount(&r, "/m").ok_or("no mount at /m")?, find_mount(&r, "/m/sub").ok_or("no mount at /m/sub")?);
+    ensure!(b["parent"] == a["id"], "/m/sub (parent {}) is not mounted on /m (id {})", b["parent"], a["id"]);
     Ok(())
 }
 
 fn dest_created(ctx: &mut Ctx) -> R {
-    add_mount(
-        ctx,
-        json!({ "destination": "/new/deep/dir", "type": "tmpfs", "source": "tmpfs" }),
-    );
+    add_mount(ctx, json!({ "destination": "/new/deep/dir", "type": "tmpfs", "source": "tmpfs" }));
     let r = ctx.probe(&[])?;
-    ensure!(
-        find_mount(&r, "/new/deep/dir").is_some(),
-        "no mount at /new/deep/dir"
-    );
+    ensure!(find_mount(&r, "/new/deep/dir").is_some(), "no mount at /new/deep/dir");
     Ok(())
 }
 
@@ -87,25 +63,15 @@ fn host_dir(ctx: &Ctx) -> String {
 
 fn bind(ctx: &mut Ctx) -> R {
     let src = host_dir(ctx);
-    add_mount(
-        ctx,
-        json!({ "destination": "/b", "type": "none", "source": src, "options": ["bind"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/b", "type": "none", "source": src, "options": ["bind"] }));
     let r = ctx.probe(&["--file", "/b/hello"])?;
-    ensure!(
-        r["ops"]["file:/b/hello"]["ok"] == "hi",
-        "/b/hello reads {}",
-        r["ops"]["file:/b/hello"]
-    );
+    ensure!(r["ops"]["file:/b/hello"]["ok"] == "hi", "/b/hello reads {}", r["ops"]["file:/b/hello"]);
     Ok(())
 }
 
 fn bind_ro(ctx: &mut Ctx) -> R {
     let src = host_dir(ctx);
-    add_mount(
-        ctx,
-        json!({ "destination": "/b", "type": "bind", "source": src, "options": ["bind", "ro"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/b", "type": "bind", "source": src, "options": ["bind", "ro"] }));
     let r = ctx.probe(&["--write", "/b/new"])?;
     mount_has(&r, "/b", &["ro"])?;
     ensure!(
@@ -133,11 +99,7 @@ fn flags(ctx: &mut Ctx) -> R {
         ctx,
         json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "noexec"] }),
     );
-    Ok(mount_has(
-        &ctx.probe(&[])?,
-        "/t",
-        &["nosuid", "nodev", "noexec"],
-    )?)
+    Ok(mount_has(&ctx.probe(&[])?, "/t", &["nosuid", "nodev", "noexec"])?)
 }
 
 fn data_option(ctx: &mut Ctx) -> R {
@@ -145,18 +107,11 @@ fn data_option(ctx: &mut Ctx) -> R {
         ctx,
         json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["size=1m", "mode=700"] }),
     );
-    Ok(mount_has(
-        &ctx.probe(&[])?,
-        "/t",
-        &["size=1024k", "mode=700"],
-    )?)
+    Ok(mount_has(&ctx.probe(&[])?, "/t", &["size=1024k", "mode=700"])?)
 }
 
 fn atime(ctx: &mut Ctx) -> R {
-    add_mount(
-        ctx,
-        json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["noatime"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["noatime"] }));
     Ok(mount_has(&ctx.probe(&[])?, "/t", &["noatime"])?)
 }
 
@@ -172,10 +127,7 @@ fn host_tree(ctx: &mut Ctx) -> Result<String, crate::harness::Fail> {
 
 fn rbind(ctx: &mut Ctx) -> R {
     let src = host_tree(ctx)?;
-    add_mount(
-        ctx,
-        json!({ "destination": "/b", "type": "bind", "source": src, "options": ["rbind"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/b", "type": "bind", "source": src, "options": ["rbind"] }));
     let r = ctx.probe(&["--file", "/b/sub/inner"])?;
     ensure!(
         find_mount(&r, "/b/sub").is_some() && r["ops"]["file:/b/sub/inner"]["ok"] == "in",
@@ -187,24 +139,15 @@ fn rbind(ctx: &mut Ctx) -> R {
 
 fn bind_flat(ctx: &mut Ctx) -> R {
     let src = host_tree(ctx)?;
-    add_mount(
-        ctx,
-        json!({ "destination": "/b", "type": "bind", "source": src, "options": ["bind"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/b", "type": "bind", "source": src, "options": ["bind"] }));
     let r = ctx.probe(&[])?;
     ensure!(find_mount(&r, "/b").is_some(), "no mount at /b");
-    ensure!(
-        find_mount(&r, "/b/sub").is_none(),
-        "a plain bind carried the submount /b/sub"
-    );
+    ensure!(find_mount(&r, "/b/sub").is_none(), "a plain bind carried the submount /b/sub");
     Ok(())
 }
 
 fn prop_shared(ctx: &mut Ctx) -> R {
-    add_mount(
-        ctx,
-        json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["shared"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["shared"] }));
     let p = propagation(&ctx.probe(&[])?, "/t");
     ensure!(p == Some("shared"), "/t propagation is {p:?}");
     Ok(())
@@ -222,10 +165,7 @@ fn rro(ctx: &mut Ctx) -> R {
         return skip("runtime features does not list mount option rro");
     }
     let src = host_tree(ctx)?;
-    add_mount(
-        ctx,
-        json!({ "destination": "/b", "type": "bind", "source": src, "options": ["rbind", "rro"] }),
-    );
+    add_mount(ctx, json!({ "destination": "/b", "type": "bind", "source": src, "options": ["rbind", "rro"] }));
     let r = ctx.probe(&["--write", "/b/sub/x"])?;
     mount_has(&r, "/b", &["ro"])?;
     mount_has(&r, "/b/sub", &["ro"])?;
@@ -241,20 +181,12 @@ fn root_ro(ctx: &mut Ctx) -> R {
     ctx.config["root"]["readonly"] = json!(true);
     let r = ctx.probe(&["--write", "/newfile"])?;
     mount_has(&r, "/", &["ro"])?;
-    ensure!(
-        op_errno(&r, "write:/newfile")? == Some(libc::EROFS as i64),
-        "write to /: {}",
-        r["ops"]["write:/newfile"]
-    );
+    ensure!(op_errno(&r, "write:/newfile")? == Some(libc::EROFS as i64), "write to /: {}", r["ops"]["write:/newfile"]);
     Ok(())
 }
 
 fn root_rw(ctx: &mut Ctx) -> R {
     let r = ctx.probe(&["--write", "/newfile"])?;
-    ensure!(
-        op_errno(&r, "write:/newfile")?.is_none(),
-        "write to /: {}",
-        r["ops"]["write:/newfile"]
-    );
+    ensure!(op_errno(&r, "write:/newfile")?.is_none(), "write to /: {}", r["ops"]["write:/newfile"]);
     Ok(())
 }

@@ -41,10 +41,7 @@ fn new_ns(ctx: &mut Ctx, t: &str, file: &str) -> R {
     set_ns(ctx, t, None);
     let r = ctx.probe(&[])?;
     let got = r["ns"][file].as_str().unwrap_or("");
-    ensure!(
-        !got.is_empty() && got != host_ns(file),
-        "container {file} namespace {got} is the host's"
-    );
+    ensure!(!got.is_empty() && got != host_ns(file), "container {file} namespace {got} is the host's");
     Ok(())
 }
 
@@ -52,10 +49,7 @@ fn inherited(ctx: &mut Ctx, t: &str, file: &str) -> R {
     drop_ns(ctx, t);
     if t == "network" {
         // sysfs can't be mounted for a network namespace the container doesn't own.
-        ctx.config["mounts"]
-            .as_array_mut()
-            .unwrap()
-            .retain(|m| m["type"] != "sysfs");
+        ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "sysfs");
     }
     let r = ctx.probe(&[])?;
     ensure!(
@@ -70,24 +64,16 @@ fn inherited(ctx: &mut Ctx, t: &str, file: &str) -> R {
 fn join(ctx: &mut Ctx, t: &str, file: &str, flag: &str) -> R {
     let pid = ctx.helper(&["unshare", flag, "sleep", "1000"])?;
     let path = format!("/proc/{pid}/ns/{file}");
-    let want = std::fs::read_link(&path)
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
+    let want = std::fs::read_link(&path).map(|p| p.display().to_string()).unwrap_or_default();
     if want.is_empty() || want == host_ns(file) {
-        return skip(format!(
-            "host could not make a {t} namespace with unshare {flag}"
-        ));
+        return skip(format!("host could not make a {t} namespace with unshare {flag}"));
     }
     set_ns(ctx, t, Some(&path));
     if t == "uts" {
         ctx.config.as_object_mut().unwrap().remove("hostname");
     }
     let r = ctx.probe(&[])?;
-    ensure!(
-        r["ns"][file] == want.as_str(),
-        "container {file} namespace is {}, want {want}",
-        r["ns"][file]
-    );
+    ensure!(r["ns"][file] == want.as_str(), "container {file} namespace is {}, want {want}", r["ns"][file]);
     Ok(())
 }
 
@@ -95,22 +81,13 @@ fn wrong_type(ctx: &mut Ctx) -> R {
     set_ns(ctx, "network", Some("/proc/self/ns/ipc"));
     let id = ctx.id();
     let o = ctx.create(&id, &[]);
-    expect_error(
-        &o,
-        "create with a network namespace path that is an ipc namespace",
-    )
+    expect_error(&o, "create with a network namespace path that is an ipc namespace")
 }
 
 fn duplicate(ctx: &mut Ctx) -> R {
-    ctx.config["linux"]["namespaces"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "type": "ipc" }));
+    ctx.config["linux"]["namespaces"].as_array_mut().unwrap().push(json!({ "type": "ipc" }));
     let id = ctx.id();
-    expect_error(
-        &ctx.create(&id, &[]),
-        "create with the ipc namespace listed twice",
-    )
+    expect_error(&ctx.create(&id, &[]), "create with the ipc namespace listed twice")
 }
 
 /// Config for a container in a new user namespace: root maps to host 100000.
@@ -124,43 +101,26 @@ pub fn userns_config(ctx: &mut Ctx) {
 fn user_mappings(ctx: &mut Ctx) -> R {
     need_ns(ctx, "user", "user")?;
     userns_config(ctx);
-    let r = ctx.probe(&[
-        "--file",
-        "/proc/self/uid_map",
-        "--file",
-        "/proc/self/gid_map",
-    ])?;
+    let r = ctx.probe(&["--file", "/proc/self/uid_map", "--file", "/proc/self/gid_map"])?;
     for f in ["uid_map", "gid_map"] {
-        let text = r["ops"][format!("file:/proc/self/{f}")]["ok"]
-            .as_str()
-            .unwrap_or("")
-            .to_string();
+        let text = r["ops"][format!("file:/proc/self/{f}")]["ok"].as_str().unwrap_or("").to_string();
         let fields: Vec<&str> = text.split_whitespace().collect();
         ensure!(fields == ["0", "100000", "65536"], "{f} is {text:?}");
     }
-    ensure!(
-        r["ns"]["user"] != host_ns("user").as_str(),
-        "not in a new user namespace"
-    );
+    ensure!(r["ns"]["user"] != host_ns("user").as_str(), "not in a new user namespace");
     Ok(())
 }
 
 fn time_offsets(ctx: &mut Ctx) -> R {
     need_ns(ctx, "time", "time")?;
     set_ns(ctx, "time", None);
-    ctx.config["linux"]["timeOffsets"] = json!({ "monotonic": { "secs": 86400, "nanosecs": 0 }, "boottime": { "secs": 3600, "nanosecs": 5 } });
+    ctx.config["linux"]["timeOffsets"] =
+        json!({ "monotonic": { "secs": 86400, "nanosecs": 0 }, "boottime": { "secs": 3600, "nanosecs": 5 } });
     let r = ctx.probe(&["--file", "/proc/self/timens_offsets"])?;
-    let text = r["ops"]["file:/proc/self/timens_offsets"]["ok"]
-        .as_str()
-        .unwrap_or("")
-        .to_string();
-    let lines: Vec<Vec<&str>> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect())
-        .collect();
+    let text = r["ops"]["file:/proc/self/timens_offsets"]["ok"].as_str().unwrap_or("").to_string();
+    let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
     ensure!(
-        lines.contains(&vec!["monotonic", "86400", "0"])
-            && lines.contains(&vec!["boottime", "3600", "5"]),
+        lines.contains(&vec!["monotonic", "86400", "0"]) && lines.contains(&vec!["boottime", "3600", "5"]),
         "timens_offsets is {text:?}"
     );
     Ok(())

@@ -7,26 +7,14 @@ use crate::harness::{Ctx, R};
 use serde_json::json;
 
 pub const CASES: &[Entry] = &[
-    (
-        "masked_file",
-        "config-linux.md §Masked Paths (MUST): masked paths cannot be read (a file)",
-        masked_file,
-    ),
-    (
-        "masked_dir",
-        "config-linux.md §Masked Paths (MUST): masked paths cannot be read (a directory)",
-        masked_dir,
-    ),
+    ("masked_file", "config-linux.md §Masked Paths (MUST): masked paths cannot be read (a file)", masked_file),
+    ("masked_dir", "config-linux.md §Masked Paths (MUST): masked paths cannot be read (a directory)", masked_dir),
     (
         "masked_proc_file",
         "config-linux.md §Masked Paths (MUST): a masked /proc file (timer_list) reads nothing",
         masked_proc,
     ),
-    (
-        "readonly_dir",
-        "config-linux.md §Readonly Paths (MUST): readonly paths cannot be written",
-        readonly_dir,
-    ),
+    ("readonly_dir", "config-linux.md §Readonly Paths (MUST): readonly paths cannot be written", readonly_dir),
     (
         "readonly_proc_sys",
         "config-linux.md §Readonly Paths (MUST): /proc/sys listed readonly is mounted read-only",
@@ -48,15 +36,9 @@ fn masked_dir(ctx: &mut Ctx) -> R {
     std::fs::write(ctx.rootfs("/secrets/key"), "secret").unwrap();
     ctx.config["linux"]["maskedPaths"] = json!(["/secrets"]);
     let r = ctx.probe(&["--file", "/secrets/key", "--ls", "/secrets"])?;
-    ensure!(
-        r["ops"]["file:/secrets/key"]["ok"] != "secret",
-        "/secrets/key is readable"
-    );
+    ensure!(r["ops"]["file:/secrets/key"]["ok"] != "secret", "/secrets/key is readable");
     let ls = &r["ops"]["ls:/secrets"]["ok"];
-    ensure!(
-        !ls.as_array().is_some_and(|a| a.iter().any(|e| e == "key")),
-        "/secrets lists {ls}"
-    );
+    ensure!(!ls.as_array().is_some_and(|a| a.iter().any(|e| e == "key")), "/secrets lists {ls}");
     Ok(())
 }
 
@@ -81,10 +63,7 @@ fn readonly_dir(ctx: &mut Ctx) -> R {
         "write in /rodir: {}",
         r["ops"]["write:/rodir/x"]
     );
-    ensure!(
-        op_errno(&r, "write:/tmp/x")?.is_none(),
-        "the rest of the rootfs became read-only too"
-    );
+    ensure!(op_errno(&r, "write:/tmp/x")?.is_none(), "the rest of the rootfs became read-only too");
     Ok(())
 }
 

@@ -17,10 +17,7 @@ pub const CASES: &[Entry] = &[
 ];
 
 fn set(ctx: &mut Ctx, ty: &str, soft: u64, hard: u64) -> R {
-    ctx.config["process"]["rlimits"]
-        .as_array_mut()
-        .unwrap()
-        .push(json!({ "type": ty, "soft": soft, "hard": hard }));
+    ctx.config["process"]["rlimits"].as_array_mut().unwrap().push(json!({ "type": ty, "soft": soft, "hard": hard }));
     let r = ctx.probe(&[])?;
     Ok(rlimit_is(&r, ty, soft, hard)?)
 }
@@ -36,34 +33,20 @@ fn fails_with(ctx: &mut Ctx, lim: serde_json::Value, what: &str) -> R {
 }
 
 fn unknown(ctx: &mut Ctx) -> R {
-    fails_with(
-        ctx,
-        json!({ "type": "RLIMIT_NO_SUCH", "soft": 1, "hard": 1 }),
-        "an unknown rlimit type",
-    )
+    fails_with(ctx, json!({ "type": "RLIMIT_NO_SUCH", "soft": 1, "hard": 1 }), "an unknown rlimit type")
 }
 
 fn soft_above_hard(ctx: &mut Ctx) -> R {
-    fails_with(
-        ctx,
-        json!({ "type": "RLIMIT_NOFILE", "soft": 200, "hard": 100 }),
-        "RLIMIT_NOFILE soft above hard",
-    )
+    fails_with(ctx, json!({ "type": "RLIMIT_NOFILE", "soft": 200, "hard": 100 }), "RLIMIT_NOFILE soft above hard")
 }
 
 fn raise_hard(ctx: &mut Ctx) -> R {
-    let own = crate::procfs::parse_status(
-        &std::fs::read_to_string("/proc/self/status").unwrap_or_default(),
-    );
-    let eff =
-        crate::procfs::caps_from_hex(own.get("CapEff").and_then(|v| v.as_str()).unwrap_or("0"));
+    let own = crate::procfs::parse_status(&std::fs::read_to_string("/proc/self/status").unwrap_or_default());
+    let eff = crate::procfs::caps_from_hex(own.get("CapEff").and_then(|v| v.as_str()).unwrap_or("0"));
     if eff.iter().any(|c| c == "CAP_SYS_RESOURCE") {
         return skip("the runner has CAP_SYS_RESOURCE, so any hard limit can be raised");
     }
-    let mut l = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    let mut l = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: l is a valid out-pointer.
     unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut l) };
     let hard = l.rlim_max.saturating_mul(2).min(1 << 20);

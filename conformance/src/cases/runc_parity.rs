@@ -62,11 +62,7 @@ fn started(ctx: &mut Ctx, id: &str) -> R {
 
 fn pid_of(ctx: &Ctx, id: &str) -> Result<i32, Fail> {
     let s = ctx.state(id)?;
-    s["pid"]
-        .as_i64()
-        .filter(|p| *p > 0)
-        .map(|p| p as i32)
-        .ok_or_else(|| Fail::NotOk(format!("state has no pid: {s}")))
+    s["pid"].as_i64().filter(|p| *p > 0).map(|p| p as i32).ok_or_else(|| Fail::NotOk(format!("state has no pid: {s}")))
 }
 
 /// True while `pid` exists and is not a zombie.
@@ -113,24 +109,19 @@ fn run_ok(ctx: &mut Ctx) -> Result<String, Fail> {
 }
 
 fn cgroups_path(ctx: &Ctx) -> String {
-    ctx.config["linux"]["cgroupsPath"]
-        .as_str()
-        .unwrap_or("")
-        .to_string()
+    ctx.config["linux"]["cgroupsPath"].as_str().unwrap_or("").to_string()
 }
 
 // ---- kill, exec, ps, list, state ----
 
 fn kill_all_stopped(ctx: &mut Ctx) -> R {
     // No pid namespace: the init's death leaves its child running in the cgroup.
-    ctx.config["linux"]["namespaces"] = json!([{ "type": "mount" }, { "type": "ipc" }, { "type": "uts" }, { "type": "network" }]);
+    ctx.config["linux"]["namespaces"] =
+        json!([{ "type": "mount" }, { "type": "ipc" }, { "type": "uts" }, { "type": "network" }]);
     ctx.sh("sleep 1000 & echo $! > /child; exec sleep 2000");
     let id = ctx.id();
     started(ctx, &id)?;
-    let child: i32 = read_soon(&ctx.rootfs("/child"))?
-        .trim()
-        .parse()
-        .map_err(|e| format!("/child: {e}"))?;
+    let child: i32 = read_soon(&ctx.rootfs("/child"))?.trim().parse().map_err(|e| format!("/child: {e}"))?;
     let init = pid_of(ctx, &id)?;
     // SAFETY: kill(2) on the container's init pid, read from state.
     unsafe { libc::kill(init, libc::SIGKILL) };
@@ -174,7 +165,8 @@ fn exec_pidfile(ctx: &mut Ctx) -> R {
     let end = Instant::now() + Duration::from_secs(5);
     loop {
         let ps = ctx.rt(&["ps", "-f", "json", &id]);
-        let pids: Vec<i32> = serde_json::from_str(ps.stdout.trim()).map_err(|e| format!("ps -f json ({e}): {}", ps.brief()))?;
+        let pids: Vec<i32> =
+            serde_json::from_str(ps.stdout.trim()).map_err(|e| format!("ps -f json ({e}): {}", ps.brief()))?;
         if pids.len() == 1 {
             return Ok(());
         }
@@ -212,7 +204,8 @@ fn exec_default_user(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     started(ctx, &id)?;
     let p = ctx.dir.join("process.json");
-    let proc_json = json!({ "args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"] });
+    let proc_json =
+        json!({ "args": ["sh", "-c", "id -u; id -g"], "cwd": "/", "env": ["PATH=/bin:/usr/bin:/sbin:/usr/sbin"] });
     std::fs::write(&p, proc_json.to_string()).map_err(|e| format!("write process.json: {e}"))?;
     let o = ctx.rt(&["exec", "-p", &p.display().to_string(), &id]);
     ensure!(o.ok(), "exec -p failed: {}", o.brief());
@@ -229,7 +222,8 @@ fn ps_stopped(ctx: &mut Ctx) -> R {
     ensure!(o.ok(), "ps of a stopped container: {}", o.brief());
     let o = ctx.rt(&["ps", "-f", "json", &id]);
     ensure!(o.ok(), "ps -f json of a stopped container: {}", o.brief());
-    let v: Value = serde_json::from_str(o.stdout.trim()).map_err(|e| format!("ps -f json is not JSON ({e}): {:?}", o.stdout))?;
+    let v: Value =
+        serde_json::from_str(o.stdout.trim()).map_err(|e| format!("ps -f json is not JSON ({e}): {:?}", o.stdout))?;
     ensure!(v.is_null() || v == json!([]), "ps -f json of a stopped container lists {v}");
     Ok(())
 }
@@ -248,7 +242,9 @@ fn runc_fields(ctx: &Ctx, e: &Value, what: &str) -> R {
     ensure!(e["rootfs"] == rootfs.as_str(), "{what}: rootfs {}, want {rootfs}", e["rootfs"]);
     let created = e["created"].as_str().unwrap_or("");
     ensure!(
-        created.len() >= 20 && created.as_bytes()[10] == b'T' && (created.ends_with('Z') || created[19..].contains(['+', '-'])),
+        created.len() >= 20
+            && created.as_bytes()[10] == b'T'
+            && (created.ends_with('Z') || created[19..].contains(['+', '-'])),
         "{what}: created {created:?} is not RFC 3339"
     );
     // runc 1.1's `state` prints "owner": "" (only `list` fills it in).
@@ -327,11 +323,7 @@ fn device_case(ctx: &mut Ctx, variant: &str) -> R {
         return expect_error(&ctx.run(&id), "a deny rule inside an earlier wildcard allow");
     }
     let got = run_ok(ctx)?;
-    ensure!(
-        got.trim() == want,
-        "opens (kmsg w, loop0 r, loop0 w, null r; 0 = opened) are {}, want {want}",
-        got.trim()
-    );
+    ensure!(got.trim() == want, "opens (kmsg w, loop0 r, loop0 w, null r; 0 = opened) are {}, want {want}", got.trim());
     Ok(())
 }
 
@@ -371,18 +363,18 @@ fn shared_cgroup(ctx: &mut Ctx) -> R {
     let pb = pid_of(ctx, &b)?;
     let o = ctx.rt(&["delete", "--force", &a]);
     ensure!(o.ok(), "delete --force of the first: {}", o.brief());
-    ensure!(ctx.status(&b) == "running" && alive(pb), "the second container is {} after the first's delete --force", ctx.status(&b));
+    ensure!(
+        ctx.status(&b) == "running" && alive(pb),
+        "the second container is {} after the first's delete --force",
+        ctx.status(&b)
+    );
     Ok(())
 }
 
 /// `RUNTIME --root ROOT ARGS...` killed after `secs`.
 fn bounded(ctx: &Ctx, secs: u32, args: &[&str]) -> Out {
     let mut c = std::process::Command::new("timeout");
-    c.args(["-s", "KILL", &secs.to_string()])
-        .arg(&ctx.env.runtime)
-        .arg("--root")
-        .arg(&ctx.env.root)
-        .args(args);
+    c.args(["-s", "KILL", &secs.to_string()]).arg(&ctx.env.runtime).arg("--root").arg(&ctx.env.root).args(args);
     run_cmd(c, &ctx.env.work, ctx.env.next())
 }
 
@@ -450,7 +442,11 @@ fn no_mount_ns(ctx: &mut Ctx) -> R {
     let (ns, rc) = (lines[0], lines[lines.len() - 1]);
     ensure!(rc == "rc=0", "run without a mount namespace: {rc}: {}", o.stderr.trim().lines().last().unwrap_or(""));
     ensure!(ns != super::host_ns("mnt"), "unshare did not make a mount namespace");
-    ensure!(lines.len() == 3 && lines[1] == ns, "the container's mount namespace is {:?}, the runtime's {ns}", &lines[1..lines.len() - 1]);
+    ensure!(
+        lines.len() == 3 && lines[1] == ns,
+        "the container's mount namespace is {:?}, the runtime's {ns}",
+        &lines[1..lines.len() - 1]
+    );
     Ok(())
 }
 
@@ -463,9 +459,7 @@ fn ns_helper(ctx: &mut Ctx, flags: &[&str], script: &str) -> Result<u32, Fail> {
 }
 
 fn link(pid: u32, ns: &str) -> String {
-    std::fs::read_link(format!("/proc/{pid}/ns/{ns}"))
-        .map(|p| p.display().to_string())
-        .unwrap_or_default()
+    std::fs::read_link(format!("/proc/{pid}/ns/{ns}")).map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 fn hostname_joined(ctx: &mut Ctx) -> R {
@@ -479,7 +473,10 @@ fn hostname_joined(ctx: &mut Ctx) -> R {
     ctx.config["hostname"] = json!("set-by-runtime");
     ctx.sh("readlink /proc/self/ns/uts; hostname");
     let out = run_ok(ctx)?;
-    ensure!(out.split_whitespace().eq([uts.as_str(), "set-by-runtime"]), "container saw {out:?}, want {uts} set-by-runtime");
+    ensure!(
+        out.split_whitespace().eq([uts.as_str(), "set-by-runtime"]),
+        "container saw {out:?}, want {uts} set-by-runtime"
+    );
     let o = std::process::Command::new("nsenter").arg(format!("--uts={path}")).arg("hostname").output();
     let joined = o.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_default();
     ensure!(joined == "set-by-runtime", "the joined namespace's hostname is {joined:?}");
@@ -514,7 +511,10 @@ fn userns_after_join(ctx: &mut Ctx) -> R {
     ctx.config["mounts"].as_array_mut().unwrap().retain(|m| m["type"] != "sysfs");
     ctx.sh("readlink /proc/self/ns/net; cat /proc/self/uid_map");
     let out = run_ok(ctx)?;
-    ensure!(out.split_whitespace().eq([net.as_str(), "0", "100000", "65536"]), "the container printed {out:?}, want {net} and the uid map");
+    ensure!(
+        out.split_whitespace().eq([net.as_str(), "0", "100000", "65536"]),
+        "the container printed {out:?}, want {net} and the uid map"
+    );
     Ok(())
 }
 
@@ -540,10 +540,14 @@ fn hooks_runtime_ns(ctx: &mut Ctx) -> R {
         let f = dir.join(format!("{kind}.ns")).display().to_string();
         json!({ "path": "/bin/sh", "args": ["sh", "-c", format!("readlink /proc/self/ns/net /proc/self/ns/uts > {f}")] })
     };
-    ctx.config["hooks"] = json!({ "prestart": [rec("prestart", &ctx.dir)], "createRuntime": [rec("createRuntime", &ctx.dir)] });
+    ctx.config["hooks"] =
+        json!({ "prestart": [rec("prestart", &ctx.dir)], "createRuntime": [rec("createRuntime", &ctx.dir)] });
     ctx.sh("readlink /proc/self/ns/net; readlink /proc/self/ns/uts");
     let out = run_ok(ctx)?;
-    ensure!(out.split_whitespace().eq([net.as_str(), uts.as_str()]), "the container is in {out:?}, want the joined {net} {uts}");
+    ensure!(
+        out.split_whitespace().eq([net.as_str(), uts.as_str()]),
+        "the container is in {out:?}, want the joined {net} {uts}"
+    );
     for kind in ["prestart", "createRuntime"] {
         let seen = std::fs::read_to_string(ctx.dir.join(format!("{kind}.ns"))).unwrap_or_default();
         ensure!(

@@ -8,20 +8,22 @@ use serde_json::{json, Value};
 
 pub const CASES: &[Entry] = &[
     ("mode_filter", "config-linux.md §Seccomp: a configured filter is installed (Seccomp: 2)", mode_filter),
-    ("errno_action", "config-linux.md §Seccomp syscalls action SCMP_ACT_ERRNO: the syscall fails with EPERM by default", errno_default),
+    (
+        "errno_action",
+        "config-linux.md §Seccomp syscalls action SCMP_ACT_ERRNO: the syscall fails with EPERM by default",
+        errno_default,
+    ),
     ("errno_ret", "config-linux.md §Seccomp syscalls errnoRet: the errno returned for SCMP_ACT_ERRNO", errno_ret),
     ("kill_action", "config-linux.md §Seccomp syscalls action SCMP_ACT_KILL: the process is killed by SIGSYS", kill),
-    ("invalid_action_fails", "config-linux.md §Seccomp defaultAction (MUST): an action that is not valid MUST generate an error", invalid),
+    (
+        "invalid_action_fails",
+        "config-linux.md §Seccomp defaultAction (MUST): an action that is not valid MUST generate an error",
+        invalid,
+    ),
 ];
 
 fn need(ctx: &Ctx) -> R {
-    if ctx
-        .env
-        .features
-        .as_ref()
-        .and_then(|f| f.pointer("/linux/seccomp/enabled"))
-        == Some(&json!(false))
-    {
+    if ctx.env.features.as_ref().and_then(|f| f.pointer("/linux/seccomp/enabled")) == Some(&json!(false)) {
         return skip("runtime features says seccomp is not enabled");
     }
     Ok(())
@@ -39,11 +41,7 @@ fn mode_filter(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", None);
     let r = ctx.probe(&[])?;
-    ensure!(
-        r["status"]["Seccomp"] == "2",
-        "Seccomp is {}",
-        r["status"]["Seccomp"]
-    );
+    ensure!(r["status"]["Seccomp"] == "2", "Seccomp is {}", r["status"]["Seccomp"]);
     Ok(())
 }
 
@@ -51,11 +49,7 @@ fn errno_default(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", None);
     let r = ctx.probe(&["--mkdir", "/tmp/d"])?;
-    ensure!(
-        op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EPERM as i64),
-        "mkdir: {}",
-        r["ops"]["mkdir:/tmp/d"]
-    );
+    ensure!(op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EPERM as i64), "mkdir: {}", r["ops"]["mkdir:/tmp/d"]);
     Ok(())
 }
 
@@ -63,11 +57,7 @@ fn errno_ret(ctx: &mut Ctx) -> R {
     need(ctx)?;
     ctx.config["linux"]["seccomp"] = filter("SCMP_ACT_ERRNO", Some(libc::EXDEV as u32));
     let r = ctx.probe(&["--mkdir", "/tmp/d"])?;
-    ensure!(
-        op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EXDEV as i64),
-        "mkdir: {}",
-        r["ops"]["mkdir:/tmp/d"]
-    );
+    ensure!(op_errno(&r, "mkdir:/tmp/d")? == Some(libc::EXDEV as i64), "mkdir: {}", r["ops"]["mkdir:/tmp/d"]);
     Ok(())
 }
 
@@ -92,9 +82,6 @@ fn invalid(ctx: &mut Ctx) -> R {
     ctx.config["linux"]["seccomp"] = json!({ "defaultAction": "SCMP_ACT_NO_SUCH_ACTION" });
     let id = ctx.id();
     let o = ctx.create(&id, &[]);
-    ensure!(
-        !(o.ok() && ctx.start(&id).ok()),
-        "an invalid seccomp action was accepted"
-    );
+    ensure!(!(o.ok() && ctx.start(&id).ok()), "an invalid seccomp action was accepted");
     Ok(())
 }

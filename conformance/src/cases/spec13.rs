@@ -19,15 +19,33 @@ pub const NET_DEVICES: &[Entry] = &[
 ];
 
 pub const MEMORY_POLICY: &[Entry] = &[
-    ("bind", "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_BIND on nodes 0 for the container process", |c| policy(c, "MPOL_BIND", "bind:0")),
-    ("interleave", "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_INTERLEAVE on nodes 0 for the container process", |c| policy(c, "MPOL_INTERLEAVE", "interleave:0")),
-    ("preferred", "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_PREFERRED on node 0 for the container process", |c| policy(c, "MPOL_PREFERRED", "prefer:0")),
-    ("invalid_nodes_fail", "config-linux.md §Memory Policy (MUST): a policy set_mempolicy(2) refuses generates an error", bad_policy),
+    (
+        "bind",
+        "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_BIND on nodes 0 for the container process",
+        |c| policy(c, "MPOL_BIND", "bind:0"),
+    ),
+    (
+        "interleave",
+        "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_INTERLEAVE on nodes 0 for the container process",
+        |c| policy(c, "MPOL_INTERLEAVE", "interleave:0"),
+    ),
+    (
+        "preferred",
+        "config-linux.md §Memory Policy: set_mempolicy(2) mode MPOL_PREFERRED on node 0 for the container process",
+        |c| policy(c, "MPOL_PREFERRED", "prefer:0"),
+    ),
+    (
+        "invalid_nodes_fail",
+        "config-linux.md §Memory Policy (MUST): a policy set_mempolicy(2) refuses generates an error",
+        bad_policy,
+    ),
 ];
 
-pub const INTEL_RDT: &[Entry] = &[
-    ("no_resctrl_fails", "config-linux.md §IntelRdt (MUST): without a mounted resctrl pseudo-filesystem, intelRdt generates an error", no_resctrl),
-];
+pub const INTEL_RDT: &[Entry] = &[(
+    "no_resctrl_fails",
+    "config-linux.md §IntelRdt (MUST): without a mounted resctrl pseudo-filesystem, intelRdt generates an error",
+    no_resctrl,
+)];
 
 /// A veth pair on the host, removed when the case ends whatever happened.
 struct Veth {
@@ -74,14 +92,20 @@ fn moved(ctx: &mut Ctx, check: Check) -> R {
     let veth = Veth::new(ctx)?;
     ctx.config["linux"]["netDevices"] = json!({ &veth.host: { "name": "ctr0" } });
     let r = ctx.probe(&[
-        "--ls", "/sys/class/net",
-        "--file", "/sys/class/net/ctr0/mtu",
-        "--file", "/sys/class/net/ctr0/flags",
-        "--file", "/proc/net/fib_trie",
-        "--file", "/proc/net/if_inet6",
+        "--ls",
+        "/sys/class/net",
+        "--file",
+        "/sys/class/net/ctr0/mtu",
+        "--file",
+        "/sys/class/net/ctr0/flags",
+        "--file",
+        "/proc/net/fib_trie",
+        "--file",
+        "/proc/net/if_inet6",
     ])?;
     let op = |k: &str| r["ops"][k]["ok"].clone();
-    let names: Vec<String> = op("ls:/sys/class/net").as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
+    let names: Vec<String> =
+        op("ls:/sys/class/net").as_array().into_iter().flatten().filter_map(|v| v.as_str().map(String::from)).collect();
     ensure!(names.iter().any(|n| n == "ctr0"), "no ctr0 in the container (devices: {names:?})");
     match check {
         Check::Name => ensure!(!names.contains(&veth.host), "the device kept its host name {} too", veth.host),
@@ -93,7 +117,8 @@ fn moved(ctx: &mut Ctx, check: Check) -> R {
         Check::MtuUp => {
             let mtu = op("file:/sys/class/net/ctr0/mtu").as_str().unwrap_or("").trim().to_string();
             ensure!(mtu == "1400", "ctr0's MTU is {mtu:?}, the host's was 1400");
-            let flags = op("file:/sys/class/net/ctr0/flags").as_str().unwrap_or("").trim().trim_start_matches("0x").to_string();
+            let flags =
+                op("file:/sys/class/net/ctr0/flags").as_str().unwrap_or("").trim().trim_start_matches("0x").to_string();
             ensure!(u32::from_str_radix(&flags, 16).is_ok_and(|f| f & 1 != 0), "ctr0 is not up (flags {flags})");
         }
     }
@@ -114,7 +139,10 @@ fn no_netns(ctx: &mut Ctx) -> R {
     let id = ctx.id();
     let o = ctx.create(&id, &[]);
     expect_error(&o, "netDevices without a network namespace of the container's own")?;
-    ensure!(std::path::Path::new("/sys/class/net").join(&veth.host).exists(), "the refused create took the device anyway");
+    ensure!(
+        std::path::Path::new("/sys/class/net").join(&veth.host).exists(),
+        "the refused create took the device anyway"
+    );
     Ok(())
 }
 
@@ -139,7 +167,8 @@ fn bad_policy(ctx: &mut Ctx) -> R {
 }
 
 fn no_resctrl(ctx: &mut Ctx) -> R {
-    let mounted = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().any(|l| l.contains(" - resctrl "));
+    let mounted =
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default().lines().any(|l| l.contains(" - resctrl "));
     if mounted {
         return skip("this host has resctrl mounted");
     }
@@ -157,9 +186,19 @@ pub fn features_problems(f: &Value) -> Vec<String> {
             p.push(format!("linux.netDevices is not {{enabled: bool}}: {n}"));
         }
     }
-    let known_modes = ["MPOL_DEFAULT", "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE", "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL"];
+    let known_modes = [
+        "MPOL_DEFAULT",
+        "MPOL_BIND",
+        "MPOL_INTERLEAVE",
+        "MPOL_WEIGHTED_INTERLEAVE",
+        "MPOL_PREFERRED",
+        "MPOL_PREFERRED_MANY",
+        "MPOL_LOCAL",
+    ];
     let known_flags = ["MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES"];
-    for (ptr, known) in [("/linux/memoryPolicy/modes", &known_modes[..]), ("/linux/memoryPolicy/flags", &known_flags[..])] {
+    for (ptr, known) in
+        [("/linux/memoryPolicy/modes", &known_modes[..]), ("/linux/memoryPolicy/flags", &known_flags[..])]
+    {
         if let Some(v) = f.pointer(ptr) {
             let ok = v.as_array().is_some_and(|a| a.iter().all(|x| x.as_str().is_some_and(|s| known.contains(&s))));
             if !ok {

@@ -21,11 +21,7 @@ fn set(ctx: &mut Ctx, key: &str, val: &str) -> R {
     }
     ctx.config["linux"]["sysctl"] = json!({ key: val });
     let r = ctx.probe(&["--file", &path])?;
-    let got = r["ops"][format!("file:{path}")]["ok"]
-        .as_str()
-        .unwrap_or("")
-        .trim()
-        .to_string();
+    let got = r["ops"][format!("file:{path}")]["ok"].as_str().unwrap_or("").trim().to_string();
     ensure!(got == val, "{path} reads {got:?}, want {val:?}");
     Ok(())
 }

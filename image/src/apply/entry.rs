@@ -6,7 +6,10 @@ use super::{clean, Applier, Mode};
 use crate::error::{Error, Result};
 use crate::whiteout;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{fchmod, fchmodat, futimens, makedev, mknodat, mkdirat, utimensat, FchmodatFlags, Mode as FileMode, SFlag, UtimensatFlags};
+use nix::sys::stat::{
+    fchmod, fchmodat, futimens, makedev, mkdirat, mknodat, utimensat, FchmodatFlags, Mode as FileMode, SFlag,
+    UtimensatFlags,
+};
 use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
 use std::ffi::{OsStr, OsString};
@@ -85,7 +88,13 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
                 }
                 None => mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?,
             }
-            let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty()).map_err(sys("open"))?;
+            let fd = openat(
+                dir,
+                name,
+                OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                FileMode::empty(),
+            )
+            .map_err(sys("open"))?;
             set_fd_meta(fd.as_fd(), &m, rel, false)?;
             a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
         }
@@ -93,8 +102,13 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             if existing.is_some() {
                 fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
             }
-            let fd = openat(dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::from_bits_truncate(0o600))
-                .map_err(sys("create"))?;
+            let fd = openat(
+                dir,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                FileMode::from_bits_truncate(0o600),
+            )
+            .map_err(sys("create"))?;
             let mut f = File::from(fd);
             a.stats.bytes += std::io::copy(e, &mut f).map_err(|err| Error::io(rel, err))?;
             set_fd_meta(f.as_fd(), &m, rel, true)?;
@@ -187,17 +201,32 @@ fn copy_up(lowers: &[PathBuf], rel: &Path, dir: BorrowedFd, name: &OsStr) -> Res
             mode: st.st_mode & 0o7777,
             atime: TimeSpec::new(st.st_atime, st.st_atime_nsec),
             mtime: TimeSpec::new(st.st_mtime, st.st_mtime_nsec),
-            xattrs: fsops::lxattrs(&lower.join(rel)).unwrap_or_default().into_iter().filter(|(k, _)| !whiteout::is_reserved_xattr(k)).collect(),
+            xattrs: fsops::lxattrs(&lower.join(rel))
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| !whiteout::is_reserved_xattr(k))
+                .collect(),
         };
         if fmt == SFlag::S_IFREG {
-            let mut from = File::from(root.resolve(rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW).map_err(|e| Error::sys("open", lower.join(rel), e))?);
-            let fd = openat(dir, name, OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::from_bits_truncate(0o600))
-                .map_err(|e| Error::sys("create", rel, e))?;
+            let mut from = File::from(
+                root.resolve(rel, OFlag::O_RDONLY | OFlag::O_NOFOLLOW)
+                    .map_err(|e| Error::sys("open", lower.join(rel), e))?,
+            );
+            let fd = openat(
+                dir,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                FileMode::from_bits_truncate(0o600),
+            )
+            .map_err(|e| Error::sys("create", rel, e))?;
             let mut to = File::from(fd);
             std::io::copy(&mut from, &mut to).map_err(|e| Error::io(rel, e))?;
             set_fd_meta(to.as_fd(), &m, rel, true)?;
         } else if fmt == SFlag::S_IFLNK {
-            let (pdir, pname) = (lower.join(rel).parent().map(Path::to_path_buf).unwrap_or_default(), rel.file_name().unwrap_or_default());
+            let (pdir, pname) = (
+                lower.join(rel).parent().map(Path::to_path_buf).unwrap_or_default(),
+                rel.file_name().unwrap_or_default(),
+            );
             let t = std::fs::read_link(pdir.join(pname)).map_err(|e| Error::io(lower.join(rel), e))?;
             symlinkat(t.as_os_str(), dir, name).map_err(|e| Error::sys("symlink", rel, e))?;
             set_at_meta(dir, name, &m, rel, true)?;
@@ -225,10 +254,12 @@ fn set_fd_meta(fd: BorrowedFd, m: &Meta, rel: &Path, times: bool) -> Result<()> 
 
 fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: bool) -> Result<()> {
     let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
-    fchownat(dir, name, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys("chown"))?;
+    fchownat(dir, name, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
+        .map_err(sys("chown"))?;
     if !symlink {
         // `name` was just created by mknod in a directory we hold: not a symlink.
-        fchmodat(dir, name, FileMode::from_bits_truncate(m.mode), FchmodatFlags::FollowSymlink).map_err(sys("chmod"))?;
+        fchmodat(dir, name, FileMode::from_bits_truncate(m.mode), FchmodatFlags::FollowSymlink)
+            .map_err(sys("chmod"))?;
     }
     for (k, v) in &m.xattrs {
         match fsops::lsetxattr_at(dir, name, k, v) {
@@ -244,7 +275,10 @@ fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: boo
 /// The `./` entry: metadata of the target directory itself.
 pub(super) fn root_metadata(a: &mut Applier, e: &mut Entry) -> Result<()> {
     let m = meta(e)?;
-    let fd = a.root.resolve(Path::new(""), OFlag::O_RDONLY | OFlag::O_DIRECTORY).map_err(|err| Error::sys("open", &a.root.path, err))?;
+    let fd = a
+        .root
+        .resolve(Path::new(""), OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+        .map_err(|err| Error::sys("open", &a.root.path, err))?;
     set_fd_meta(fd.as_fd(), &m, Path::new("/"), false)?;
     a.dir_times.push((PathBuf::new(), m.atime, m.mtime));
     Ok(())
@@ -258,10 +292,17 @@ pub(super) fn inherit_dir_meta(lowers: &[PathBuf], rel: &Path, parent: BorrowedF
         let Ok(fd) = root.resolve(rel, OFlag::O_PATH | OFlag::O_DIRECTORY) else { continue };
         let st = nix::sys::stat::fstat(fd.as_fd()).map_err(|e| Error::sys("stat", lower.join(rel), e))?;
         let name = rel.file_name().unwrap_or_default();
-        let made: OwnedFd = openat(parent, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty())
-            .map_err(|e| Error::sys("open", rel, e))?;
-        fchown(made.as_fd(), Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid))).map_err(|e| Error::sys("chown", rel, e))?;
-        fchmod(made.as_fd(), FileMode::from_bits_truncate(st.st_mode & 0o7777)).map_err(|e| Error::sys("chmod", rel, e))?;
+        let made: OwnedFd = openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|e| Error::sys("open", rel, e))?;
+        fchown(made.as_fd(), Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)))
+            .map_err(|e| Error::sys("chown", rel, e))?;
+        fchmod(made.as_fd(), FileMode::from_bits_truncate(st.st_mode & 0o7777))
+            .map_err(|e| Error::sys("chmod", rel, e))?;
         break;
     }
     Ok(())

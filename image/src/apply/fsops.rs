@@ -48,11 +48,24 @@ impl Root {
     /// `lower_link` answers, for a path missing here, the symlink target it
     /// has in the layers below (overlay mode), so that a later layer writing
     /// under `/lib -> usr/lib` lands in `usr/lib` as it would on the union.
-    pub fn dir(&self, comps: &[OsString], create: bool, made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>, lower_link: &dyn Fn(&Path) -> Option<OsString>) -> Result<Option<OwnedFd>> {
+    pub fn dir(
+        &self,
+        comps: &[OsString],
+        create: bool,
+        made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>,
+        lower_link: &dyn Fn(&Path) -> Option<OsString>,
+    ) -> Result<Option<OwnedFd>> {
         self.dir_depth(comps, create, made, lower_link, 0)
     }
 
-    fn dir_depth(&self, comps: &[OsString], create: bool, made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>, lower_link: &dyn Fn(&Path) -> Option<OsString>, depth: u32) -> Result<Option<OwnedFd>> {
+    fn dir_depth(
+        &self,
+        comps: &[OsString],
+        create: bool,
+        made: &mut dyn FnMut(&Path, BorrowedFd) -> Result<()>,
+        lower_link: &dyn Fn(&Path) -> Option<OsString>,
+        depth: u32,
+    ) -> Result<Option<OwnedFd>> {
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY;
         let full: PathBuf = comps.iter().collect();
         match self.resolve(&full, flags) {
@@ -71,11 +84,15 @@ impl Root {
             fd = match self.resolve(&prefix, flags) {
                 Ok(next) => next,
                 Err(Errno::ENOENT) => {
-                    let is_link = lstat_at(fd.as_fd(), c).ok().flatten().is_some_and(|st| {
-                        SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK
-                    });
+                    let is_link = lstat_at(fd.as_fd(), c)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK);
                     let target = if is_link {
-                        Some(nix::fcntl::readlinkat(fd.as_fd(), c.as_os_str()).map_err(|e| Error::sys("readlink", self.path.join(&prefix), e))?)
+                        Some(
+                            nix::fcntl::readlinkat(fd.as_fd(), c.as_os_str())
+                                .map_err(|e| Error::sys("readlink", self.path.join(&prefix), e))?,
+                        )
                     } else if lstat_at(fd.as_fd(), c).ok().flatten().is_none() {
                         lower_link(&prefix)
                     } else {
@@ -97,7 +114,8 @@ impl Root {
                     mkdirat(fd.as_fd(), c.as_os_str(), Mode::from_bits_truncate(0o755))
                         .map_err(|e| Error::sys("mkdir", self.path.join(&prefix), e))?;
                     made(&prefix, fd.as_fd())?;
-                    self.resolve(&prefix, flags).map_err(|e| Error::sys("resolve directory", self.path.join(&prefix), e))?
+                    self.resolve(&prefix, flags)
+                        .map_err(|e| Error::sys("resolve directory", self.path.join(&prefix), e))?
                 }
                 Err(e) => return Err(Error::sys("resolve directory", self.path.join(&prefix), e)),
             };
@@ -122,7 +140,12 @@ pub fn is_dir(st: &FileStat) -> bool {
 pub fn remove_all_at(dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
     let Some(st) = lstat_at(dir, name)? else { return Ok(()) };
     if is_dir(&st) {
-        let sub = openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+        let sub = openat(
+            dir,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )?;
         for child in list_dir(&sub)? {
             remove_all_at(sub.as_fd(), &child)?;
         }

@@ -5,8 +5,8 @@
 //! an overlayfs lowerdir (whiteouts become overlay whiteouts). Either way no
 //! tar name can reach outside the target: see `fsops`.
 
-pub mod fsops;
 mod entry;
+pub mod fsops;
 mod path;
 
 use crate::error::{Error, Result};
@@ -30,7 +30,9 @@ pub enum Mode {
     /// `lowers`: the already extracted layers below this one, topmost first
     /// (hardlinks to their files are copied up; implicit parents take their
     /// directories' ownership and mode).
-    Overlay { lowers: Vec<PathBuf> },
+    Overlay {
+        lowers: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -121,8 +123,13 @@ impl Applier<'_> {
             }
             (Whiteout::Opaque, Mode::Overlay { .. }) => {
                 let dir = self.parent_dir(parent, true)?.expect("created");
-                let fd = nix::fcntl::openat(dir.as_fd(), ".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, FileMode::empty())
-                    .map_err(|e| Error::sys("open", &parent_rel, e))?;
+                let fd = nix::fcntl::openat(
+                    dir.as_fd(),
+                    ".",
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+                    FileMode::empty(),
+                )
+                .map_err(|e| Error::sys("open", &parent_rel, e))?;
                 fsops::fsetxattr(fd.as_fd(), whiteout::OVERLAY_OPAQUE_XATTR, b"y")
                     .map_err(|e| Error::sys("set trusted.overlay.opaque", &parent_rel, e))?;
                 self.mark_added(&parent_rel);
@@ -199,8 +206,13 @@ impl Applier<'_> {
             }
             let st = fsops::lstat_at(dir.as_fd(), &name).map_err(|e| Error::sys("stat", &child, e))?;
             if st.is_some_and(|st| fsops::is_dir(&st)) {
-                let sub = nix::fcntl::openat(dir.as_fd(), name.as_os_str(), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, FileMode::empty())
-                    .map_err(|e| Error::sys("open", &child, e))?;
+                let sub = nix::fcntl::openat(
+                    dir.as_fd(),
+                    name.as_os_str(),
+                    OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    FileMode::empty(),
+                )
+                .map_err(|e| Error::sys("open", &child, e))?;
                 self.prune(&sub, &child)?;
             }
         }

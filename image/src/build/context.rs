@@ -51,10 +51,13 @@ impl Ignore {
     /// Whether `rel` (relative to the context) is left out: a pattern matches
     /// a path when it matches the path or one of its parent directories.
     pub fn excluded(&self, rel: &Path) -> bool {
-        let comps: Vec<String> = rel.components().filter_map(|c| match c {
-            Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
-            _ => None,
-        }).collect();
+        let comps: Vec<String> = rel
+            .components()
+            .filter_map(|c| match c {
+                Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+                _ => None,
+            })
+            .collect();
         let mut out = false;
         for (neg, p) in &self.patterns {
             if (1..=comps.len()).any(|n| glob_path(p, &comps[..n])) {
@@ -92,7 +95,9 @@ pub fn glob(pat: &str, s: &str) -> bool {
             Some('*') => (0..=s.len()).any(|k| m(&p[1..], &s[k..])),
             Some('?') => !s.is_empty() && m(&p[1..], &s[1..]),
             Some('[') => {
-                let Some(end) = p.iter().skip(1).position(|&c| c == ']').map(|e| e + 1) else { return s.first() == Some(&'[') && m(&p[1..], &s[1..]) };
+                let Some(end) = p.iter().skip(1).position(|&c| c == ']').map(|e| e + 1) else {
+                    return s.first() == Some(&'[') && m(&p[1..], &s[1..]);
+                };
                 let Some(&c) = s.first() else { return false };
                 let set = &p[1..end];
                 let (neg, set) = match set.first() {
@@ -175,7 +180,11 @@ pub fn sources(root: &Path, src: &str, ignore: &Ignore) -> Result<Vec<Vec<String
             if has_glob(c) {
                 let dir = resolve_in(root, f, true)?;
                 let Ok(rd) = fs::read_dir(&dir) else { continue };
-                let mut names: Vec<String> = rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| glob(c, n)).collect();
+                let mut names: Vec<String> = rd
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| glob(c, n))
+                    .collect();
                 names.sort();
                 for n in names {
                     next.push(f.iter().cloned().chain([n]).collect());
@@ -188,7 +197,8 @@ pub fn sources(root: &Path, src: &str, ignore: &Ignore) -> Result<Vec<Vec<String
     }
     found.retain(|f| {
         let p: PathBuf = f.iter().collect();
-        (!ignore.excluded(&p) || f.is_empty()) && resolve_in(root, f, true).map(|h| fs::symlink_metadata(h).is_ok()).unwrap_or(false)
+        (!ignore.excluded(&p) || f.is_empty())
+            && resolve_in(root, f, true).map(|h| fs::symlink_metadata(h).is_ok()).unwrap_or(false)
     });
     Ok(found)
 }
@@ -205,7 +215,11 @@ pub struct Item {
 /// Everything under directory `rel` of `root` (not `rel` itself), parents first,
 /// placed under `dest`. Symlinks are copied as links.
 pub fn walk_dir(rel: &[String], host: &Path, dest: &Path, ignore: &Ignore, out: &mut Vec<Item>) -> Result<()> {
-    let mut names: Vec<_> = fs::read_dir(host).map_err(|e| Error::io(host, e))?.map(|e| e.map(|e| e.file_name())).collect::<std::result::Result<_, _>>().map_err(|e| Error::io(host, e))?;
+    let mut names: Vec<_> = fs::read_dir(host)
+        .map_err(|e| Error::io(host, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::io(host, e))?;
     names.sort();
     for n in names {
         let name = n.to_string_lossy().into_owned();
@@ -231,8 +245,13 @@ pub fn hash_items(items: &[Item]) -> Result<String> {
     let mut h = HashWriter::new(std::io::sink());
     for it in items {
         let m = &it.meta;
-        let link = if m.file_type().is_symlink() { fs::read_link(&it.host).map_err(|e| Error::io(&it.host, e))? } else { PathBuf::new() };
-        writeln!(h, "{}\0{:o}\0{}:{}\0{}\0{}", it.dest.display(), m.mode(), m.uid(), m.gid(), m.len(), link.display()).map_err(|e| Error::io(&it.host, e))?;
+        let link = if m.file_type().is_symlink() {
+            fs::read_link(&it.host).map_err(|e| Error::io(&it.host, e))?
+        } else {
+            PathBuf::new()
+        };
+        writeln!(h, "{}\0{:o}\0{}:{}\0{}\0{}", it.dest.display(), m.mode(), m.uid(), m.gid(), m.len(), link.display())
+            .map_err(|e| Error::io(&it.host, e))?;
         if m.is_file() {
             let mut f = fs::File::open(&it.host).map_err(|e| Error::io(&it.host, e))?;
             std::io::copy(&mut f, &mut h).map_err(|e| Error::io(&it.host, e))?;

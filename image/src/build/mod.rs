@@ -85,10 +85,16 @@ pub struct StageState {
 
 impl StageState {
     pub fn env(&self) -> Vec<(String, String)> {
-        self.config["config"]["Env"].as_array().into_iter().flatten().filter_map(|e| e.as_str()).map(|e| {
-            let (k, v) = e.split_once('=').unwrap_or((e, ""));
-            (k.to_string(), v.to_string())
-        }).collect()
+        self.config["config"]["Env"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_str())
+            .map(|e| {
+                let (k, v) = e.split_once('=').unwrap_or((e, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect()
     }
 
     /// A variable as instructions see it: ENV first, then ARG.
@@ -98,7 +104,8 @@ impl StageState {
 
     pub fn set_env(&mut self, k: &str, v: &str) {
         // A name set again moves to the end, as buildah does.
-        let mut env: Vec<Value> = self.env().into_iter().filter(|(ek, _)| ek != k).map(|(ek, ev)| json!(format!("{ek}={ev}"))).collect();
+        let mut env: Vec<Value> =
+            self.env().into_iter().filter(|(ek, _)| ek != k).map(|(ek, ev)| json!(format!("{ek}={ev}"))).collect();
         env.push(json!(format!("{k}={v}")));
         self.config["config"]["Env"] = json!(env);
     }
@@ -123,7 +130,11 @@ impl StageState {
 pub fn build(opts: &BuildOptions) -> Result<Descriptor> {
     let file = match &opts.file {
         Some(f) => f.clone(),
-        None => ["Containerfile", "Dockerfile"].iter().map(|n| opts.context.join(n)).find(|p| p.exists()).unwrap_or_else(|| opts.context.join("Containerfile")),
+        None => ["Containerfile", "Dockerfile"]
+            .iter()
+            .map(|n| opts.context.join(n))
+            .find(|p| p.exists())
+            .unwrap_or_else(|| opts.context.join("Containerfile")),
     };
     let text = std::fs::read_to_string(&file).map_err(|e| Error::io(&file, e))?;
     let cf = parser::parse(&file.display().to_string(), &text)?;
@@ -132,7 +143,9 @@ pub fn build(opts: &BuildOptions) -> Result<Descriptor> {
     }
     let target = match &opts.target {
         None => cf.stages.len() - 1,
-        Some(t) => stage_index(&cf, t).ok_or_else(|| Error::Invalid(format!("--target {t}: no such stage in {}", cf.file)))?,
+        Some(t) => {
+            stage_index(&cf, t).ok_or_else(|| Error::Invalid(format!("--target {t}: no such stage in {}", cf.file)))?
+        }
     };
     let layout = Layout::open_or_init(&opts.dest.path)?;
     let store = Store::open(&opts.store)?;
@@ -145,5 +158,8 @@ pub fn build(opts: &BuildOptions) -> Result<Descriptor> {
 /// A stage by name (case-insensitive) or index.
 pub fn stage_index(cf: &Containerfile, name: &str) -> Option<usize> {
     let lower = name.to_ascii_lowercase();
-    cf.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())).or_else(|| name.parse::<usize>().ok().filter(|i| *i < cf.stages.len()))
+    cf.stages
+        .iter()
+        .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        .or_else(|| name.parse::<usize>().ok().filter(|i| *i < cf.stages.len()))
 }

@@ -74,8 +74,24 @@ pub fn error_at(file: &str, i: &Instruction, what: impl std::fmt::Display) -> Er
 }
 
 const KEYWORDS: [&str; 18] = [
-    "FROM", "RUN", "CMD", "ENTRYPOINT", "ENV", "ARG", "WORKDIR", "USER", "LABEL", "EXPOSE", "VOLUME", "STOPSIGNAL", "SHELL",
-    "COPY", "ADD", "MAINTAINER", "ONBUILD", "HEALTHCHECK",
+    "FROM",
+    "RUN",
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "ARG",
+    "WORKDIR",
+    "USER",
+    "LABEL",
+    "EXPOSE",
+    "VOLUME",
+    "STOPSIGNAL",
+    "SHELL",
+    "COPY",
+    "ADD",
+    "MAINTAINER",
+    "ONBUILD",
+    "HEALTHCHECK",
 ];
 
 /// Parses a Containerfile's text; `file` names it in errors.
@@ -108,7 +124,12 @@ pub fn parse(file: &str, text: &str) -> Result<Containerfile> {
                     return Err(err("bad or repeated stage name"));
                 }
             }
-            cf.stages.push(Stage { name: name.map(|n| n.to_ascii_lowercase()), base: w[0].to_string(), from: i.clone(), instructions: vec![] });
+            cf.stages.push(Stage {
+                name: name.map(|n| n.to_ascii_lowercase()),
+                base: w[0].to_string(),
+                from: i.clone(),
+                instructions: vec![],
+            });
             continue;
         }
         match cf.stages.last_mut() {
@@ -140,7 +161,11 @@ fn logical_lines(file: &str, text: &str) -> Result<(char, Vec<(usize, String)>)>
                         escape = match v.trim() {
                             "\\" => '\\',
                             "`" => '`',
-                            other => return Err(Error::Invalid(format!("{file}:{n}: escape directive: {other:?} is neither \\ nor `"))),
+                            other => {
+                                return Err(Error::Invalid(format!(
+                                    "{file}:{n}: escape directive: {other:?} is neither \\ nor `"
+                                )))
+                            }
                         };
                         continue;
                     }
@@ -273,7 +298,11 @@ pub fn expand(text: &str, escape: char, vars: &dyn Fn(&str) -> Option<String>) -
     Ok(out)
 }
 
-fn expand_one(chars: &mut std::iter::Peekable<std::str::Chars>, escape: char, vars: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+fn expand_one(
+    chars: &mut std::iter::Peekable<std::str::Chars>,
+    escape: char,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_';
     if chars.peek() == Some(&'{') {
         chars.next();
@@ -346,11 +375,16 @@ fn expand_one(chars: &mut std::iter::Peekable<std::str::Chars>, escape: char, va
 
 /// `K=V` words (quotes removed, variables expanded); the legacy `K V...` form
 /// (one pair, the rest of the line the value) when the first word has no `=`.
-pub fn pairs(text: &str, escape: char, vars: &dyn Fn(&str) -> Option<String>) -> std::result::Result<Vec<(String, String)>, String> {
+pub fn pairs(
+    text: &str,
+    escape: char,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<Vec<(String, String)>, String> {
     let ws = words(text, escape, Some(vars))?;
     let Some(first) = ws.first() else { return Err("needs KEY=VALUE".into()) };
     if !first.contains('=') {
-        let rest = text.trim_start()[text.trim_start().find(char::is_whitespace).unwrap_or(text.trim_start().len())..].trim();
+        let rest =
+            text.trim_start()[text.trim_start().find(char::is_whitespace).unwrap_or(text.trim_start().len())..].trim();
         if rest.is_empty() {
             return Err(format!("{first}: needs a value"));
         }
@@ -400,7 +434,10 @@ mod tests {
         assert!(e.starts_with("Cf:1: RUN x:"), "{e}");
         let e = parse("Cf", "# nothing\n").unwrap_err().to_string();
         assert_eq!(e, "Cf: no FROM instruction");
-        assert!(parse("Cf", "FROM a\nHEALTHCHECK CMD true\nONBUILD RUN x\n").is_ok(), "parsed (and ignored by the build)");
+        assert!(
+            parse("Cf", "FROM a\nHEALTHCHECK CMD true\nONBUILD RUN x\n").is_ok(),
+            "parsed (and ignored by the build)"
+        );
         let e = parse("Cf", "FROM a\nRUN <<EOF\necho\nEOF\n").unwrap_err().to_string();
         assert_eq!(e, "Cf:2: RUN <<EOF: heredocs are not supported by strata-image build");
         let e = parse("Cf", "FROM a\nENV\n").unwrap_err().to_string();
@@ -419,8 +456,14 @@ mod tests {
     #[test]
     fn word_lexer() {
         let v: &dyn Fn(&str) -> Option<String> = &vars;
-        assert_eq!(words(r#"a "b c" 'd $A' $A ${A}z"#, '\\', Some(v)).unwrap(), vec!["a", "b c", "d $A", "x y", "x yz"]);
-        assert_eq!(words("${N:-def} ${E:-e} ${E-e}x ${A:+set} ${N:+set}-", '\\', Some(v)).unwrap(), vec!["def", "e", "x", "set", "-"]);
+        assert_eq!(
+            words(r#"a "b c" 'd $A' $A ${A}z"#, '\\', Some(v)).unwrap(),
+            vec!["a", "b c", "d $A", "x y", "x yz"]
+        );
+        assert_eq!(
+            words("${N:-def} ${E:-e} ${E-e}x ${A:+set} ${N:+set}-", '\\', Some(v)).unwrap(),
+            vec!["def", "e", "x", "set", "-"]
+        );
         assert_eq!(words(r#"a\ b "q\"q" \$A"#, '\\', Some(v)).unwrap(), vec!["a b", "q\"q", "$A"]);
         assert!(words("'open", '\\', Some(v)).is_err());
         assert!(words("${A:?x}", '\\', Some(v)).is_err());
@@ -430,7 +473,10 @@ mod tests {
     #[test]
     fn env_pairs_and_json() {
         let v: &dyn Fn(&str) -> Option<String> = &vars;
-        assert_eq!(pairs(r#"K=1 L="two words" M=$A"#, '\\', v).unwrap(), vec![("K".into(), "1".into()), ("L".into(), "two words".into()), ("M".into(), "x y".into())]);
+        assert_eq!(
+            pairs(r#"K=1 L="two words" M=$A"#, '\\', v).unwrap(),
+            vec![("K".into(), "1".into()), ("L".into(), "two words".into()), ("M".into(), "x y".into())]
+        );
         assert_eq!(pairs("K a b  c", '\\', v).unwrap(), vec![("K".into(), "a b c".into())]);
         assert!(pairs("=x", '\\', v).is_err());
         assert_eq!(json_array(r#"["sh", "-c", "x"]"#), Some(vec!["sh".into(), "-c".into(), "x".into()]));

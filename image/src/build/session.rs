@@ -66,7 +66,8 @@ impl Session {
             set.add(s);
         }
         let mut old = SigSet::empty();
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)).map_err(|e| Error::sys("sigprocmask", "/", e))?;
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old))
+            .map_err(|e| Error::sys("sigprocmask", "/", e))?;
         // The init forks into its pid namespace: it is our grandchild, reaped by us as a subreaper.
         // SAFETY: plain prctl with integer arguments.
         unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) };
@@ -96,10 +97,12 @@ fn wait(init: i32, set: &SigSet) -> Result<i32> {
         loop {
             match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::Exited(p, code)) if p == pid => {
-                    return interrupted.map_or(Ok(code), |s: Signal| Err(Error::Invalid(format!("interrupted by {s}"))));
+                    return interrupted
+                        .map_or(Ok(code), |s: Signal| Err(Error::Invalid(format!("interrupted by {s}"))));
                 }
                 Ok(WaitStatus::Signaled(p, s, _)) if p == pid => {
-                    return interrupted.map_or(Ok(128 + s as i32), |s: Signal| Err(Error::Invalid(format!("interrupted by {s}"))));
+                    return interrupted
+                        .map_or(Ok(128 + s as i32), |s: Signal| Err(Error::Invalid(format!("interrupted by {s}"))));
                 }
                 Ok(WaitStatus::StillAlive) | Err(_) => break,
                 Ok(_) => continue,

@@ -72,7 +72,13 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
-        UnpackOptions { platform: PlatformSpec::host(), overlay: false, store: store::DEFAULT_STORE.into(), args: None, progress: None }
+        UnpackOptions {
+            platform: PlatformSpec::host(),
+            overlay: false,
+            store: store::DEFAULT_STORE.into(),
+            args: None,
+            progress: None,
+        }
     }
 }
 
@@ -109,7 +115,10 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         s.register(bundle)?;
         registration.0 = Some((s, bundle));
     }
-    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::BUNDLE)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&staging::prefix(staging::BUNDLE))
+        .tempdir_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
     store::set_mode(&rootfs, 0o755)?;
@@ -176,7 +185,12 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     Ok(meta)
 }
 
-fn extract_to_store(img: &ResolvedImage, store: &Store, opts: &UnpackOptions, on_bytes: &dyn Fn(u64)) -> Result<Vec<PathBuf>> {
+fn extract_to_store(
+    img: &ResolvedImage,
+    store: &Store,
+    opts: &UnpackOptions,
+    on_bytes: &dyn Fn(u64),
+) -> Result<Vec<PathBuf>> {
     let mut below: Vec<PathBuf> = Vec::new(); // topmost first
     let n = img.layers.len();
     for (i, l) in img.layers.iter().enumerate() {

@@ -5,9 +5,9 @@
 //! passed one by one with the new mount API (fsconfig `lowerdir+`, Linux 6.8+).
 
 use crate::error::{Error, Result};
+use nix::errno::Errno;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use std::ffi::CString;
-use nix::errno::Errno;
 use std::ffi::OsStr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
@@ -60,15 +60,19 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
     const FSMOUNT_CLOEXEC: libc::c_uint = 1;
     const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
     let err = |op: &'static str| move |e: nix::Error| Error::sys(op, target, e);
-    let cs = |s: &[u8]| CString::new(s).map_err(|_| Error::Invalid(format!("{}: NUL in an overlay path", target.display())));
+    let cs =
+        |s: &[u8]| CString::new(s).map_err(|_| Error::Invalid(format!("{}: NUL in an overlay path", target.display())));
     // SAFETY: the name is a NUL-terminated literal; the call returns a new fd or -1.
-    let fs_fd = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) }).map_err(err("fsopen overlay"))?;
+    let fs_fd = Errno::result(unsafe { libc::syscall(libc::SYS_fsopen, c"overlay".as_ptr(), FSOPEN_CLOEXEC) })
+        .map_err(err("fsopen overlay"))?;
     // SAFETY: fsopen just returned this fd and nothing else owns it.
     let fs_fd = unsafe { OwnedFd::from_raw_fd(fs_fd as RawFd) };
     let set = |key: &[u8], val: &[u8]| -> Result<()> {
         let (key, val) = (cs(key)?, cs(val)?);
         // SAFETY: fs_fd is an open fs context; key and val are NUL-terminated and outlive the call.
-        let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs_fd.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), val.as_ptr(), 0) };
+        let r = unsafe {
+            libc::syscall(libc::SYS_fsconfig, fs_fd.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), val.as_ptr(), 0)
+        };
         Errno::result(r).map(drop).map_err(|e| Error::sys("fsconfig (needs Linux 6.8+ for many layers)", target, e))
     };
     // lowerdir+ appends below the previous ones: topmost first. It takes a path
@@ -87,12 +91,22 @@ fn mount_overlay_fsconfig(lowers: &[PathBuf], upper: &Path, work: &Path, target:
     let r = unsafe { libc::syscall(libc::SYS_fsconfig, fs_fd.as_raw_fd(), FSCONFIG_CMD_CREATE, 0usize, 0usize, 0) };
     Errno::result(r).map_err(err("fsconfig create"))?;
     // SAFETY: fs_fd holds a created superblock; the call returns a new fd or -1.
-    let mnt = Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fs_fd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) }).map_err(err("fsmount"))?;
+    let mnt = Errno::result(unsafe { libc::syscall(libc::SYS_fsmount, fs_fd.as_raw_fd(), FSMOUNT_CLOEXEC, 0) })
+        .map_err(err("fsmount"))?;
     // SAFETY: fsmount just returned this fd and nothing else owns it.
     let mnt = unsafe { OwnedFd::from_raw_fd(mnt as RawFd) };
     let t = cs(target.as_os_str().as_bytes())?;
     // SAFETY: mnt is a detached mount; "" and t are NUL-terminated and outlive the call.
-    let r = unsafe { libc::syscall(libc::SYS_move_mount, mnt.as_raw_fd(), c"".as_ptr(), libc::AT_FDCWD, t.as_ptr(), MOVE_MOUNT_F_EMPTY_PATH) };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            mnt.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
     Errno::result(r).map(drop).map_err(err("move_mount"))
 }
 
@@ -133,7 +147,9 @@ pub fn unmount(p: &Path) -> Result<()> {
     while is_mounted(p) {
         match umount2(p, MntFlags::empty()) {
             Ok(()) => {}
-            Err(nix::errno::Errno::EBUSY) => umount2(p, MntFlags::MNT_DETACH).map_err(|e| Error::sys("umount", p, e))?,
+            Err(nix::errno::Errno::EBUSY) => {
+                umount2(p, MntFlags::MNT_DETACH).map_err(|e| Error::sys("umount", p, e))?
+            }
             Err(e) => return Err(Error::sys("umount", p, e)),
         }
     }

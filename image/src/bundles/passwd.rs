@@ -20,7 +20,10 @@ fn read_in_root(rootfs: &Path, rel: &str) -> Result<String> {
     match root.resolve(Path::new(rel), OFlag::O_RDONLY) {
         Ok(fd) => {
             let mut s = String::new();
-            std::fs::File::from(fd).take(16 << 20).read_to_string(&mut s).map_err(|e| Error::io(rootfs.join(rel), e))?;
+            std::fs::File::from(fd)
+                .take(16 << 20)
+                .read_to_string(&mut s)
+                .map_err(|e| Error::io(rootfs.join(rel), e))?;
             Ok(s)
         }
         Err(nix::errno::Errno::ENOENT) => Ok(String::new()),
@@ -54,7 +57,9 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<User> {
         gid = match (records(&group).find(|r| r.len() >= 3 && (r[0] == g || r[2] == g)), g.parse::<u32>()) {
             (Some(r), _) => r[2].parse().map_err(|_| Error::Invalid(format!("/etc/group: bad gid for {}", r[0])))?,
             (None, Ok(gid)) => gid,
-            (None, Err(_)) => return Err(Error::Invalid(format!("image group {g:?} not found in the rootfs' /etc/group"))),
+            (None, Err(_)) => {
+                return Err(Error::Invalid(format!("image group {g:?} not found in the rootfs' /etc/group")))
+            }
         };
     }
     let mut additional_gids = Vec::new();

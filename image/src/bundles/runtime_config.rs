@@ -30,7 +30,9 @@ pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String
 
     let argv: Vec<String> = match args {
         Some(a) if !a.is_empty() => a.to_vec(),
-        _ => c.entrypoint().clone().unwrap_or_default().into_iter().chain(c.cmd().clone().unwrap_or_default()).collect(),
+        _ => {
+            c.entrypoint().clone().unwrap_or_default().into_iter().chain(c.cmd().clone().unwrap_or_default()).collect()
+        }
     };
     // Without Entrypoint and Cmd the default `sh` stays, as umoci does.
     if !argv.is_empty() {

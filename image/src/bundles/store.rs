@@ -12,8 +12,8 @@
 use crate::apply::{self, Mode};
 use crate::digest;
 use crate::error::{Error, Result};
-use crate::staging;
 use crate::image::{self, LayerBlob};
+use crate::staging;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -40,7 +40,10 @@ impl Store {
     pub fn open_existing(root: impl Into<PathBuf>) -> Result<Store> {
         let root = root.into();
         if !root.join("layers/sha256").is_dir() {
-            return Err(Error::Invalid(format!("store {}: no layer store there (unpack --overlay makes it)", root.display())));
+            return Err(Error::Invalid(format!(
+                "store {}: no layer store there (unpack --overlay makes it)",
+                root.display()
+            )));
         }
         Store::open(root)
     }
@@ -64,7 +67,12 @@ impl Store {
     }
 
     /// `ensure`, reporting the stored bytes read while extracting.
-    pub fn ensure_with(&self, layer: &LayerBlob, below: &[PathBuf], on_bytes: Option<&dyn Fn(u64)>) -> Result<(PathBuf, bool)> {
+    pub fn ensure_with(
+        &self,
+        layer: &LayerBlob,
+        below: &[PathBuf],
+        on_bytes: Option<&dyn Fn(u64)>,
+    ) -> Result<(PathBuf, bool)> {
         let dest = self.layer_dir(&layer.diff_id)?;
         if dest.is_dir() {
             return Ok((dest, false));
@@ -72,7 +80,10 @@ impl Store {
         let parent = dest.parent().unwrap();
         // Extractions cut short by a kill are removed by the next one (or gc).
         staging::sweep(parent, staging::TEMP_FILE, false)?;
-        let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&staging::prefix(staging::TEMP_FILE))
+            .tempdir_in(parent)
+            .map_err(|e| Error::io(parent, e))?;
         let mode = Mode::Overlay { lowers: below.to_vec() };
         image::with_layer_progress(layer, on_bytes, |r| apply::apply_layer(tmp.path(), r, &mode))?;
         set_mode(tmp.path(), 0o755)?;
@@ -143,7 +154,8 @@ impl Store {
     pub fn lock(&self, exclusive: bool) -> Result<StoreLock> {
         use nix::fcntl::{Flock, FlockArg};
         let p = self.root.join("lock");
-        let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io(&p, e))?;
+        let f =
+            fs::OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(|e| Error::io(&p, e))?;
         let op = if exclusive { FlockArg::LockExclusive } else { FlockArg::LockShared };
         let lock = Flock::lock(f, op).map_err(|(_, e)| Error::sys("flock", &p, e))?;
         Ok(StoreLock(lock))

@@ -64,7 +64,9 @@ pub fn run(a: Args) -> Result<()> {
         store: a.store,
         cgroup_parent: a.cgroup_parent,
         quiet: a.quiet,
-        progress: std::io::stderr().is_terminal().then(|| Box::new(Bar(indicatif::ProgressBar::hidden())) as Box<dyn build::Progress>),
+        progress: std::io::stderr()
+            .is_terminal()
+            .then(|| Box::new(Bar(indicatif::ProgressBar::hidden())) as Box<dyn build::Progress>),
     };
     let d = build::build(&opts)?;
     println!("{}", d.digest());
@@ -77,7 +79,8 @@ struct Bar(indicatif::ProgressBar);
 
 impl build::Progress for Bar {
     fn start(&self, what: &str, total: u64) {
-        let style = indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {msg}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+        let style = indicatif::ProgressStyle::with_template("[{bar:30}] {bytes}/{total_bytes} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
         self.0.set_style(style);
         self.0.set_message(format!("to {what}"));
         self.0.set_length(total);

@@ -30,7 +30,12 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let pause = a.pause.then(|| Runtime { binary: a.runtime.unwrap_or_else(Runtime::default_binary), root: a.runtime_root });
-    let d = commit::commit(&a.bundle, &Reference::parse(&a.image)?, &CommitOptions { message: a.message, author: a.author, pause })?;
+    let pause =
+        a.pause.then(|| Runtime { binary: a.runtime.unwrap_or_else(Runtime::default_binary), root: a.runtime_root });
+    let d = commit::commit(
+        &a.bundle,
+        &Reference::parse(&a.image)?,
+        &CommitOptions { message: a.message, author: a.author, pause },
+    )?;
     super::print_written(&d, &a.image, a.json)
 }

@@ -27,7 +27,13 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(s) = &a.store {
         let r = gc::gc_store(&Store::open_existing(s)?, a.dry_run)?;
         if !a.json {
-            println!("store {}: {remove} {} layers ({} bytes), {keep} {}", s.display(), r.removed.len(), r.freed, r.kept);
+            println!(
+                "store {}: {remove} {} layers ({} bytes), {keep} {}",
+                s.display(),
+                r.removed.len(),
+                r.freed,
+                r.kept
+            );
             print_staging(remove, &r);
         }
         out.insert("store".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);
@@ -35,7 +41,13 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(l) = &a.layout {
         let r = gc::gc_layout(&Layout::open(l)?, a.dry_run)?;
         if !a.json {
-            println!("layout {}: {remove} {} blobs ({} bytes), {keep} {}", l.display(), r.removed.len(), r.freed, r.kept);
+            println!(
+                "layout {}: {remove} {} blobs ({} bytes), {keep} {}",
+                l.display(),
+                r.removed.len(),
+                r.freed,
+                r.kept
+            );
             print_staging(remove, &r);
         }
         out.insert("layout".into(), serde_json::to_value(r).map_err(|e| Error::json("output", e))?);

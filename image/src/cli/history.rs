@@ -1,6 +1,6 @@
+use strata_image::history::HistoryRow;
 use strata_image::platform::PlatformSpec;
 use strata_image::reference::Reference;
-use strata_image::history::HistoryRow;
 use strata_image::{history, image, Result};
 
 #[derive(clap::Args)]
@@ -20,7 +20,9 @@ pub fn run(a: Args) -> Result<()> {
         return super::print_json(&rows);
     }
     let text = |s: &Option<String>| s.as_deref().unwrap_or("").replace(['\n', '\t'], " ");
-    let width = |f: &dyn Fn(&HistoryRow) -> String, title: &str| rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0).max(title.len());
+    let width = |f: &dyn Fn(&HistoryRow) -> String, title: &str| {
+        rows.iter().map(|r| f(r).chars().count()).max().unwrap_or(0).max(title.len())
+    };
     let (aw, cw) = (width(&|r| text(&r.author), "AUTHOR"), width(&|r| text(&r.comment), "COMMENT"));
     println!("{:<20} {:<24} {:>10}  {:<aw$}  {:<cw$}  CREATED BY", "LAYER", "CREATED", "SIZE", "AUTHOR", "COMMENT");
     for r in rows.iter().rev() {

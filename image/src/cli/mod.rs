@@ -4,13 +4,13 @@
 mod build;
 mod commit;
 mod du;
-mod gc;
 mod export;
+mod gc;
 mod history;
 mod import;
-mod save;
 mod ls;
 mod mount;
+mod save;
 mod unpack;
 
 use clap::{CommandFactory, Parser, Subcommand};
@@ -102,7 +102,9 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> strata_image::Result<()> {
 /// --json its descriptor and where it was written.
 pub fn print_written(d: &oci_spec::image::Descriptor, image: &str, json: bool) -> strata_image::Result<()> {
     if json {
-        return print_json(&serde_json::json!({"image": image, "digest": d.digest().to_string(), "mediaType": d.media_type().to_string(), "size": d.size()}));
+        return print_json(
+            &serde_json::json!({"image": image, "digest": d.digest().to_string(), "mediaType": d.media_type().to_string(), "size": d.size()}),
+        );
     }
     println!("{}", d.digest());
     Ok(())

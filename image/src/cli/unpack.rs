@@ -66,7 +66,12 @@ impl bundle::Progress for Bar {
         self.0.inc(n);
     }
     fn layer(&self, i: usize, n: usize, d: &str, fresh: bool) {
-        self.0.println(format!("layer {}/{n} {} {}", i + 1, &d[..d.len().min(19)], if fresh { "extracted" } else { "cached" }));
+        self.0.println(format!(
+            "layer {}/{n} {} {}",
+            i + 1,
+            &d[..d.len().min(19)],
+            if fresh { "extracted" } else { "cached" }
+        ));
         self.0.set_message(format!("layer {}/{n}", (i + 2).min(n)));
         if i + 1 == n {
             self.0.finish_and_clear();

@@ -39,7 +39,21 @@ struct Rec {
 impl Rec {
     fn of(m: &fs::Metadata) -> Rec {
         let ft = m.file_type();
-        let kind = if ft.is_dir() { 'd' } else if ft.is_symlink() { 'l' } else if ft.is_file() { 'f' } else if ft.is_char_device() { 'c' } else if ft.is_block_device() { 'b' } else if ft.is_fifo() { 'p' } else { 's' };
+        let kind = if ft.is_dir() {
+            'd'
+        } else if ft.is_symlink() {
+            'l'
+        } else if ft.is_file() {
+            'f'
+        } else if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else if ft.is_fifo() {
+            'p'
+        } else {
+            's'
+        };
         let ns = |s: i64, n: i64| s as i128 * 1_000_000_000 + n as i128;
         Rec {
             kind,
@@ -71,7 +85,20 @@ fn record_dir(root: &Path, rel: &Path, w: &mut dyn Write) -> Result<()> {
         let path = root.join(&rel);
         let m = fs::symlink_metadata(&path).map_err(|e| Error::io(&path, e))?;
         let r = Rec::of(&m);
-        writeln!(w, "{}\t{}\t{:o}\t{}\t{}\t{}\t{}\t{}\t{}", escape(rel.as_os_str().as_bytes()), r.kind, r.mode, r.uid, r.gid, r.size, r.mtime, r.ctime, r.ino).map_err(|e| Error::io(&path, e))?;
+        writeln!(
+            w,
+            "{}\t{}\t{:o}\t{}\t{}\t{}\t{}\t{}\t{}",
+            escape(rel.as_os_str().as_bytes()),
+            r.kind,
+            r.mode,
+            r.uid,
+            r.gid,
+            r.size,
+            r.mtime,
+            r.ctime,
+            r.ino
+        )
+        .map_err(|e| Error::io(&path, e))?;
         if m.is_dir() {
             record_dir(root, &rel, w)?;
         }
@@ -84,7 +111,15 @@ fn record_dir(root: &Path, rel: &Path, w: &mut dyn Write) -> Result<()> {
 /// in a directory that was deleted and made again (its old content is gone).
 pub fn write_diff(root: &Path, tree: &Path, out: &mut dyn Write) -> Result<DiffStats> {
     let f = fs::File::open(tree).map_err(|e| Error::io(tree, e))?;
-    let mut d = Differ { tar: TreeTar::new(root, out), base: BufReader::new(f), tree: tree.to_path_buf(), line: 0, peeked: None, skip: None, stats: DiffStats::default() };
+    let mut d = Differ {
+        tar: TreeTar::new(root, out),
+        base: BufReader::new(f),
+        tree: tree.to_path_buf(),
+        line: 0,
+        peeked: None,
+        skip: None,
+        stats: DiffStats::default(),
+    };
     d.walk(Path::new(""))?;
     d.drain_before(None)?;
     let stats = d.stats;
@@ -182,7 +217,9 @@ impl Differ<'_> {
                 return Ok(None);
             }
             self.line += 1;
-            let entry = parse(&buf).ok_or_else(|| Error::Invalid(format!("{}: line {}: not a tree record", self.tree.display(), self.line)))?;
+            let entry = parse(&buf).ok_or_else(|| {
+                Error::Invalid(format!("{}: line {}: not a tree record", self.tree.display(), self.line))
+            })?;
             if !self.skip.as_deref().is_some_and(|s| is_under(&entry.0, s)) {
                 self.peeked = Some(entry);
             }
@@ -200,7 +237,8 @@ pub fn recorded_size(tree: &Path) -> Result<u64> {
     for (n, line) in BufReader::new(f).split(b'\n').enumerate() {
         let mut line = line.map_err(|e| Error::io(tree, e))?;
         line.push(b'\n');
-        let (_, r) = parse(&line).ok_or_else(|| Error::Invalid(format!("{}: line {}: not a tree record", tree.display(), n + 1)))?;
+        let (_, r) = parse(&line)
+            .ok_or_else(|| Error::Invalid(format!("{}: line {}: not a tree record", tree.display(), n + 1)))?;
         if matches!(r.kind, 'f' | 'l') && seen.insert(r.ino) {
             total += r.size;
         }

@@ -40,7 +40,12 @@ impl Runtime {
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let first = err.lines().next().unwrap_or("").trim();
-            return Err(Error::Invalid(format!("--runtime {} {}: {first} ({})", self.binary.display(), args.join(" "), out.status)));
+            return Err(Error::Invalid(format!(
+                "--runtime {} {}: {first} ({})",
+                self.binary.display(),
+                args.join(" "),
+                out.status
+            )));
         }
         Ok(out.stdout)
     }
@@ -54,13 +59,15 @@ impl Runtime {
         let out = self.run(&["list", "--format", "json"])?;
         // runc prints `null` for an empty list (and nothing at all in some versions).
         let text = if out.iter().all(u8::is_ascii_whitespace) { &b"null"[..] } else { &out[..] };
-        let rows: Option<Vec<serde_json::Value>> =
-            serde_json::from_slice(text).map_err(|e| Error::json(format!("`{} list --format json`", self.binary.display()), e))?;
+        let rows: Option<Vec<serde_json::Value>> = serde_json::from_slice(text)
+            .map_err(|e| Error::json(format!("`{} list --format json`", self.binary.display()), e))?;
         Ok(rows
             .unwrap_or_default()
             .iter()
             .filter(|r| r["status"] == "running")
-            .filter(|r| r["bundle"].as_str().and_then(|b| std::fs::canonicalize(b).ok()).as_deref() == Some(want.as_path()))
+            .filter(|r| {
+                r["bundle"].as_str().and_then(|b| std::fs::canonicalize(b).ok()).as_deref() == Some(want.as_path())
+            })
             .filter_map(|r| r["id"].as_str().map(str::to_string))
             .collect())
     }

@@ -13,16 +13,16 @@ pub mod writer;
 
 use crate::bundle::{self, BundleMeta};
 use crate::error::{Error, Result};
-use freeze::Runtime;
 use crate::image::{self, ResolvedImage};
 use crate::layout::{parse_digest, Layout};
 use crate::platform::PlatformSpec;
 use crate::reference::Reference;
-use treetar::Source;
-use writer::Compression;
+use freeze::Runtime;
 use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 use std::fs::File;
+use treetar::Source;
+use writer::Compression;
 
 #[derive(Default)]
 pub struct CommitOptions {
@@ -39,18 +39,27 @@ pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptio
     let meta = BundleMeta::load(bundle_dir)?;
     let tree = bundle_dir.join(flatdiff::TREE_FILE);
     if !meta.is_overlay() && !tree.exists() {
-        return Err(Error::Invalid(format!("{}: flatten bundle without a tree record (made by an older strata-image): nothing to diff against", tree.display())));
+        return Err(Error::Invalid(format!(
+            "{}: flatten bundle without a tree record (made by an older strata-image): nothing to diff against",
+            tree.display()
+        )));
     }
     let base = image::open(&Reference::parse(&meta.image)?, &PlatformSpec::host())?;
     if base.config_digest != meta.config_digest {
-        return Err(Error::Invalid(format!("{}: image {} changed since the bundle was made", bundle_dir.display(), meta.image)));
+        return Err(Error::Invalid(format!(
+            "{}: image {} changed since the bundle was made",
+            bundle_dir.display(),
+            meta.image
+        )));
     }
     let layout = Layout::open_or_init(&dest.path)?;
     let mut layers = copy_layers(&base, &layout)?;
     let frozen = opts.pause.as_ref().map(|rt| freeze::freeze(bundle_dir, rt)).transpose()?;
     let new = if meta.is_overlay() {
         let upper = bundle::upper_dir(bundle_dir);
-        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| {
+            treetar::write_tree(&upper, w, Source::OverlayUpper)
+        })
     } else {
         let rootfs = bundle_dir.join("rootfs");
         writer::write_layer_with(&layout, Compression::Gzip, &mut |w| flatdiff::write_diff(&rootfs, &tree, w).map(drop))
@@ -60,7 +69,8 @@ pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptio
     thawed?;
     layers.push(new.descriptor.clone());
 
-    let mut config: serde_json::Value = serde_json::from_slice(&base.config_raw).map_err(|e| Error::json("base config", e))?;
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&base.config_raw).map_err(|e| Error::json("base config", e))?;
     let now = writer::now_rfc3339();
     config["created"] = json!(now);
     if let Some(a) = &opts.author {
@@ -99,7 +109,10 @@ pub fn copy_layers(img: &ResolvedImage, layout: &Layout) -> Result<Vec<Descripto
             (Some(d), Some(m)) => {
                 if !layout.has_blob(d) {
                     let mut f = File::open(&l.path).map_err(|e| Error::io(&l.path, e))?;
-                    let mut v = crate::digest::Verifier::new(&mut f, crate::digest::Check::Blob { digest: d.clone(), size: l.size });
+                    let mut v = crate::digest::Verifier::new(
+                        &mut f,
+                        crate::digest::Check::Blob { digest: d.clone(), size: l.size },
+                    );
                     let nl = writer::write_layer(layout, &mut v, Compression::None)?;
                     v.finish()?;
                     let _ = nl;
@@ -111,7 +124,8 @@ pub fn copy_layers(img: &ResolvedImage, layout: &Layout) -> Result<Vec<Descripto
                 let mut f = File::open(&l.path).map_err(|e| Error::io(&l.path, e))?;
                 let nl = writer::write_layer(layout, &mut f, Compression::None)?;
                 let mut magic = [0u8; 4];
-                let n = std::io::Read::read(&mut File::open(&l.path).map_err(|e| Error::io(&l.path, e))?, &mut magic).unwrap_or(0);
+                let n = std::io::Read::read(&mut File::open(&l.path).map_err(|e| Error::io(&l.path, e))?, &mut magic)
+                    .unwrap_or(0);
                 let mt = match image::sniff(&magic[..n]) {
                     "gzip" => MediaType::ImageLayerGzip,
                     "zstd" => MediaType::ImageLayerZstd,

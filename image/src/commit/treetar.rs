@@ -49,7 +49,11 @@ fn walk(t: &mut TreeTar<'_>, rel: &Path, src: Source) -> Result<()> {
 /// A directory's entry names, sorted bytewise: the order every tree walk of
 /// this crate uses, so two walks of similar trees can be merged.
 pub fn sorted_names(dir: &Path) -> Result<Vec<std::ffi::OsString>> {
-    let mut names: Vec<_> = fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>().map_err(|e| Error::io(dir, e))?;
+    let mut names: Vec<_> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::io(dir, e))?;
     names.sort();
     Ok(names)
 }
@@ -68,7 +72,12 @@ struct Exact<'p> {
 impl std::io::Read for Exact<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let changed = |how: &str| {
-            Error::Invalid(format!("{}: {how} while being read ({} bytes at stat): is a container still writing to it?", self.path.display(), self.size)).into_io()
+            Error::Invalid(format!(
+                "{}: {how} while being read ({} bytes at stat): is a container still writing to it?",
+                self.path.display(),
+                self.size
+            ))
+            .into_io()
         };
         if self.left == 0 {
             return match self.inner.read(&mut [0u8; 1])? {
@@ -116,9 +125,15 @@ impl<'a> TreeTar<'a> {
         }
         let xattrs = fsops::lxattrs(&path).map_err(|e| Error::sys("list xattrs", &path, e))?;
         let opaque = xattrs.iter().any(|(k, v)| k == whiteout::OVERLAY_OPAQUE_XATTR && v == b"y");
-        let pax: Vec<(String, Vec<u8>)> = xattrs.into_iter().filter(|(k, _)| !whiteout::is_reserved_xattr(k)).map(|(k, v)| (format!("SCHILY.xattr.{k}"), v)).collect();
+        let pax: Vec<(String, Vec<u8>)> = xattrs
+            .into_iter()
+            .filter(|(k, _)| !whiteout::is_reserved_xattr(k))
+            .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
+            .collect();
         if !pax.is_empty() {
-            self.b.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(|e| Error::io(&path, e))?;
+            self.b
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(|e| Error::io(&path, e))?;
         }
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(m, tar::HeaderMode::Complete);

@@ -39,7 +39,11 @@ pub fn write_layer(layout: &Layout, tar: &mut dyn Read, c: Compression) -> Resul
 
 /// Makes a layer blob of what `produce` writes (the uncompressed tar),
 /// hashing it for the diff_id and the stored bytes for the digest in one pass.
-pub fn write_layer_with(layout: &Layout, c: Compression, produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>) -> Result<NewLayer> {
+pub fn write_layer_with(
+    layout: &Layout,
+    c: Compression,
+    produce: &mut dyn FnMut(&mut dyn Write) -> Result<()>,
+) -> Result<NewLayer> {
     let tmp = layout.temp_blob()?;
     let path = tmp.path().to_path_buf();
     let e = |err: io::Error| Error::io(&path, err);
@@ -104,7 +108,8 @@ pub fn write_image(layout: &Layout, tag: &str, config: &Value, layers: &[Descrip
 
 /// RFC 3339 UTC time without a date library.
 pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days + 719468;

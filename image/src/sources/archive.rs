@@ -5,10 +5,10 @@
 
 use crate::digest;
 use crate::error::{Error, Result};
-use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::layout::Layout;
 use crate::platform::PlatformSpec;
 use crate::reference::{Reference, Selector};
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::staging;
 use serde::Deserialize;
 use std::fs::{self, File};
@@ -26,7 +26,10 @@ struct DockerEntry {
 
 pub fn open(r: &Reference, platform: &PlatformSpec) -> Result<ResolvedImage> {
     staging::sweep(&std::env::temp_dir(), staging::ARCHIVE, false)?;
-    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::ARCHIVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&staging::prefix(staging::ARCHIVE))
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     extract_plain(&r.path, tmp.path())?;
     let mut img = if tmp.path().join("manifest.json").exists() {
         open_docker(tmp.path(), r)?
@@ -68,18 +71,25 @@ fn extract_plain(archive: &Path, dest: &Path) -> Result<()> {
 fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
     let mpath = dir.join("manifest.json");
     let text = fs::read(&mpath).map_err(|e| Error::io(&mpath, e))?;
-    let entries: Vec<DockerEntry> = serde_json::from_slice(&text).map_err(|e| Error::json("docker manifest.json", e))?;
+    let entries: Vec<DockerEntry> =
+        serde_json::from_slice(&text).map_err(|e| Error::json("docker manifest.json", e))?;
     let tags = |e: &DockerEntry| e.repo_tags.clone().unwrap_or_default();
     let chosen = match &r.selector {
         Selector::Default if entries.len() == 1 => entries.first(),
         Selector::Default => None,
         Selector::Tag(t) => entries.iter().find(|e| {
-            tags(e).iter().any(|rt| rt == t || rt.rsplit_once(':').is_some_and(|(_, tag)| tag == t) || *rt == format!("{t}:latest"))
+            tags(e).iter().any(|rt| {
+                rt == t || rt.rsplit_once(':').is_some_and(|(_, tag)| tag == t) || *rt == format!("{t}:latest")
+            })
         }),
         Selector::Digest(d) => entries.iter().find(|e| config_digest_of(&e.config).as_deref() == Some(d.as_str())),
     };
     let entry = chosen.ok_or_else(|| {
-        let all: Vec<String> = entries.iter().flat_map(tags).map(|rt| format!("{}:{}", r.path.display(), rt.rsplit_once(':').map_or(rt.as_str(), |x| x.1))).collect();
+        let all: Vec<String> = entries
+            .iter()
+            .flat_map(tags)
+            .map(|rt| format!("{}:{}", r.path.display(), rt.rsplit_once(':').map_or(rt.as_str(), |x| x.1)))
+            .collect();
         let reason = match &r.selector {
             Selector::Default if !all.is_empty() => format!("holds several images: name one of {}", all.join(", ")),
             Selector::Default => "holds several images, none tagged: name one by @sha256:<config digest>".into(),
@@ -98,7 +108,12 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
     let config = sources::parse_config(&config_raw, &actual)?;
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != entry.layers.len() {
-        return Err(Error::Invalid(format!("docker image {}: {} layers but {} diff_ids", r, entry.layers.len(), diff_ids.len())));
+        return Err(Error::Invalid(format!(
+            "docker image {}: {} layers but {} diff_ids",
+            r,
+            entry.layers.len(),
+            diff_ids.len()
+        )));
     }
     let mut layers = Vec::new();
     for (l, diff_id) in entry.layers.iter().zip(diff_ids) {
@@ -113,7 +128,15 @@ fn open_docker(dir: &Path, r: &Reference) -> Result<ResolvedImage> {
             urls: vec![],
         });
     }
-    Ok(ResolvedImage { manifest_digest: None, manifest_raw: None, config_digest: actual, config_raw, config, layers, tempdir: None })
+    Ok(ResolvedImage {
+        manifest_digest: None,
+        manifest_raw: None,
+        config_digest: actual,
+        config_raw,
+        config,
+        layers,
+        tempdir: None,
+    })
 }
 
 /// `<hex>.json` and `blobs/sha256/<hex>` name their own digest.
@@ -136,7 +159,10 @@ fn inside(dir: &Path, name: &str) -> Result<PathBuf> {
 pub fn write_oci_archive(src: &Path, dest: &Path) -> Result<()> {
     let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     staging::sweep(parent, staging::TEMP_FILE, false)?;
-    let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(&staging::prefix(staging::TEMP_FILE))
+        .tempfile_in(parent)
+        .map_err(|e| Error::io(parent, e))?;
     let mut b = tar::Builder::new(std::io::BufWriter::new(tmp));
     b.mode(tar::HeaderMode::Deterministic);
     let mut files = Vec::new();
@@ -144,7 +170,8 @@ pub fn write_oci_archive(src: &Path, dest: &Path) -> Result<()> {
         files.push(PathBuf::from(name));
     }
     let blobs = src.join("blobs/sha256");
-    let mut names: Vec<_> = fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    let mut names: Vec<_> =
+        fs::read_dir(&blobs).map_err(|e| Error::io(&blobs, e))?.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     names.sort();
     for n in names.into_iter().filter(|n| !n.to_string_lossy().starts_with('.')) {
         files.push(Path::new("blobs/sha256").join(n));
@@ -155,7 +182,8 @@ pub fn write_oci_archive(src: &Path, dest: &Path) -> Result<()> {
     for f in files {
         b.append_path_with_name(src.join(&f), &f).map_err(|e| Error::io(src.join(&f), e))?;
     }
-    let tmp = b.into_inner().map_err(|e| Error::io(dest, e))?.into_inner().map_err(|e| Error::io(dest, e.into_error()))?;
+    let tmp =
+        b.into_inner().map_err(|e| Error::io(dest, e))?.into_inner().map_err(|e| Error::io(dest, e.into_error()))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())
 }

@@ -46,11 +46,9 @@ impl<R: Read> Verifier<R> {
     fn mismatch(&self, actual: String) -> Error {
         match &self.check {
             Check::Blob { digest, .. } => Error::DigestMismatch { digest: digest.clone(), actual },
-            Check::DiffId { layer, diff_id } => Error::DiffIdMismatch {
-                layer: layer.clone(),
-                expected: diff_id.clone(),
-                actual,
-            },
+            Check::DiffId { layer, diff_id } => {
+                Error::DiffIdMismatch { layer: layer.clone(), expected: diff_id.clone(), actual }
+            }
         }
     }
 
@@ -113,8 +111,9 @@ impl<R: Read> Read for Verifier<R> {
         self.count += n as u64;
         if let Check::Blob { digest, size: Some(size) } = &self.check {
             if self.count > *size {
-                return Err(Error::SizeMismatch { digest: digest.clone(), expected: *size, actual: self.count }
-                    .into_io());
+                return Err(
+                    Error::SizeMismatch { digest: digest.clone(), expected: *size, actual: self.count }.into_io()
+                );
             }
         }
         Ok(n)

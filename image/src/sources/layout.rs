@@ -3,9 +3,9 @@
 
 use crate::digest::{self, Check, Verifier};
 use crate::error::{Error, Result};
-use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::platform::PlatformSpec;
 use crate::reference::Selector;
+use crate::sources::{self, LayerBlob, ResolvedImage};
 use crate::staging;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use std::fs;
@@ -26,7 +26,8 @@ impl Layout {
         let root = root.into();
         let header = root.join("oci-layout");
         let text = fs::read(&header).map_err(|e| Error::io(&header, e))?;
-        let v: serde_json::Value = serde_json::from_slice(&text).map_err(|e| Error::json(header.display().to_string(), e))?;
+        let v: serde_json::Value =
+            serde_json::from_slice(&text).map_err(|e| Error::json(header.display().to_string(), e))?;
         if v.get("imageLayoutVersion").and_then(|v| v.as_str()).is_none() {
             return Err(Error::Invalid(format!("{}: no imageLayoutVersion", header.display())));
         }
@@ -42,7 +43,10 @@ impl Layout {
         let blobs = root.join("blobs/sha256");
         fs::create_dir_all(&blobs).map_err(|e| Error::io(&blobs, e))?;
         write_atomic(&root.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        write_atomic(&root.join("index.json"), br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#)?;
+        write_atomic(
+            &root.join("index.json"),
+            br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}"#,
+        )?;
         Ok(Layout { root })
     }
 
@@ -80,12 +84,7 @@ impl Layout {
 
     /// All tags of index.json (top level only), in index order.
     pub fn tags(&self) -> Result<Vec<(String, Descriptor)>> {
-        Ok(self
-            .index()?
-            .manifests()
-            .iter()
-            .filter_map(|d| Some((ref_name(d)?.to_string(), d.clone())))
-            .collect())
+        Ok(self.index()?.manifests().iter().filter_map(|d| Some((ref_name(d)?.to_string(), d.clone()))).collect())
     }
 
     /// Finds the manifest `sel` names for `platform` and reads its config.
@@ -95,7 +94,8 @@ impl Layout {
         let candidates: Vec<Descriptor> = match sel {
             Selector::Tag(t) => index.manifests().iter().filter(|d| ref_name(d) == Some(t)).cloned().collect(),
             Selector::Digest(dg) => {
-                let found = index.manifests().iter().filter(|d| d.digest().to_string() == *dg).cloned().collect::<Vec<_>>();
+                let found =
+                    index.manifests().iter().filter(|d| d.digest().to_string() == *dg).cloned().collect::<Vec<_>>();
                 if found.is_empty() {
                     // Any blob may be named by digest; its media type is read from the blob.
                     vec![Descriptor::new(MediaType::ImageManifest, self.blob_len(dg)?, parse_digest(dg)?)]
@@ -115,14 +115,24 @@ impl Layout {
                 if latest.is_empty() && tags.len() > 1 {
                     return Err(Error::Reference {
                         reference: what,
-                        reason: format!("holds several images and none is tagged latest: name one of {}", tags.iter().map(|t| format!("{}:{t}", self.root.display())).collect::<Vec<_>>().join(", ")),
+                        reason: format!(
+                            "holds several images and none is tagged latest: name one of {}",
+                            tags.iter().map(|t| format!("{}:{t}", self.root.display())).collect::<Vec<_>>().join(", ")
+                        ),
                     });
                 }
-                if all.len() == 1 || latest.is_empty() { all } else { latest }
+                if all.len() == 1 || latest.is_empty() {
+                    all
+                } else {
+                    latest
+                }
             }
         };
         if candidates.is_empty() {
-            return Err(Error::Reference { reference: format!("{what}{}", sel_text(sel)), reason: "not found in index.json".into() });
+            return Err(Error::Reference {
+                reference: format!("{what}{}", sel_text(sel)),
+                reason: "not found in index.json".into(),
+            });
         }
         let desc = self.pick(&candidates, platform, &what)?;
         self.resolve_descriptor(&desc, platform, 0)
@@ -137,7 +147,8 @@ impl Layout {
     /// platform is never taken, even alone, so `--platform` cannot silently
     /// give an image of the wrong architecture.
     fn pick(&self, cands: &[Descriptor], platform: &PlatformSpec, what: &str) -> Result<Descriptor> {
-        let matching: Vec<_> = cands.iter().filter(|d| d.platform().as_ref().is_some_and(|p| platform.matches(p))).collect();
+        let matching: Vec<_> =
+            cands.iter().filter(|d| d.platform().as_ref().is_some_and(|p| platform.matches(p))).collect();
         if let Some(d) = matching.first() {
             return Ok((*d).clone());
         }
@@ -156,7 +167,9 @@ impl Layout {
         have.dedup();
         let reason = match have.is_empty() {
             true => format!("no single manifest for platform {platform}"),
-            false => format!("no manifest for platform {platform} (it has {}; choose with --platform)", have.join(", ")),
+            false => {
+                format!("no manifest for platform {platform} (it has {}; choose with --platform)", have.join(", "))
+            }
         };
         Err(Error::Reference { reference: what.into(), reason })
     }
@@ -168,8 +181,14 @@ impl Layout {
         let raw = self.read_blob(desc)?;
         let d = desc.digest().to_string();
         let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| Error::json(format!("blob {d}"), e))?;
-        let mt = v.get("mediaType").and_then(|m| m.as_str()).map(str::to_string).unwrap_or_else(|| desc.media_type().to_string());
-        let is_index = mt == MediaType::ImageIndex.to_string() || mt == DOCKER_LIST || (v.get("manifests").is_some() && v.get("layers").is_none());
+        let mt = v
+            .get("mediaType")
+            .and_then(|m| m.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| desc.media_type().to_string());
+        let is_index = mt == MediaType::ImageIndex.to_string()
+            || mt == DOCKER_LIST
+            || (v.get("manifests").is_some() && v.get("layers").is_none());
         if is_index {
             let idx: ImageIndex = serde_json::from_value(v).map_err(|e| Error::json(format!("index {d}"), e))?;
             let child = self.pick(idx.manifests(), platform, &format!("index {d}"))?;
@@ -222,7 +241,10 @@ impl Layout {
 
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         let dir = self.root.join("blobs/sha256");
-        tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(&dir).map_err(|e| Error::io(&dir, e))
+        tempfile::Builder::new()
+            .prefix(&staging::prefix(staging::TEMP_FILE))
+            .tempfile_in(&dir)
+            .map_err(|e| Error::io(&dir, e))
     }
 
     pub fn write_blob(&self, media_type: MediaType, bytes: &[u8]) -> Result<Descriptor> {
@@ -243,7 +265,8 @@ impl Layout {
     /// `set_tag`, also recording the image's full name (`IMAGE_NAME`).
     pub fn set_tag_named(&self, tag: &str, desc: &Descriptor, name: Option<&str>) -> Result<()> {
         let mut index = self.index()?;
-        let mut manifests: Vec<Descriptor> = index.manifests().iter().filter(|d| ref_name(d) != Some(tag)).cloned().collect();
+        let mut manifests: Vec<Descriptor> =
+            index.manifests().iter().filter(|d| ref_name(d) != Some(tag)).cloned().collect();
         let mut d = desc.clone();
         let mut ann = d.annotations().clone().unwrap_or_default();
         ann.insert(REF_NAME.into(), tag.into());
@@ -281,7 +304,10 @@ fn sel_text(sel: &Selector) -> String {
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::TEMP_FILE)).tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&staging::prefix(staging::TEMP_FILE))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
     set_mode_644(tmp.path())?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;

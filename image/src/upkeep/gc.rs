@@ -84,10 +84,19 @@ pub fn gc_layout(layout: &Layout, dry_run: bool) -> Result<GcReport> {
         }
         let mt = d.media_type().to_string();
         if mt.contains("index") || mt.contains("manifest") {
-            let v: serde_json::Value = serde_json::from_slice(&layout.read_blob(&d)?).map_err(|e| Error::json(format!("blob {digest}"), e))?;
-            let children = v["manifests"].as_array().into_iter().flatten().chain(v["layers"].as_array().into_iter().flatten()).chain(std::iter::once(&v["config"]));
+            let v: serde_json::Value =
+                serde_json::from_slice(&layout.read_blob(&d)?).map_err(|e| Error::json(format!("blob {digest}"), e))?;
+            let children = v["manifests"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(v["layers"].as_array().into_iter().flatten())
+                .chain(std::iter::once(&v["config"]));
             for c in children.filter(|c| c.is_object()) {
-                todo.push(serde_json::from_value(c.clone()).map_err(|e| Error::json(format!("descriptor in blob {digest}"), e))?);
+                todo.push(
+                    serde_json::from_value(c.clone())
+                        .map_err(|e| Error::json(format!("descriptor in blob {digest}"), e))?,
+                );
             }
         }
     }

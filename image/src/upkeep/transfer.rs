@@ -25,7 +25,8 @@ pub fn import(tar: &Path, dest: &Reference) -> Result<Descriptor> {
     let layout = Layout::open_or_init(&dest.path)?;
     let mut r = open_tar(tar)?;
     let nl = writer::write_layer(&layout, &mut r, Compression::Gzip)?;
-    let config = writer::new_config(std::slice::from_ref(&nl.diff_id), &format!("strata-image import {}", tar.display()));
+    let config =
+        writer::new_config(std::slice::from_ref(&nl.diff_id), &format!("strata-image import {}", tar.display()));
     writer::write_image(&layout, &dest.tag_or_latest()?, &config, &[nl.descriptor])
 }
 
@@ -84,7 +85,10 @@ pub fn save(img: &ResolvedImage, dest: &Path, tag: &str, name: Option<&str>, arc
     };
     if archive {
         staging::sweep(&std::env::temp_dir(), staging::SAVE, false)?;
-        let tmp = tempfile::Builder::new().prefix(&staging::prefix(staging::SAVE)).tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(&staging::prefix(staging::SAVE))
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let d = write(&Layout::open_or_init(tmp.path())?)?;
         archive::write_oci_archive(tmp.path(), dest)?;
         return Ok(d);
@@ -98,7 +102,8 @@ pub fn save(img: &ResolvedImage, dest: &Path, tag: &str, name: Option<&str>, arc
 pub fn default_name(source: &Reference, tag: &str) -> String {
     let file = source.path.file_name().map(|f| f.to_string_lossy().to_lowercase()).unwrap_or_default();
     let stem = [".tar.gz", ".tgz", ".tar"].iter().find_map(|x| file.strip_suffix(x)).unwrap_or(&file);
-    let repo: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
+    let repo: String =
+        stem.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') { c } else { '-' }).collect();
     let repo = repo.trim_matches(|c: char| !c.is_ascii_alphanumeric());
     format!("localhost/{}:{tag}", if repo.is_empty() { "image" } else { repo })
 }
@@ -117,7 +122,8 @@ fn save_layout(img: &ResolvedImage, layout: &Layout, tag: &str) -> Result<Descri
             Ok(desc)
         }
         _ => {
-            let config: serde_json::Value = serde_json::from_slice(&img.config_raw).map_err(|e| Error::json("config", e))?;
+            let config: serde_json::Value =
+                serde_json::from_slice(&img.config_raw).map_err(|e| Error::json("config", e))?;
             writer::write_image(layout, tag, &config, &layers)
         }
     }

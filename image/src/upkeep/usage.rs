@@ -83,7 +83,14 @@ pub fn bundle_usage(b: &Path) -> Result<BundleUsage> {
         let layers = meta.diff_ids.iter().map(|d| LayerUsage { diff_id: d.clone(), size: 0, path: None }).collect();
         (stats.bytes, layers, flatdiff::recorded_size(&tree)?)
     };
-    Ok(BundleUsage { bundle: b.to_path_buf(), mode: meta.mode.clone(), image: meta.image.clone(), size, virtual_size: image_size + size, layers })
+    Ok(BundleUsage {
+        bundle: b.to_path_buf(),
+        mode: meta.mode.clone(),
+        image: meta.image.clone(),
+        size,
+        virtual_size: image_size + size,
+        layers,
+    })
 }
 
 #[derive(Serialize, Debug, Clone)]

@@ -31,7 +31,18 @@ pub struct E {
 }
 
 pub fn file(name: &str, data: &str) -> E {
-    E { name: name.into(), kind: tar::EntryType::Regular, data: data.into(), link: vec![], mode: 0o644, uid: 0, gid: 0, mtime: 1_600_000_000, dev: (0, 0), xattrs: vec![] }
+    E {
+        name: name.into(),
+        kind: tar::EntryType::Regular,
+        data: data.into(),
+        link: vec![],
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 1_600_000_000,
+        dev: (0, 0),
+        xattrs: vec![],
+    }
 }
 pub fn dir(name: &str) -> E {
     E { kind: tar::EntryType::Directory, mode: 0o755, ..file(name, "") }
@@ -73,7 +84,8 @@ pub fn tar(entries: &[E]) -> Vec<u8> {
 
 impl Tar {
     fn add(&mut self, e: &E) {
-        let mut pax: Vec<(String, Vec<u8>)> = e.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())).collect();
+        let mut pax: Vec<(String, Vec<u8>)> =
+            e.xattrs.iter().map(|(k, v)| (format!("SCHILY.xattr.{k}"), v.clone())).collect();
         if e.name.len() > 99 {
             pax.push(("path".into(), e.name.clone()));
         }
@@ -112,7 +124,13 @@ pub fn scratch(tag: &str) -> tempfile::TempDir {
 }
 
 /// Writes an image of `layers` into the layout at `dir`, tagged `tag`.
-pub fn image(dir: &Path, tag: &str, layers: &[Vec<u8>], c: Compression, config: impl FnOnce(&mut serde_json::Value)) -> Layout {
+pub fn image(
+    dir: &Path,
+    tag: &str,
+    layers: &[Vec<u8>],
+    c: Compression,
+    config: impl FnOnce(&mut serde_json::Value),
+) -> Layout {
     let layout = Layout::open_or_init(dir).unwrap();
     let mut descs = vec![];
     let mut diff_ids = vec![];
@@ -165,7 +183,21 @@ fn walk_into(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>, inodes: 
         let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
         let ft = m.file_type();
         use std::os::unix::fs::FileTypeExt;
-        let kind = if ft.is_dir() { "dir" } else if ft.is_symlink() { "symlink" } else if ft.is_file() { "file" } else if ft.is_char_device() { "char" } else if ft.is_block_device() { "block" } else if ft.is_fifo() { "fifo" } else { "socket" };
+        let kind = if ft.is_dir() {
+            "dir"
+        } else if ft.is_symlink() {
+            "symlink"
+        } else if ft.is_file() {
+            "file"
+        } else if ft.is_char_device() {
+            "char"
+        } else if ft.is_block_device() {
+            "block"
+        } else if ft.is_fifo() {
+            "fifo"
+        } else {
+            "socket"
+        };
         let content = ft.is_file().then(|| strata_image::digest::of_bytes(&fs::read(&p).unwrap()));
         let link = ft.is_symlink().then(|| fs::read_link(&p).unwrap().to_string_lossy().into_owned());
         let mut links = vec![];
@@ -173,19 +205,26 @@ fn walk_into(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>, inodes: 
             inodes.entry(m.ino()).or_default().push(rel.clone());
             links.push(m.ino().to_string());
         }
-        let xattrs = strata_image::apply::fsops::lxattrs(&p).unwrap().into_iter().filter(|(k, _)| !k.starts_with("trusted.overlay.")).collect();
-        out.insert(rel.clone(), Node {
-            kind: kind.into(),
-            mode: m.mode() & 0o7777,
-            uid: m.uid(),
-            gid: m.gid(),
-            size: if ft.is_dir() { 0 } else { m.size() },
-            content,
-            link,
-            rdev: m.rdev(),
-            xattrs,
-            links,
-        });
+        let xattrs = strata_image::apply::fsops::lxattrs(&p)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("trusted.overlay."))
+            .collect();
+        out.insert(
+            rel.clone(),
+            Node {
+                kind: kind.into(),
+                mode: m.mode() & 0o7777,
+                uid: m.uid(),
+                gid: m.gid(),
+                size: if ft.is_dir() { 0 } else { m.size() },
+                content,
+                link,
+                rdev: m.rdev(),
+                xattrs,
+                links,
+            },
+        );
         if ft.is_dir() {
             walk_into(root, &p, out, inodes);
         }

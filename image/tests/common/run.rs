@@ -64,7 +64,11 @@ impl Host {
 impl Drop for Host {
     fn drop(&mut self) {
         for id in &self.ids {
-            let _ = Command::new(&self.strata).arg("--root").arg(self.dir.join("state")).args(["delete", "--force", id]).output();
+            let _ = Command::new(&self.strata)
+                .arg("--root")
+                .arg(self.dir.join("state"))
+                .args(["delete", "--force", id])
+                .output();
         }
         for m in mounts_under(&self.dir) {
             let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
@@ -80,7 +84,8 @@ impl Drop for Host {
 /// text), so a path with a space, a backslash or a non-UTF-8 byte is found too.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let dir = fs::canonicalize(dir).unwrap_or(dir.to_path_buf());
-    let mut v: Vec<PathBuf> = strata_image::overlay::mounts().into_iter().map(|(p, _)| p).filter(|p| p.starts_with(&dir)).collect();
+    let mut v: Vec<PathBuf> =
+        strata_image::overlay::mounts().into_iter().map(|(p, _)| p).filter(|p| p.starts_with(&dir)).collect();
     v.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
     v.dedup();
     v
@@ -97,7 +102,8 @@ pub fn cgroups_under(parent: &str) -> Vec<PathBuf> {
         out.push(d.to_path_buf());
     }
     let mut out = vec![];
-    let mut hierarchies: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut hierarchies: Vec<PathBuf> =
+        fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
     hierarchies.push(PathBuf::from("/sys/fs/cgroup"));
     for h in hierarchies {
         let p = h.join(parent);
@@ -143,7 +149,13 @@ fn ensure_containers_conf() {
 }
 
 pub fn ok(out: &Output, what: &str) {
-    assert!(out.status.success(), "{what}: {:?}\nstdout: {}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A private containerd (own socket, root and state under `dir`, no CRI), stopped
@@ -161,24 +173,44 @@ impl Containerd {
             "version = 2\nroot = \"{}\"\nstate = \"{}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
              [grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n[debug]\n  address = \"{}\"\n\
              [plugins.\"io.containerd.monitor.v1.cgroups\"]\n  no_prometheus = true\n",
-            d("root"), d("state"), d("c.sock"), d("c.sock.ttrpc"), d("debug.sock"),
+            d("root"),
+            d("state"),
+            d("c.sock"),
+            d("c.sock.ttrpc"),
+            d("debug.sock"),
         );
         fs::write(dir.join("config.toml"), config).unwrap();
         let log = fs::File::create(dir.join("containerd.log")).unwrap();
-        let daemon = Command::new("containerd").arg("--config").arg(dir.join("config.toml"))
-            .stdin(std::process::Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+        let daemon = Command::new("containerd")
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
         let c = Containerd { dir: dir.to_path_buf(), daemon };
         let up = (0..200).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(100));
             c.ctr(&["version"]).status.success()
         });
-        assert!(up, "containerd did not come up: {}", fs::read_to_string(dir.join("containerd.log")).unwrap_or_default());
+        assert!(
+            up,
+            "containerd did not come up: {}",
+            fs::read_to_string(dir.join("containerd.log")).unwrap_or_default()
+        );
         c
     }
 
     pub fn ctr(&self, args: &[&str]) -> Output {
-        Command::new("ctr").arg("--address").arg(self.dir.join("c.sock")).args(["--namespace", "strata-image-test"]).args(args)
-            .stdin(std::process::Stdio::null()).output().unwrap()
+        Command::new("ctr")
+            .arg("--address")
+            .arg(self.dir.join("c.sock"))
+            .args(["--namespace", "strata-image-test"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
     }
 }
 

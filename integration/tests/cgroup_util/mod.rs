@@ -148,8 +148,15 @@ impl Drop for TestParent {
                 return;
             }
             for dir in dirs {
-                let _ = Command::new("find").arg(&dir).args(["-name", "freezer.state", "-exec", "sh", "-c", "echo THAWED > $1", "-", "{}", ";"]).status();
-                let _ = Command::new("find").arg(&dir).args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"]).stderr(std::process::Stdio::null()).status();
+                let _ = Command::new("find")
+                    .arg(&dir)
+                    .args(["-name", "freezer.state", "-exec", "sh", "-c", "echo THAWED > $1", "-", "{}", ";"])
+                    .status();
+                let _ = Command::new("find")
+                    .arg(&dir)
+                    .args(["-depth", "-type", "d", "-exec", "rmdir", "{}", ";"])
+                    .stderr(std::process::Stdio::null())
+                    .status();
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }

@@ -23,9 +23,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-pub use k8s_cri::v1 as api;
 use api::image_service_client::ImageServiceClient;
 use api::runtime_service_client::RuntimeServiceClient;
+pub use k8s_cri::v1 as api;
 use strata_integration::engines::{
     busybox_oci_archive, busybox_tar, cgroups_under, mounts_under, processes_mentioning, wait_until, Podman, Runtime,
     IMAGE,
@@ -112,7 +112,9 @@ impl CriWorld {
             dir,
         };
         // The CRI plugin answers Version once it has started.
-        let up = wait_until(30, || w.rpc("Version", 5, |mut c| async move { c.version(api::VersionRequest::default()).await }).is_ok());
+        let up = wait_until(30, || {
+            w.rpc("Version", 5, |mut c| async move { c.version(api::VersionRequest::default()).await }).is_ok()
+        });
         assert!(up, "containerd's CRI plugin did not come up:\n{}", w.log());
         for (archive, name) in [(pause, PAUSE_IMAGE), (busybox, IMAGE)] {
             let out = w.ctr(&["images", "import", archive.to_str().unwrap()]);
@@ -241,7 +243,12 @@ impl CriWorld {
     }
 
     /// CreateContainer then StartContainer; returns the container id.
-    pub fn start_container(&self, pod: &str, pod_config: &api::PodSandboxConfig, config: api::ContainerConfig) -> String {
+    pub fn start_container(
+        &self,
+        pod: &str,
+        pod_config: &api::PodSandboxConfig,
+        config: api::ContainerConfig,
+    ) -> String {
         let req = api::CreateContainerRequest {
             pod_sandbox_id: pod.into(),
             config: Some(config),
@@ -255,7 +262,11 @@ impl CriWorld {
 
     /// ExecSync of `cmd` in container `id` (the exec itself bounded by 20 s).
     pub fn exec(&self, id: &str, cmd: &[&str]) -> api::ExecSyncResponse {
-        let req = api::ExecSyncRequest { container_id: id.into(), cmd: cmd.iter().map(|s| s.to_string()).collect(), timeout: 20 };
+        let req = api::ExecSyncRequest {
+            container_id: id.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 20,
+        };
         self.call("ExecSync", 30, |mut c| async move { c.exec_sync(req).await })
     }
 
@@ -343,7 +354,12 @@ impl CriWorld {
         let states = || self.runtime_states();
         wait_until(10, || states().is_empty());
         assert!(states().is_empty(), "{h}: runtime state dirs left: {:?}", states());
-        let cgs = || cgroups_under(&self.cgroup_parent).into_iter().filter(|p| !p.ends_with(&self.cgroup_parent)).collect::<Vec<_>>();
+        let cgs = || {
+            cgroups_under(&self.cgroup_parent)
+                .into_iter()
+                .filter(|p| !p.ends_with(&self.cgroup_parent))
+                .collect::<Vec<_>>()
+        };
         wait_until(10, || cgs().is_empty());
         assert!(cgs().is_empty(), "{h}: cgroups left: {:?}", cgs());
         let mounts = || mounts_under(&self.dir);
@@ -366,7 +382,9 @@ impl CriWorld {
 impl Drop for CriWorld {
     fn drop(&mut self) {
         // A kubelet's teardown first, briefly: the daemon may be the thing that is stuck.
-        let pods = self.rpc("ListPodSandbox", 5, |mut c| async move { c.list_pod_sandbox(api::ListPodSandboxRequest::default()).await });
+        let pods = self.rpc("ListPodSandbox", 5, |mut c| async move {
+            c.list_pod_sandbox(api::ListPodSandboxRequest::default()).await
+        });
         for p in pods.map(|r| r.items).unwrap_or_default() {
             let id = p.id;
             let req = api::StopPodSandboxRequest { pod_sandbox_id: id.clone() };
@@ -433,7 +451,8 @@ fn config(dir: &Path, runc: &Path, strata: &Path) -> String {
             d(&format!("runtime/{name}")),
         )
     };
-    let shim_handler = format!("[{cri}.containerd.runtimes.{STRATA_SHIM}]\n  runtime_type = \"io.containerd.strata.v2\"\n");
+    let shim_handler =
+        format!("[{cri}.containerd.runtimes.{STRATA_SHIM}]\n  runtime_type = \"io.containerd.strata.v2\"\n");
     format!(
         "version = 2\nroot = \"{}\"\nstate = \"{}\"\n\
          [grpc]\n  address = \"{}\"\n[ttrpc]\n  address = \"{}\"\n[debug]\n  address = \"{}\"\n\
@@ -463,7 +482,9 @@ fn channel(sock: &Path) -> Channel {
     tonic::transport::Endpoint::from_static("http://localhost").connect_with_connector_lazy(tower::service_fn(
         move |_: tonic::transport::Uri| {
             let sock = sock.clone();
-            async move { Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(sock).await?)) }
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(tokio::net::UnixStream::connect(sock).await?))
+            }
         },
     ))
 }

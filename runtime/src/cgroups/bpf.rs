@@ -216,7 +216,8 @@ mod tests {
 
     #[test]
     fn a_rule_jumps_past_its_own_block() {
-        let rule = |allow, kind, major, minor, access: &str| DeviceRule { allow, kind, major, minor, access: access.into() };
+        let rule =
+            |allow, kind, major, minor, access: &str| DeviceRule { allow, kind, major, minor, access: access.into() };
         let rules = [rule(false, 'a', None, None, "rwm"), rule(true, 'c', Some(1), Some(3), "rw")];
         let p = program(&rules);
         // 6 loads, type check, 3 access insns, major, minor, mov, exit, default mov+exit.
@@ -313,7 +314,10 @@ mod tests {
             strata_integration::skip("the_kernel_verifier_accepts_the_program", "loading eBPF needs root");
             return;
         }
-        for config in [serde_json::json!([]), serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "minor": 11, "access": "w" }])] {
+        for config in [
+            serde_json::json!([]),
+            serde_json::json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "minor": 11, "access": "w" }]),
+        ] {
             let rules = devices::rules(&serde_json::from_value::<Vec<_>>(config).unwrap(), &[]).unwrap();
             load(&program(&rules)).unwrap();
         }
@@ -337,13 +341,24 @@ mod tests {
         }
         let dir = mount.join(format!("strata-bpf-test-{}", std::process::id()));
         std::fs::create_dir(&dir).unwrap();
-        let rule = |allow, kind, major, minor, access: &str| DeviceRule { allow, kind, major, minor, access: access.into() };
-        let rules = [rule(false, 'a', None, None, "rwm"), rule(true, 'c', Some(1), Some(3), "rwm"), rule(true, 'c', Some(1), Some(9), "r")];
+        let rule =
+            |allow, kind, major, minor, access: &str| DeviceRule { allow, kind, major, minor, access: access.into() };
+        let rules = [
+            rule(false, 'a', None, None, "rwm"),
+            rule(true, 'c', Some(1), Some(3), "rwm"),
+            rule(true, 'c', Some(1), Some(9), "r"),
+        ];
         let attached = attach_device_filter(&dir, &rules);
         let open_inside = |how: &str| {
             let script = format!("echo $$ > {}/cgroup.procs && exec {how}", dir.display());
             // /dev/null as stdout was opened before the move: the check is on the command's open.
-            std::process::Command::new("sh").arg("-c").arg(script).stderr(std::process::Stdio::null()).status().unwrap().success()
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .stderr(std::process::Stdio::null())
+                .status()
+                .unwrap()
+                .success()
         };
         let results = attached.as_ref().ok().map(|_| {
             [

@@ -34,7 +34,11 @@ pub fn freeze(cg: &Cgroup) -> Result<()> {
         }
         if Instant::now() > deadline {
             let _ = thaw(cg);
-            return Err(Error::Refused(format!("freezing {} did not complete in {} s", dir.display(), FREEZE_TIMEOUT.as_secs())));
+            return Err(Error::Refused(format!(
+                "freezing {} did not complete in {} s",
+                dir.display(),
+                FREEZE_TIMEOUT.as_secs()
+            )));
         }
         std::thread::sleep(FREEZE_POLL);
     }

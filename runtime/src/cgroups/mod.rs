@@ -121,7 +121,9 @@ pub fn resolve_for(layout: &Layout, cgroups_path: Option<&Path>, id: &str, syste
     }
     let unit = systemd::parse(cgroups_path.and_then(Path::to_str), id)?;
     if !systemd::booted() {
-        return Err(Error::Refused("--systemd-cgroup: this host was not booted with systemd (no /run/systemd/system)".into()));
+        return Err(Error::Refused(
+            "--systemd-cgroup: this host was not booted with systemd (no /run/systemd/system)".into(),
+        ));
     }
     let dirs = layout
         .hierarchies
@@ -151,7 +153,10 @@ impl Cgroup {
             while !self.create_dir(&dir)? {
                 tries += 1;
                 if tries == CREATE_TRIES {
-                    return Err(Error::os(format!("create cgroup {}", dir.full().display()), std::io::Error::from_raw_os_error(libc::ENOENT)));
+                    return Err(Error::os(
+                        format!("create cgroup {}", dir.full().display()),
+                        std::io::Error::from_raw_os_error(libc::ENOENT),
+                    ));
                 }
             }
         }
@@ -174,7 +179,8 @@ impl Cgroup {
         let Some(dir) = self.primary() else { return false };
         let full = dir.full();
         match dir.version {
-            Version::V1 => std::fs::read_to_string(full.join("freezer.state")).is_ok_and(|s| s.trim() != "THAWED" && !s.trim().is_empty()),
+            Version::V1 => std::fs::read_to_string(full.join("freezer.state"))
+                .is_ok_and(|s| s.trim() != "THAWED" && !s.trim().is_empty()),
             Version::V2 => {
                 fs::keyed(&full, "cgroup.events", "frozen") == Some(1)
                     || std::fs::read_to_string(full.join("cgroup.freeze")).is_ok_and(|s| s.trim() == "1")
@@ -237,7 +243,9 @@ impl Cgroup {
     /// Where `controller` lives for this container: its v1 hierarchy, or the v2 directory
     /// when the unified hierarchy offers it. None when the host has no such controller.
     pub fn find_controller(&self, controller: &str) -> Option<(ControllerDir, &CgroupDir)> {
-        if let Some(d) = self.dirs.iter().find(|d| d.version == Version::V1 && d.controllers.iter().any(|c| c == controller)) {
+        if let Some(d) =
+            self.dirs.iter().find(|d| d.version == Version::V1 && d.controllers.iter().any(|c| c == controller))
+        {
             return Some((ControllerDir { dir: d.full(), v2: false }, d));
         }
         self.dirs
@@ -367,7 +375,9 @@ pub(crate) fn remove_tree(dir: &Path, deadline: Instant) -> Result<()> {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => std::thread::sleep(REMOVE_RETRY),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(REMOVE_RETRY)
+            }
             Err(e) => return Err(Error::os(format!("remove cgroup {}", dir.display()), e)),
         }
     }
@@ -399,10 +409,13 @@ fn init_cpuset(mountpoint: &Path, dir: &Path) -> std::result::Result<(), (String
     for part in rel.components() {
         let level = parent.join(part);
         for file in ["cpuset.cpus", "cpuset.mems"] {
-            let own = std::fs::read_to_string(level.join(file)).map_err(|e| (format!("read {}/{file}", level.display()), e))?;
+            let own = std::fs::read_to_string(level.join(file))
+                .map_err(|e| (format!("read {}/{file}", level.display()), e))?;
             if own.trim().is_empty() {
-                let value = std::fs::read_to_string(parent.join(file)).map_err(|e| (format!("read {}/{file}", parent.display()), e))?;
-                std::fs::write(level.join(file), value.trim()).map_err(|e| (format!("write {}/{file}", level.display()), e))?;
+                let value = std::fs::read_to_string(parent.join(file))
+                    .map_err(|e| (format!("read {}/{file}", parent.display()), e))?;
+                std::fs::write(level.join(file), value.trim())
+                    .map_err(|e| (format!("write {}/{file}", level.display()), e))?;
             }
         }
         parent = level;

@@ -175,9 +175,15 @@ fn memory(dir: &Path, v2: bool, m: &mut Memory) {
     m.raw = fs::read_keyed(dir, "memory.stat").into_iter().collect();
     if v2 {
         m.cache = m.raw.get("file").copied().unwrap_or(0);
-        m.usage = MemoryEntry { limit: num("memory.max"), usage: num("memory.current"), max: num("memory.peak"), failcnt: 0 };
+        m.usage =
+            MemoryEntry { limit: num("memory.max"), usage: num("memory.current"), max: num("memory.peak"), failcnt: 0 };
         m.usage.failcnt = fs::keyed(dir, "memory.events", "max").unwrap_or(0);
-        m.swap = MemoryEntry { limit: num("memory.swap.max"), usage: num("memory.swap.current"), max: num("memory.swap.peak"), failcnt: 0 };
+        m.swap = MemoryEntry {
+            limit: num("memory.swap.max"),
+            usage: num("memory.swap.current"),
+            max: num("memory.swap.peak"),
+            failcnt: 0,
+        };
     } else {
         m.cache = m.raw.get("total_cache").or(m.raw.get("cache")).copied().unwrap_or(0);
         let entry = |p: &str| MemoryEntry {
@@ -202,7 +208,12 @@ fn blkio_v1(dir: &Path, file: &str) -> Vec<BlkioEntry> {
             let mut p = l.split_whitespace();
             let (dev, op, value) = (p.next()?, p.next()?, p.next()?);
             let (major, minor) = dev.split_once(':')?;
-            Some(BlkioEntry { major: major.parse().ok()?, minor: minor.parse().ok()?, op: op.into(), value: value.parse().ok()? })
+            Some(BlkioEntry {
+                major: major.parse().ok()?,
+                minor: minor.parse().ok()?,
+                op: op.into(),
+                value: value.parse().ok()?,
+            })
         })
         .collect()
 }

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 
 use crate::container::{self, ContainerState, CreateOptions, Store};
-use crate::hooks::Kind;
 use crate::error::Result;
+use crate::hooks::Kind;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -78,11 +78,18 @@ pub fn debug_created(state: &ContainerState) {
         .unwrap_or_default();
     let mounts = spec.mounts().as_ref().map_or(0, Vec::len);
     let cgroups: Vec<String> = state.cgroup.dirs.iter().map(|d| d.full().display().to_string()).collect();
-    let hooks: Vec<String> = [Kind::Prestart, Kind::CreateRuntime, Kind::CreateContainer, Kind::StartContainer, Kind::Poststart, Kind::Poststop]
-        .into_iter()
-        .filter(|k| !k.of(spec).is_empty())
-        .map(|k| format!("{} {}", k.name(), k.of(spec).len()))
-        .collect();
+    let hooks: Vec<String> = [
+        Kind::Prestart,
+        Kind::CreateRuntime,
+        Kind::CreateContainer,
+        Kind::StartContainer,
+        Kind::Poststart,
+        Kind::Poststop,
+    ]
+    .into_iter()
+    .filter(|k| !k.of(spec).is_empty())
+    .map(|k| format!("{} {}", k.name(), k.of(spec).len()))
+    .collect();
     crate::logging::debug(&format!(
         "created {}: init pid {}, namespaces [{}], {mounts} mounts, cgroup [{}], hooks [{}]",
         state.id,

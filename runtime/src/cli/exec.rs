@@ -87,7 +87,9 @@ pub fn run(store: &Store, a: &Args) -> Result<i32> {
     crate::debug!(
         "exec {}: {} (detach {}, tty {}, cwd {:?}, user {:?}, cgroup {:?}, preserve fds {})",
         a.id,
-        a.process.as_ref().map_or_else(|| format!("command {:?}", a.command), |p| format!("process file {}", p.display())),
+        a.process
+            .as_ref()
+            .map_or_else(|| format!("command {:?}", a.command), |p| format!("process file {}", p.display())),
         a.detach,
         a.tty,
         a.cwd,

@@ -130,10 +130,7 @@ mod tests {
     #[test]
     fn table_is_laid_out_like_gos_tabwriter() {
         let id = "a".repeat(64);
-        let rows = [
-            ["ID", "PID", "STATUS"].map(String::from),
-            [id.clone(), "10465".into(), "running".into()],
-        ];
+        let rows = [["ID", "PID", "STATUS"].map(String::from), [id.clone(), "10465".into(), "running".into()]];
         let want = format!("ID{}PID         STATUS\n{id}   10465       running\n", " ".repeat(65));
         assert_eq!(tabwriter(&rows), want);
     }

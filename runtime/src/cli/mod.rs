@@ -4,8 +4,8 @@
 mod completion;
 mod create;
 mod delete;
-mod exec;
 mod events;
+mod exec;
 mod features;
 mod kill;
 mod list;

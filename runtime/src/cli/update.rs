@@ -77,16 +77,19 @@ fn read_resources(path: &PathBuf) -> Result<LinuxResources> {
         bytes = std::fs::read(path).ctx(|| format!("read {}", path.display()))?;
     }
     let de = &mut serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| Error::Config {
-        file: path.clone(),
-        message: format!("{}: {}", e.path(), e.inner()),
-    })
+    serde_path_to_error::deserialize(de)
+        .map_err(|e| Error::Config { file: path.clone(), message: format!("{}: {}", e.path(), e.inner()) })
 }
 
 fn flags_into(a: &Args, r: &mut LinuxResources) -> Result<()> {
     let bytes = |flag: &str, v: &Option<String>| v.as_deref().map(|s| parse_bytes(flag, s)).transpose();
-    let (limit, swap, reservation) = (bytes("--memory", &a.memory)?, bytes("--memory-swap", &a.memory_swap)?, bytes("--memory-reservation", &a.memory_reservation)?);
-    let (kernel, kernel_tcp) = (bytes("--kernel-memory", &a.kernel_memory)?, bytes("--kernel-memory-tcp", &a.kernel_memory_tcp)?);
+    let (limit, swap, reservation) = (
+        bytes("--memory", &a.memory)?,
+        bytes("--memory-swap", &a.memory_swap)?,
+        bytes("--memory-reservation", &a.memory_reservation)?,
+    );
+    let (kernel, kernel_tcp) =
+        (bytes("--kernel-memory", &a.kernel_memory)?, bytes("--kernel-memory-tcp", &a.kernel_memory_tcp)?);
     if [limit, swap, reservation, kernel, kernel_tcp].iter().any(Option::is_some) {
         let mut m = r.memory().unwrap_or_default();
         limit.map(|v| m.set_limit(Some(v)));

@@ -192,7 +192,8 @@ fn undo(pid: Option<i32>, cgroup: &Cgroup) {
 fn make_exec_fifo(path: &Path) -> Result<()> {
     nix::unistd::mkfifo(path, Mode::from_bits_truncate(EXEC_FIFO_MODE)).ctx(|| format!("mkfifo {}", path.display()))?;
     // mkfifo honours the umask; the init may open it as a non-root user.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(EXEC_FIFO_MODE)).ctx(|| format!("chmod {}", path.display()))
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(EXEC_FIFO_MODE))
+        .ctx(|| format!("chmod {}", path.display()))
 }
 
 /// The exec fifo as an O_PATH fd the init inherits and reopens through /proc/self/fd:
@@ -200,7 +201,8 @@ fn make_exec_fifo(path: &Path) -> Result<()> {
 /// must not need the path (runc hands its init the fifo the same way). Placed above the
 /// fds to preserve, close-on-exec.
 fn open_for_init(path: &Path, preserve_fds: u32) -> Result<OwnedFd> {
-    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()).ctx(|| format!("open {}", path.display()))?;
+    let fd = nix::fcntl::open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .ctx(|| format!("open {}", path.display()))?;
     let above = nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(3 + preserve_fds as i32))
         .ctx(|| format!("dup {}", path.display()))?;
     // SAFETY: F_DUPFD_CLOEXEC returned a new fd that nothing else owns.
@@ -223,7 +225,8 @@ pub fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
         .open(&tmp)
         .ctx(|| format!("--pid-file: create {}", tmp.display()))?;
     let written = f.write_all(pid.to_string().as_bytes()).ctx(|| format!("--pid-file: write {}", tmp.display()));
-    let result = written.and_then(|()| std::fs::rename(&tmp, path).ctx(|| format!("--pid-file: rename to {}", path.display())));
+    let result =
+        written.and_then(|()| std::fs::rename(&tmp, path).ctx(|| format!("--pid-file: rename to {}", path.display())));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

@@ -63,7 +63,11 @@ pub fn exec(store: &Store, id: &str, o: &ExecOptions) -> Result<i32> {
     match status {
         Status::Stopped => return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "exec" }),
         Status::Paused if !o.ignore_paused => {
-            return Err(Error::WrongStatus { id: id.into(), status: status.to_string(), op: "exec (pass --ignore-paused)" })
+            return Err(Error::WrongStatus {
+                id: id.into(),
+                status: status.to_string(),
+                op: "exec (pass --ignore-paused)",
+            })
         }
         _ => {}
     }

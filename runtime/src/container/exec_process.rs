@@ -59,7 +59,8 @@ pub fn build(spec: &Spec, a: &ExecProcessArgs) -> Result<Process> {
             Some((uid, gid)) => (uid, Some(gid)),
             None => (u.as_str(), None),
         };
-        let num = |s: &str| s.parse::<u32>().map_err(|_| Error::Refused(format!("--user {u}: expected UID[:GID] (numbers)")));
+        let num =
+            |s: &str| s.parse::<u32>().map_err(|_| Error::Refused(format!("--user {u}: expected UID[:GID] (numbers)")));
         user.set_uid(num(uid)?);
         if let Some(g) = gid {
             user.set_gid(num(g)?);

@@ -3,9 +3,9 @@
 
 mod create;
 mod delete;
+pub mod events;
 mod exec;
 mod exec_process;
-pub mod events;
 pub mod id;
 mod kill;
 mod pause;
@@ -21,10 +21,10 @@ pub use exec::{exec, ExecOptions, ExecProcessArgs};
 pub use kill::{kill, signal_init};
 pub use pause::{pause, resume};
 pub use ps::pids;
-pub use update::update;
 pub use start::start;
 pub use state::{ContainerState, OciState, Status};
 pub use store::{Footprint, Listed, Locked, Store};
+pub use update::update;
 
 use crate::error::Result;
 
@@ -51,11 +51,11 @@ pub fn list(store: &Store) -> Result<(Vec<serde_json::Value>, Vec<String>)> {
     for id in store.ids()? {
         let dir = store.root().join(&id);
         let owner = store::owner_of(&dir);
-        let placeholder = |status: &str| {
-            serde_json::json!({"ociVersion": "", "id": id, "status": status, "pid": 0, "bundle": "", "rootfs": "", "created": "", "owner": owner})
-        };
+        let placeholder = |status: &str| serde_json::json!({"ociVersion": "", "id": id, "status": status, "pid": 0, "bundle": "", "rootfs": "", "created": "", "owner": owner});
         match store.peek(&id) {
-            Listed::Ok(state) => rows.push(serde_json::to_value(state.oci(state.status(&dir), owner.clone())).unwrap_or_default()),
+            Listed::Ok(state) => {
+                rows.push(serde_json::to_value(state.oci(state.status(&dir), owner.clone())).unwrap_or_default())
+            }
             Listed::Creating => rows.push(placeholder("creating")),
             Listed::Broken(e) => {
                 warnings.push(format!("load container {id}: {e}"));

@@ -4,8 +4,8 @@ use std::os::fd::AsRawFd;
 use std::path::Path;
 
 use super::{checkpoint, load, Status, Store, EXEC_FIFO};
-use crate::hooks;
 use crate::error::{Context, Error, Result};
+use crate::hooks;
 use crate::process::open_exec_fifo_reader;
 
 pub fn start(store: &Store, id: &str) -> Result<()> {
@@ -44,7 +44,8 @@ fn release_init(fifo_path: &Path, alive: impl Fn() -> bool) -> Result<()> {
         }
         if !alive() {
             return Err(Error::Init(
-                "container init exited before it could start (a startContainer hook failed, or the init was killed)".into(),
+                "container init exited before it could start (a startContainer hook failed, or the init was killed)"
+                    .into(),
             ));
         }
     }

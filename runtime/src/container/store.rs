@@ -113,7 +113,8 @@ impl Store {
         let Ok(entries) = std::fs::read_dir(&self.root) else { return };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(pid) = name.strip_suffix(".new").and_then(|n| n.rsplit('.').next()).and_then(|p| p.parse::<i32>().ok())
+            let Some(pid) =
+                name.strip_suffix(".new").and_then(|n| n.rsplit('.').next()).and_then(|p| p.parse::<i32>().ok())
             else {
                 continue;
             };
@@ -185,7 +186,9 @@ impl Store {
 /// rename(2) that fails instead of replacing `to` (renameat2 RENAME_NOREPLACE); on a
 /// file system without it, a plain rename, which still refuses a non-empty directory.
 fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let c = |p: &Path| std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).map_err(std::io::Error::other);
+    let c = |p: &Path| {
+        std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())).map_err(std::io::Error::other)
+    };
     let (f, t) = (c(from)?, c(to)?);
     // SAFETY: two valid NUL-terminated paths.
     let r = unsafe { libc::renameat2(libc::AT_FDCWD, f.as_ptr(), libc::AT_FDCWD, t.as_ptr(), libc::RENAME_NOREPLACE) };
@@ -261,8 +264,13 @@ fn lock_holder(dir: &Path) -> Option<i32> {
 /// The holder's command line, for the "busy" error.
 fn command_of(pid: i32) -> String {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    let words: Vec<String> = raw.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
-    if words.is_empty() { "gone".into() } else { words.join(" ") }
+    let words: Vec<String> =
+        raw.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    if words.is_empty() {
+        "gone".into()
+    } else {
+        words.join(" ")
+    }
 }
 
 fn read_state(dir: &Path, id: &str) -> Result<ContainerState> {
@@ -284,12 +292,18 @@ impl Locked {
 
     /// Writes state.json atomically (temp file + rename), readable only by its owner.
     pub fn save(&self, state: &ContainerState) -> Result<()> {
-        self.write_atomic(STATE_FILE, &serde_json::to_vec(state).map_err(|e| Error::os("encode state", std::io::Error::other(e)))?)
+        self.write_atomic(
+            STATE_FILE,
+            &serde_json::to_vec(state).map_err(|e| Error::os("encode state", std::io::Error::other(e)))?,
+        )
     }
 
     /// Records what create is about to make (see [`Footprint`]).
     pub fn record(&self, f: &Footprint) -> Result<()> {
-        self.write_atomic(FOOTPRINT_FILE, &serde_json::to_vec(f).map_err(|e| Error::os("encode footprint", std::io::Error::other(e)))?)
+        self.write_atomic(
+            FOOTPRINT_FILE,
+            &serde_json::to_vec(f).map_err(|e| Error::os("encode footprint", std::io::Error::other(e)))?,
+        )
     }
 
     /// The footprint create left, if it left a readable one.
@@ -354,7 +368,10 @@ mod tests {
         assert!(matches!(store.reserve("a"), Err(Error::Exists(_))));
         locked.record(&Footprint { pid: Some(7), ..Default::default() }).unwrap();
         assert_eq!(locked.footprint().unwrap().pid, Some(7));
-        assert_eq!((mode(store.root()), mode(&locked.dir), mode(&locked.dir.join(FOOTPRINT_FILE))), (0o700, 0o711, 0o600));
+        assert_eq!(
+            (mode(store.root()), mode(&locked.dir), mode(&locked.dir.join(FOOTPRINT_FILE))),
+            (0o700, 0o711, 0o600)
+        );
         // No temporary directory is left, and only the id is listed.
         assert_eq!(store.ids().unwrap(), ["a"]);
         assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 1);

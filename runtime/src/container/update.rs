@@ -34,7 +34,9 @@ pub fn update(store: &Store, id: &str, new: &LinuxResources) -> Result<()> {
 
 /// `new` over `old`, field by field (objects merge, everything else is replaced).
 fn merge(old: &LinuxResources, new: &LinuxResources) -> Result<LinuxResources> {
-    let encode = |r: &LinuxResources| serde_json::to_value(r).map_err(|e| Error::os("encode resources", std::io::Error::other(e)));
+    let encode = |r: &LinuxResources| {
+        serde_json::to_value(r).map_err(|e| Error::os("encode resources", std::io::Error::other(e)))
+    };
     let mut base = encode(old)?;
     overlay(&mut base, encode(new)?);
     serde_json::from_value(base).map_err(|e| Error::os("decode resources", std::io::Error::other(e)))

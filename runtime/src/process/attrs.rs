@@ -36,7 +36,13 @@ pub fn build(spec: &Spec, process: &Process) -> Result<Attrs> {
         .iter()
         .flatten()
         .enumerate()
-        .map(|(index, r)| Rlimit { index, typ: r.typ(), resource: rlimit_resource(r.typ()), soft: r.soft(), hard: r.hard() })
+        .map(|(index, r)| Rlimit {
+            index,
+            typ: r.typ(),
+            resource: rlimit_resource(r.typ()),
+            soft: r.soft(),
+            hard: r.hard(),
+        })
         .collect();
     Ok(Attrs {
         rlimits,

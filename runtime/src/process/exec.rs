@@ -8,14 +8,14 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::{AtFlags, OFlag, AT_FDCWD};
-use nix::sys::stat::{stat, Mode, SFlag};
-use nix::unistd::{faccessat, AccessFlags};
 use super::plan::ProcessPlan;
 use super::syscalls::Sys;
 use crate::capabilities;
 use crate::error::{Context, Error, Result};
 use crate::user;
+use nix::fcntl::{AtFlags, OFlag, AT_FDCWD};
+use nix::sys::stat::{stat, Mode, SFlag};
+use nix::unistd::{faccessat, AccessFlags};
 
 /// The exec fifo's mode: writable by any container user (the init may no longer be
 /// root when it opens it), readable only by the runtime.
@@ -82,7 +82,8 @@ pub fn prepare(plan: &ProcessPlan) -> Result<Prepared<'_>> {
     }
 
     let path = resolve_program(&plan.arg0, &plan.search_path)?;
-    let path = CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::field("process.args[0]", "contains a NUL byte"))?;
+    let path = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::field("process.args[0]", "contains a NUL byte"))?;
     Ok(Prepared { path, argv: &plan.argv, envp: &plan.envp })
 }
 
@@ -90,15 +91,16 @@ pub fn prepare(plan: &ProcessPlan) -> Result<Prepared<'_>> {
 fn resolve_program(arg0: &str, path_var: &str) -> Result<PathBuf> {
     // stat (newfstatat) and faccessat2, not statx and access: the calls Go's LookPath
     // makes in runc's init, so a profile that suits runc suits us.
-    let is_file = |p: &Path| stat(p).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
-    let executable = |p: &Path| {
-        is_file(p) && faccessat(AT_FDCWD, p, AccessFlags::X_OK, AtFlags::AT_EACCESS).is_ok()
-    };
+    let is_file =
+        |p: &Path| stat(p).is_ok_and(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFREG);
+    let executable = |p: &Path| is_file(p) && faccessat(AT_FDCWD, p, AccessFlags::X_OK, AtFlags::AT_EACCESS).is_ok();
     if arg0.contains('/') {
         let p = PathBuf::from(arg0);
         return match stat(&p) {
             Err(_) => Err(Error::field("process.args[0]", format!("{arg0:?}: no such file in the container"))),
-            Ok(_) if !executable(&p) => Err(Error::field("process.args[0]", format!("{arg0:?}: not an executable file"))),
+            Ok(_) if !executable(&p) => {
+                Err(Error::field("process.args[0]", format!("{arg0:?}: not an executable file")))
+            }
             Ok(_) => Ok(p),
         };
     }

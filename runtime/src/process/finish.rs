@@ -61,7 +61,10 @@ pub fn execve(p: Prepared, tramp: Option<OwnedFd>, seccomp: Option<&Filter>) -> 
             trampoline::execve(t, path, argv, envp);
         }
         let e = trampoline::execve_via_proc(t, path, argv, envp);
-        crate::logging::warn(&format!("exec trampoline failed ({}): the container program is exec'd directly", e.desc()));
+        crate::logging::warn(&format!(
+            "exec trampoline failed ({}): the container program is exec'd directly",
+            e.desc()
+        ));
     }
     exec::execve(p)
 }

@@ -198,15 +198,14 @@ fn unexpected(m: Option<Message>) -> Error {
 fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
     let linux = spec.linux().as_ref();
     let render = |maps: Option<&Vec<LinuxIdMapping>>| -> String {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect()
+        maps.into_iter().flatten().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
     };
     let uid = render(linux.and_then(|l| l.uid_mappings().as_ref()));
     let gid = render(linux.and_then(|l| l.gid_mappings().as_ref()));
-    std::fs::write(format!("/proc/{pid}/uid_map"), uid).map_err(|e| Error::field("linux.uidMappings", e.to_string()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), gid).map_err(|e| Error::field("linux.gidMappings", e.to_string()))?;
+    std::fs::write(format!("/proc/{pid}/uid_map"), uid)
+        .map_err(|e| Error::field("linux.uidMappings", e.to_string()))?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), gid)
+        .map_err(|e| Error::field("linux.gidMappings", e.to_string()))?;
     Ok(())
 }
 

@@ -116,7 +116,10 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         join_keyring: !opts.no_new_keyring,
         sysctls: sysctls(opts.spec),
         rootfs: rootfs::plan::build(&inputs)?,
-        process: process(opts.spec, opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?)?,
+        process: process(
+            opts.spec,
+            opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?,
+        )?,
     })
 }
 
@@ -125,7 +128,10 @@ fn time_offsets(spec: &Spec) -> Result<String> {
     let mut text = String::new();
     for (clock, off) in offsets.into_iter().flatten() {
         if !matches!(clock.as_str(), "monotonic" | "boottime") {
-            return Err(Error::field(format!("linux.timeOffsets.{clock}"), "only monotonic and boottime can be offset"));
+            return Err(Error::field(
+                format!("linux.timeOffsets.{clock}"),
+                "only monotonic and boottime can be offset",
+            ));
         }
         text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
     }

@@ -141,7 +141,8 @@ impl Sys for RealSys<'_> {
 
     fn ioprio_set(&mut self, value: i64) -> nix::Result<()> {
         // SAFETY: plain syscall on integers.
-        Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, super::attrs::IOPRIO_WHO_PROCESS, 0, value) }).map(drop)
+        Errno::result(unsafe { libc::syscall(libc::SYS_ioprio_set, super::attrs::IOPRIO_WHO_PROCESS, 0, value) })
+            .map(drop)
     }
 
     fn sched_setattr(&mut self, attr: &super::attrs::SchedAttr) -> nix::Result<()> {
@@ -155,7 +156,14 @@ impl Sys for RealSys<'_> {
         Errno::result(unsafe { libc::personality(persona) }).map(drop)
     }
 
-    fn mount(&mut self, src: Src, target: At, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()> {
+    fn mount(
+        &mut self,
+        src: Src,
+        target: At,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()> {
         let src_fd = match src {
             Src::Root(p) => Some(self.open(p, OFlag::O_PATH)?),
             _ => None,
@@ -246,7 +254,13 @@ impl Sys for RealSys<'_> {
         tree.attach(&self.open(target, OFlag::O_PATH)?)
     }
 
-    fn idmap_bind(&mut self, source: &Path, target: &Path, recursive: bool, map: &IdMap) -> std::result::Result<(), String> {
+    fn idmap_bind(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        recursive: bool,
+        map: &IdMap,
+    ) -> std::result::Result<(), String> {
         let userns = rootfs::idmap::userns_with(&map.uid, &map.gid).map_err(|e| format!("idmap: {e}"))?;
         let target = self.open(target, OFlag::O_PATH).map_err(|e| e.desc().to_string())?;
         rootfs::idmap::bind(source, &target, recursive, &userns)

@@ -119,7 +119,11 @@ pub fn flags(f: MsFlags) -> String {
         (MsFlags::MS_REC, "rec"),
     ];
     let names: Vec<&str> = NAMES.iter().filter(|(f2, _)| f.contains(*f2)).map(|(_, n)| *n).collect();
-    if names.is_empty() { "-".into() } else { names.join(",") }
+    if names.is_empty() {
+        "-".into()
+    } else {
+        names.join(",")
+    }
 }
 
 fn clone_flags(f: CloneFlags) -> String {
@@ -179,7 +183,10 @@ impl Sys for Recorder {
     }
 
     fn sched_setattr(&mut self, a: &super::attrs::SchedAttr) -> nix::Result<()> {
-        self.record(format!("sched_setattr policy={} nice={} priority={}", a.sched_policy, a.sched_nice, a.sched_priority))
+        self.record(format!(
+            "sched_setattr policy={} nice={} priority={}",
+            a.sched_policy, a.sched_nice, a.sched_priority
+        ))
     }
 
     fn personality(&mut self, persona: libc::c_ulong) -> nix::Result<()> {
@@ -187,7 +194,14 @@ impl Sys for Recorder {
     }
 
     fn mount(&mut self, s: Src, t: At, fstype: Option<&str>, f: MsFlags, data: Option<&str>) -> nix::Result<()> {
-        self.record(format!("mount {} {} {} {} {}", src(s), at(t), fstype.unwrap_or("-"), flags(f), data.unwrap_or("-")))
+        self.record(format!(
+            "mount {} {} {} {} {}",
+            src(s),
+            at(t),
+            fstype.unwrap_or("-"),
+            flags(f),
+            data.unwrap_or("-")
+        ))
     }
 
     fn remount_bind(&mut self, t: At, f: MsFlags) -> nix::Result<()> {
@@ -222,7 +236,15 @@ impl Sys for Recorder {
             nix::sys::stat::SFlag::S_IFIFO => "p",
             _ => "c",
         };
-        self.record(format!("mknod {} {kind} {}:{} {:o} {}:{}", d.path.display(), d.major, d.minor, d.mode, d.uid, d.gid))
+        self.record(format!(
+            "mknod {} {kind} {}:{} {:o} {}:{}",
+            d.path.display(),
+            d.major,
+            d.minor,
+            d.mode,
+            d.uid,
+            d.gid
+        ))
     }
 
     fn symlink(&mut self, target: &str, link: &Path) -> nix::Result<()> {
@@ -234,7 +256,13 @@ impl Sys for Recorder {
     }
 
     fn idmap_bind(&mut self, source: &Path, target: &Path, rec: bool, m: &IdMap) -> std::result::Result<(), String> {
-        let line = format!("idmap_bind {} {} rec={rec} uid={} gid={}", source.display(), target.display(), maps(&m.uid), maps(&m.gid));
+        let line = format!(
+            "idmap_bind {} {} rec={rec} uid={} gid={}",
+            source.display(),
+            target.display(),
+            maps(&m.uid),
+            maps(&m.gid)
+        );
         self.record(line).map_err(|e| e.desc().to_string())
     }
 

@@ -65,7 +65,10 @@ fn runc_default_sets_up_in_runcs_order() {
     ]);
     // root.readonly is the last step of the filesystem; the rlimits come after the pivot.
     let n = rec.calls.len();
-    assert_eq!(&rec.calls[n - 2..], ["remount_bind host:/ ro", &format!("setrlimit {} 1024 1024", libc::RLIMIT_NOFILE)]);
+    assert_eq!(
+        &rec.calls[n - 2..],
+        ["remount_bind host:/ ro", &format!("setrlimit {} 1024 1024", libc::RLIMIT_NOFILE)]
+    );
 }
 
 #[test]
@@ -97,7 +100,11 @@ fn runc_default_sets_the_cgroup_v2_hierarchy_read_only_by_binding_without_a_cgro
 #[test]
 fn podman_mounts_cgroup2_fresh_in_its_cgroup_namespace() {
     let rec = podman().run();
-    rec.assert_order(&["unshare cgroup", "sethostname 3f2a1b", "mount cgroup2 /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime -"]);
+    rec.assert_order(&[
+        "unshare cgroup",
+        "sethostname 3f2a1b",
+        "mount cgroup2 /sys/fs/cgroup cgroup2 ro,nosuid,nodev,noexec,relatime -",
+    ]);
     assert!(!rec.has("mount /sys/fs/cgroup/strata/t"));
     // As runc: a cgroup mount's propagation option ("rprivate") is not applied to it.
     assert!(!rec.has("mount none /sys/fs/cgroup"));
@@ -106,7 +113,12 @@ fn podman_mounts_cgroup2_fresh_in_its_cgroup_namespace() {
 #[test]
 fn podman_sysctl_is_written_through_the_inits_proc_before_any_mount() {
     let rec = podman().run();
-    rec.assert_order(&["sethostname 3f2a1b", "keyring", "write /proc/sys/net/ipv4/ping_group_range 0 0", "mount none host:/"]);
+    rec.assert_order(&[
+        "sethostname 3f2a1b",
+        "keyring",
+        "write /proc/sys/net/ipv4/ping_group_range 0 0",
+        "mount none host:/",
+    ]);
 }
 
 #[test]
@@ -124,7 +136,12 @@ fn podman_binds_its_files_private_and_fills_run_from_the_image() {
     assert!(!rec.has("remount_bind /etc/hostname"));
     let shm = "/var/lib/containers/storage/overlay-containers/c/userdata/shm";
     rec.assert_order(&[&format!("mount {shm} /dev/shm - bind -"), "remount_bind /dev/shm nosuid,nodev,noexec"]);
-    rec.assert_order(&["hold_dir /run", "mount tmpfs /run tmpfs nosuid,nodev mode=0755", "copy_up /run", "mount none /run - private,rec -"]);
+    rec.assert_order(&[
+        "hold_dir /run",
+        "mount tmpfs /run tmpfs nosuid,nodev mode=0755",
+        "copy_up /run",
+        "mount none /run - private,rec -",
+    ]);
 }
 
 #[test]
@@ -139,7 +156,11 @@ fn rootless_becomes_root_first_and_binds_devices_instead_of_making_them() {
     let rec = runc_default(true).run();
     // The clone made every namespace: nothing to join or unshare, root in it first.
     assert_eq!(rec.calls[0], "become_root");
-    rec.assert_order(&["create_file /dev/null 0", "mount /dev/null /dev/null - bind -", "symlink /proc/self/fd /dev/fd"]);
+    rec.assert_order(&[
+        "create_file /dev/null 0",
+        "mount /dev/null /dev/null - bind -",
+        "symlink /proc/self/fd /dev/fd",
+    ]);
     assert_eq!(rec.count("mknod"), 0);
     // /sys is an rbind of the host's, remounted read-only.
     rec.assert_order(&["mount /sys /sys - bind,rec -", "remount_bind /sys ro,nosuid,nodev,noexec"]);
@@ -212,7 +233,12 @@ fn a_new_time_namespace_gets_its_offsets_after_the_cgroup_namespace() {
         "namespaces": [{ "type": "mount" }, { "type": "cgroup" }, { "type": "time" }],
         "timeOffsets": { "monotonic": { "secs": 7, "nanosecs": 2 } },
     } })));
-    s.run().assert_order(&["unshare cgroup", "unshare time", "write /proc/self/timens_offsets monotonic 7 2", "keyring"]);
+    s.run().assert_order(&[
+        "unshare cgroup",
+        "unshare time",
+        "write /proc/self/timens_offsets monotonic 7 2",
+        "keyring",
+    ]);
     let bad = Setup::new(config(json!({ "linux": {
         "namespaces": [{ "type": "time" }], "timeOffsets": { "realtime": { "secs": 1 } } } })));
     assert!(bad.plan().unwrap_err().to_string().contains("linux.timeOffsets.realtime"));

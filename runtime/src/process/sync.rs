@@ -120,7 +120,13 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        for m in [Message::Go, Message::Ready, Message::Hooks, Message::Pid(4242), Message::Failed("mount /proc: EPERM".into())] {
+        for m in [
+            Message::Go,
+            Message::Ready,
+            Message::Hooks,
+            Message::Pid(4242),
+            Message::Failed("mount /proc: EPERM".into()),
+        ] {
             assert_eq!(Message::decode(&m.encode()), Some(m));
         }
         let (a, b) = pair().unwrap();

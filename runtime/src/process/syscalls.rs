@@ -96,7 +96,14 @@ pub trait Sys {
     fn personality(&mut self, persona: libc::c_ulong) -> nix::Result<()>;
 
     // The filesystem.
-    fn mount(&mut self, src: Src, target: At, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> nix::Result<()>;
+    fn mount(
+        &mut self,
+        src: Src,
+        target: At,
+        fstype: Option<&str>,
+        flags: MsFlags,
+        data: Option<&str>,
+    ) -> nix::Result<()>;
     /// A bind remount with `flags`, keeping the per-mount flags the kernel would refuse
     /// to drop (locked by a user namespace).
     fn remount_bind(&mut self, target: At, flags: MsFlags) -> nix::Result<()>;
@@ -115,7 +122,13 @@ pub trait Sys {
     /// Moves the detached bind source `index` (opened by the parent) onto `target`.
     fn attach_tree(&mut self, index: usize, target: &Path) -> nix::Result<()>;
     /// An idmapped bind of the host's `source` onto `target`.
-    fn idmap_bind(&mut self, source: &Path, target: &Path, recursive: bool, map: &IdMap) -> std::result::Result<(), String>;
+    fn idmap_bind(
+        &mut self,
+        source: &Path,
+        target: &Path,
+        recursive: bool,
+        map: &IdMap,
+    ) -> std::result::Result<(), String>;
     /// Keeps the directory at `path` open (tmpcopyup: what the mount will hide).
     fn hold_dir(&mut self, path: &Path) -> nix::Result<()>;
     /// Copies the held directory's tree into the directory now at `path`.

@@ -128,9 +128,7 @@ fn data() -> Vec<u8> {
 /// A sealed, close-on-exec memfd holding the trampoline.
 pub fn memfd() -> nix::Result<OwnedFd> {
     // SAFETY: memfd_create with a static NUL-terminated name and integer flags.
-    let fd = unsafe {
-        libc::memfd_create(c"strata-exec".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    };
+    let fd = unsafe { libc::memfd_create(c"strata-exec".as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     // SAFETY: memfd_create succeeded: the fd is new and nothing else owns it.
     let fd = unsafe { OwnedFd::from_raw_fd(Errno::result(fd)?) };
     let img = image();
@@ -166,7 +164,14 @@ fn execveat(tramp: &OwnedFd, args: &[*const libc::c_char], env: &[*const libc::c
     // SAFETY: `args` and `env` come from `vectors`: NULL-terminated arrays of pointers
     // into CStrings that outlive the call; "" with AT_EMPTY_PATH names the fd itself.
     unsafe {
-        libc::syscall(libc::SYS_execveat, tramp.as_raw_fd(), c"".as_ptr(), args.as_ptr(), env.as_ptr(), libc::AT_EMPTY_PATH);
+        libc::syscall(
+            libc::SYS_execveat,
+            tramp.as_raw_fd(),
+            c"".as_ptr(),
+            args.as_ptr(),
+            env.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        );
     }
     Errno::last()
 }
@@ -217,7 +222,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let out = dir.join("out");
         let script = format!("echo \"$0 $1 $X\" > {}", out.display());
-        let args = [c"sh".to_owned(), c"-c".to_owned(), CString::new(script).unwrap(), c"zero".to_owned(), c"one".to_owned()];
+        let args =
+            [c"sh".to_owned(), c"-c".to_owned(), CString::new(script).unwrap(), c"zero".to_owned(), c"one".to_owned()];
         let env = [c"X=envok".to_owned()];
         assert_eq!(run(&dir, c"/bin/sh", &args, &env), (0, String::new()));
         assert_eq!(std::fs::read_to_string(&out).unwrap(), "zero one envok\n");

@@ -144,7 +144,8 @@ fn filesystem(m: &MountPlan, f: &FsPlan, sys: &mut impl Sys) -> Result<()> {
         }
         (Err(Errno::EINVAL), Fallback::Data(other)) => {
             let other = (!other.is_empty()).then_some(other.as_str());
-            sys.mount(Src::Host(&f.source), At::Root(dest), Some(&f.fstype), f.flags, other).map_err(|e| os(field, e))?;
+            sys.mount(Src::Host(&f.source), At::Root(dest), Some(&f.fstype), f.flags, other)
+                .map_err(|e| os(field, e))?;
         }
         (Err(e), _) => return Err(os(field, e)),
     }
@@ -160,7 +161,8 @@ fn filesystem(m: &MountPlan, f: &FsPlan, sys: &mut impl Sys) -> Result<()> {
 fn cgroup(m: &MountPlan, c: &CgroupPlan, sys: &mut impl Sys) -> Result<()> {
     if c.tmpfs {
         let tmpfs = Path::new("tmpfs");
-        sys.mount(Src::Host(tmpfs), At::Root(&m.dest), Some("tmpfs"), c.flags, Some("mode=755")).ctx(|| "mount tmpfs")?;
+        sys.mount(Src::Host(tmpfs), At::Root(&m.dest), Some("tmpfs"), c.flags, Some("mode=755"))
+            .ctx(|| "mount tmpfs")?;
     }
     let ro = if c.readonly { MsFlags::MS_RDONLY } else { MsFlags::empty() };
     for h in &c.hierarchies {

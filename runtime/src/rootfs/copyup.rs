@@ -34,12 +34,27 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, depth: u32) -> nix::Result<()> {
         match SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) {
             SFlag::S_IFDIR => {
                 mkdirat(to.as_fd(), name, mode)?;
-                let src = nix::fcntl::openat(from.as_fd(), name, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
-                let dst = nix::fcntl::openat(to.as_fd(), name, OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                let src = nix::fcntl::openat(
+                    from.as_fd(),
+                    name,
+                    OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
+                let dst = nix::fcntl::openat(
+                    to.as_fd(),
+                    name,
+                    OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
                 copy_dir(&src, &dst, depth + 1)?;
             }
             SFlag::S_IFREG => {
-                let src = nix::fcntl::openat(from.as_fd(), name, OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())?;
+                let src = nix::fcntl::openat(
+                    from.as_fd(),
+                    name,
+                    OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    Mode::empty(),
+                )?;
                 let dst = nix::fcntl::openat(
                     to.as_fd(),
                     name,
@@ -48,7 +63,8 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, depth: u32) -> nix::Result<()> {
                 )?;
                 let mut src = std::fs::File::from(src);
                 let mut dst = std::fs::File::from(dst);
-                std::io::copy(&mut src, &mut dst).map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+                std::io::copy(&mut src, &mut dst)
+                    .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
             }
             SFlag::S_IFLNK => {
                 let target = nix::fcntl::readlinkat(from.as_fd(), name)?;
@@ -56,11 +72,21 @@ fn copy_dir(from: &OwnedFd, to: &OwnedFd, depth: u32) -> nix::Result<()> {
             }
             kind => mknodat(to.as_fd(), name, kind, mode, st.st_rdev)?,
         }
-        fchownat(to.as_fd(), name, Some(Uid::from_raw(st.st_uid)), Some(Gid::from_raw(st.st_gid)), AtFlags::AT_SYMLINK_NOFOLLOW)?;
+        fchownat(
+            to.as_fd(),
+            name,
+            Some(Uid::from_raw(st.st_uid)),
+            Some(Gid::from_raw(st.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )?;
         if SFlag::from_bits_truncate(st.st_mode & libc::S_IFMT) != SFlag::S_IFLNK {
             // chown clears setuid/setgid: set the mode last.
             fchmodat(to.as_fd(), name, mode, FchmodatFlags::NoFollowSymlink).or_else(|e| {
-                if e == nix::errno::Errno::EOPNOTSUPP { Ok(()) } else { Err(e) }
+                if e == nix::errno::Errno::EOPNOTSUPP {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
             })?;
         }
     }

@@ -44,8 +44,12 @@ pub fn userns_with(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<Own
         };
         std::fs::write(format!("/proc/{proc_pid}/uid_map"), render(uid)).map_err(|e| format!("uidMappings: {e}"))?;
         std::fs::write(format!("/proc/{proc_pid}/gid_map"), render(gid)).map_err(|e| format!("gidMappings: {e}"))?;
-        nix::fcntl::open(format!("/proc/{proc_pid}/ns/user").as_str(), OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(step("open the user namespace"))
+        nix::fcntl::open(
+            format!("/proc/{proc_pid}/ns/user").as_str(),
+            OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(step("open the user namespace"))
     })();
     drop(hold_w);
     let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
@@ -60,7 +64,12 @@ pub fn bind(source: &Path, target: &OwnedFd, recursive: bool, userns: &OwnedFd) 
     let rec = if recursive { libc::AT_RECURSIVE as u32 } else { 0 };
     // SAFETY: valid C string; the kernel returns a new fd we then own.
     let tree = unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, src.as_ptr(), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec)
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec,
+        )
     };
     let tree = Errno::result(tree).map_err(step("open_tree"))? as i32;
     // SAFETY: open_tree just returned this fd and nothing else owns it.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::Mode;
 use nix::unistd::{chdir, chroot, fchdir, pivot_root as sys_pivot_root};
 

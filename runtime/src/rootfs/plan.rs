@@ -111,10 +111,15 @@ pub struct BindPlan {
 
 #[derive(Debug)]
 pub enum BindHow {
-    Path { recursive: bool },
+    Path {
+        recursive: bool,
+    },
     /// The parent's detached copy, by mount index.
     Tree(usize),
-    Idmap { recursive: bool, map: IdMap },
+    Idmap {
+        recursive: bool,
+        map: IdMap,
+    },
 }
 
 #[derive(Debug)]
@@ -149,8 +154,14 @@ pub struct After {
     pub rec_clear: u64,
 }
 
-const DEFAULT_DEVICES: [(&str, u64, u64); 6] =
-    [("/dev/null", 1, 3), ("/dev/zero", 1, 5), ("/dev/full", 1, 7), ("/dev/random", 1, 8), ("/dev/urandom", 1, 9), ("/dev/tty", 5, 0)];
+const DEFAULT_DEVICES: [(&str, u64, u64); 6] = [
+    ("/dev/null", 1, 3),
+    ("/dev/zero", 1, 5),
+    ("/dev/full", 1, 7),
+    ("/dev/random", 1, 8),
+    ("/dev/urandom", 1, 9),
+    ("/dev/tty", 5, 0),
+];
 
 const SYMLINKS: [(&str, &str); 6] = [
     ("/proc/self/fd", "/dev/fd"),
@@ -171,7 +182,15 @@ pub fn build(i: &Inputs) -> Result<RootfsPlan> {
     let default_devices = if wants_defaults {
         DEFAULT_DEVICES
             .iter()
-            .map(|&(p, major, minor)| Device { path: p.into(), kind: SFlag::S_IFCHR, major, minor, mode: 0o666, uid: 0, gid: 0 })
+            .map(|&(p, major, minor)| Device {
+                path: p.into(),
+                kind: SFlag::S_IFCHR,
+                major,
+                minor,
+                mode: 0o666,
+                uid: 0,
+                gid: 0,
+            })
             .collect()
     } else {
         Vec::new()
@@ -237,7 +256,8 @@ fn plan_mount(i: &Inputs, n: usize, m: &Mount) -> Result<MountPlan> {
 }
 
 fn plan_bind(i: &Inputs, n: usize, m: &Mount, field: &str, opts: MountOptions) -> Result<BindPlan> {
-    let source = m.source().as_ref().ok_or_else(|| Error::field(format!("{field}.source"), "a bind mount needs a source"))?;
+    let source =
+        m.source().as_ref().ok_or_else(|| Error::field(format!("{field}.source"), "a bind mount needs a source"))?;
     let source = if source.is_relative() { i.bundle.join(source) } else { source.clone() };
     let tree = i.sources.get(n);
     // Options the runtime doesn't know are filesystem data (config.md), which a bind
@@ -259,13 +279,7 @@ fn plan_bind(i: &Inputs, n: usize, m: &Mount, field: &str, opts: MountOptions) -
     } else {
         BindHow::Path { recursive: opts.recursive_bind }
     };
-    Ok(BindPlan {
-        source,
-        is_dir: tree.map(|t| t.is_dir),
-        how,
-        remount: opts.flags & BIND_FLAGS,
-        after: after(&opts),
-    })
+    Ok(BindPlan { source, is_dir: tree.map(|t| t.is_dir), how, remount: opts.flags & BIND_FLAGS, after: after(&opts) })
 }
 
 fn plan_fs(m: &Mount, field: &str, typ: &str, opts: MountOptions) -> Result<FsPlan> {
@@ -349,7 +363,9 @@ fn wants_default_devices(mounts: &[Mount]) -> bool {
 }
 
 fn is_dev(dest: &Path) -> bool {
-    dest.components().filter(|c| matches!(c, std::path::Component::Normal(_))).eq(Path::new("/dev").components().skip(1))
+    dest.components()
+        .filter(|c| matches!(c, std::path::Component::Normal(_)))
+        .eq(Path::new("/dev").components().skip(1))
 }
 
 /// linux.rootfsPropagation, rslave by default (runc's).

@@ -71,6 +71,8 @@ fn hierarchy(dir: &CgroupDir, dest: PathBuf) -> Hierarchy {
 fn dir_name(dir: &CgroupDir) -> String {
     match dir.version {
         Version::V2 => "unified".into(),
-        Version::V1 => dir.controllers.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(","),
+        Version::V1 => {
+            dir.controllers.iter().map(|c| c.strip_prefix("name=").unwrap_or(c)).collect::<Vec<_>>().join(",")
+        }
     }
 }

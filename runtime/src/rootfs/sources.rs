@@ -30,7 +30,13 @@ impl BindSources {
     /// Trees (directory or not) for plans built in tests: the fd is the root's.
     #[cfg(test)]
     pub(crate) fn for_tests(trees: Vec<Option<bool>>) -> BindSources {
-        let open = || nix::fcntl::open("/", nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty());
+        let open = || {
+            nix::fcntl::open(
+                "/",
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+        };
         let trees = trees.into_iter().map(|t| t.map(|is_dir| Tree { fd: open().expect("open /"), is_dir })).collect();
         BindSources { trees }
     }
@@ -81,7 +87,12 @@ fn open_tree(path: &Path, recursive: bool) -> nix::Result<OwnedFd> {
     let rec = if recursive { libc::AT_RECURSIVE as u32 } else { 0 };
     // SAFETY: a valid C string; the flags ask for a new close-on-exec fd, which we own.
     let r = unsafe {
-        libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c.as_ptr(), libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec)
+        libc::syscall(
+            libc::SYS_open_tree,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::OPEN_TREE_CLONE | libc::OPEN_TREE_CLOEXEC | rec,
+        )
     };
     let fd = Errno::result(r)?;
     // SAFETY: open_tree just returned this fd and nothing else owns it.

@@ -46,7 +46,11 @@ fn a_read_only_tmpfs_elsewhere_is_remounted_once_mounted_before_the_next_mount()
         { "destination": "/proc", "type": "proc", "source": "proc" },
     ]))
     .run();
-    rec.assert_order(&["mount tmpfs /tmp tmpfs nodev mode=0755", "remount_bind /tmp ro,nodev", "mount proc /proc proc"]);
+    rec.assert_order(&[
+        "mount tmpfs /tmp tmpfs nodev mode=0755",
+        "remount_bind /tmp ro,nodev",
+        "mount proc /proc proc",
+    ]);
 }
 
 #[test]
@@ -69,7 +73,13 @@ fn tmpcopyup_holds_the_directory_before_the_mount_and_copies_before_the_read_onl
         { "destination": "/etc", "type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup", "ro"] },
     ]))
     .run();
-    rec.assert_order(&["mkdir /etc", "hold_dir /etc", "mount tmpfs /etc tmpfs - mode=0755", "copy_up /etc", "remount_bind /etc ro"]);
+    rec.assert_order(&[
+        "mkdir /etc",
+        "hold_dir /etc",
+        "mount tmpfs /etc tmpfs - mode=0755",
+        "copy_up /etc",
+        "remount_bind /etc ro",
+    ]);
 }
 
 #[test]
@@ -130,7 +140,12 @@ fn binds_the_parent_opened_are_attached_and_given_the_setup_propagation() {
     }));
     s.sources = super::BindSources::for_tests(vec![None, Some(true)]);
     let rec = s.run();
-    rec.assert_order(&["mkdir /data 755", "attach_tree 1 /data", "mount none /data - private -", "remount_bind /data ro"]);
+    rec.assert_order(&[
+        "mkdir /data 755",
+        "attach_tree 1 /data",
+        "mount none /data - private -",
+        "remount_bind /data ro",
+    ]);
     assert!(!rec.has("stat host:/srv/data"), "the parent already knows it is a directory");
 }
 
@@ -152,7 +167,8 @@ fn an_idmapped_bind_takes_the_mounts_maps_or_the_containers() {
         "idmap_bind /srv/b /b rec=true uid=0:100000:65536 gid=0:100000:65536",
     ]);
     assert!(!rec.has("mount /srv/a"));
-    let unmapped = with_mounts(json!([{ "destination": "/a", "type": "bind", "source": "/srv/a", "options": ["idmap"] }]));
+    let unmapped =
+        with_mounts(json!([{ "destination": "/a", "type": "bind", "source": "/srv/a", "options": ["idmap"] }]));
     assert!(unmapped.plan().unwrap_err().to_string().contains("needs uidMappings and gidMappings"));
 }
 
@@ -196,7 +212,10 @@ fn devpts_drops_an_unmapped_gid_and_tries_again() {
         { "destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["newinstance", "gid=5", "mode=0620"] },
     ]))
     .run_with(r);
-    rec.assert_order(&["mount devpts /dev/pts devpts - newinstance,gid=5,mode=0620", "mount devpts /dev/pts devpts - newinstance,mode=0620"]);
+    rec.assert_order(&[
+        "mount devpts /dev/pts devpts - newinstance,gid=5,mode=0620",
+        "mount devpts /dev/pts devpts - newinstance,mode=0620",
+    ]);
 }
 
 #[test]
@@ -284,7 +303,8 @@ fn bad_devices_are_refused_by_the_parent() {
 
 #[test]
 fn binding_dev_itself_makes_no_default_devices_or_links() {
-    let rec = with_mounts(json!([{ "destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"] }])).run();
+    let rec =
+        with_mounts(json!([{ "destination": "/dev", "type": "bind", "source": "/dev", "options": ["rbind"] }])).run();
     assert_eq!(rec.count("mknod"), 0);
     assert_eq!(rec.count("symlink"), 0);
 }
@@ -323,7 +343,9 @@ fn the_configured_propagation_is_applied_after_the_pivot_when_setup_needs_anothe
 
 #[test]
 fn a_read_only_root_is_remounted_after_the_pivot_and_propagation() {
-    let rec = with(json!({ "root": { "path": "rootfs", "readonly": true }, "linux": { "rootfsPropagation": "shared" } })).run();
+    let rec =
+        with(json!({ "root": { "path": "rootfs", "readonly": true }, "linux": { "rootfsPropagation": "shared" } }))
+            .run();
     let n = rec.calls.len();
     assert_eq!(&rec.calls[n - 3..], ["pivot_root /b/rootfs", "mount none host:/ - shared -", "remount_bind host:/ ro"]);
 }

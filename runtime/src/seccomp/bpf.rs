@@ -210,7 +210,8 @@ fn rule_insns(rule: &Rule, wide: bool) -> Result<Vec<sock_filter>> {
             T::Next => end,
             T::Fail => total,
         };
-        u8::try_from(target - at - 1).map_err(|_| Error::field("linux.seccomp", "a rule has too many argument conditions"))
+        u8::try_from(target - at - 1)
+            .map_err(|_| Error::field("linux.seccomp", "a rule has too many argument conditions"))
     };
     let mut out = Vec::with_capacity(total);
     for (i, (p, end)) in pending.iter().enumerate() {
@@ -233,7 +234,9 @@ fn compare(c: &Cond, wide: bool) -> Vec<P> {
         return match c.op {
             Op::Eq => vec![ld(lo_off), j(JEQ, v_lo, T::Next, T::Fail)],
             Op::Ne => vec![ld(lo_off), j(JEQ, v_lo, T::Fail, T::Next)],
-            Op::MaskedEq { mask } => vec![ld(lo_off), j(AND_K, mask as u32, T::Go, T::Go), j(JEQ, v_lo, T::Next, T::Fail)],
+            Op::MaskedEq { mask } => {
+                vec![ld(lo_off), j(AND_K, mask as u32, T::Go, T::Go), j(JEQ, v_lo, T::Next, T::Fail)]
+            }
             Op::Gt => vec![ld(lo_off), j(JGT, v_lo, T::Next, T::Fail)],
             Op::Ge => vec![ld(lo_off), j(JGE, v_lo, T::Next, T::Fail)],
             Op::Lt => vec![ld(lo_off), j(JGE, v_lo, T::Fail, T::Next)],
@@ -251,9 +254,33 @@ fn compare(c: &Cond, wide: bool) -> Vec<P> {
             j(AND_K, mask as u32, T::Go, T::Go),
             j(JEQ, v_lo, T::Next, T::Fail),
         ],
-        Op::Gt => vec![ld(hi_off), j(JGT, v_hi, T::Next, T::Go), j(JEQ, v_hi, T::Go, T::Fail), ld(lo_off), j(JGT, v_lo, T::Next, T::Fail)],
-        Op::Ge => vec![ld(hi_off), j(JGT, v_hi, T::Next, T::Go), j(JEQ, v_hi, T::Go, T::Fail), ld(lo_off), j(JGE, v_lo, T::Next, T::Fail)],
-        Op::Lt => vec![ld(hi_off), j(JGT, v_hi, T::Fail, T::Go), j(JEQ, v_hi, T::Go, T::Next), ld(lo_off), j(JGE, v_lo, T::Fail, T::Next)],
-        Op::Le => vec![ld(hi_off), j(JGT, v_hi, T::Fail, T::Go), j(JEQ, v_hi, T::Go, T::Next), ld(lo_off), j(JGT, v_lo, T::Fail, T::Next)],
+        Op::Gt => vec![
+            ld(hi_off),
+            j(JGT, v_hi, T::Next, T::Go),
+            j(JEQ, v_hi, T::Go, T::Fail),
+            ld(lo_off),
+            j(JGT, v_lo, T::Next, T::Fail),
+        ],
+        Op::Ge => vec![
+            ld(hi_off),
+            j(JGT, v_hi, T::Next, T::Go),
+            j(JEQ, v_hi, T::Go, T::Fail),
+            ld(lo_off),
+            j(JGE, v_lo, T::Next, T::Fail),
+        ],
+        Op::Lt => vec![
+            ld(hi_off),
+            j(JGT, v_hi, T::Fail, T::Go),
+            j(JEQ, v_hi, T::Go, T::Next),
+            ld(lo_off),
+            j(JGE, v_lo, T::Fail, T::Next),
+        ],
+        Op::Le => vec![
+            ld(hi_off),
+            j(JGT, v_hi, T::Fail, T::Go),
+            j(JEQ, v_hi, T::Go, T::Next),
+            ld(lo_off),
+            j(JGT, v_lo, T::Fail, T::Next),
+        ],
     }
 }

@@ -59,8 +59,14 @@ impl Listener {
         rx.read_exact(&mut body).ctx(|| "read seccomp state")?;
         let fds = [listener.as_raw_fd()];
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        sendmsg::<()>(self.socket.as_raw_fd(), &[IoSlice::new(&body)], &cmsg, MsgFlags::empty(), None)
-            .map_err(|e| Error::field("linux.seccomp.listenerPath", format!("send listener to {}: {}", self.path.display(), e.desc())))?;
+        sendmsg::<()>(self.socket.as_raw_fd(), &[IoSlice::new(&body)], &cmsg, MsgFlags::empty(), None).map_err(
+            |e| {
+                Error::field(
+                    "linux.seccomp.listenerPath",
+                    format!("send listener to {}: {}", self.path.display(), e.desc()),
+                )
+            },
+        )?;
         Ok(())
     }
 }

@@ -72,7 +72,9 @@ pub enum Op {
     Ge,
     Gt,
     /// (arg & mask) == datum
-    MaskedEq { mask: u64 },
+    MaskedEq {
+        mask: u64,
+    },
 }
 
 /// One argument comparison: `args[index] OP value`.
@@ -154,7 +156,10 @@ pub fn convert(s: &LinuxSeccomp) -> Result<Rules> {
         if sc.errno_ret().is_some()
             && !matches!(sc.action(), LinuxSeccompAction::ScmpActErrno | LinuxSeccompAction::ScmpActTrace)
         {
-            return Err(Error::field(format!("{field}.errnoRet"), "is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE"));
+            return Err(Error::field(
+                format!("{field}.errnoRet"),
+                "is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE",
+            ));
         }
         if action == default {
             continue;
@@ -188,7 +193,10 @@ fn convert_args(field: &str, args: &[oci_spec::runtime::LinuxSeccompArg]) -> Res
     let mut conds = Vec::with_capacity(args.len());
     for (j, a) in args.iter().enumerate() {
         if a.index() >= 6 {
-            return Err(Error::field(format!("{field}.args[{j}].index"), format!("{} is not a syscall argument (0-5)", a.index())));
+            return Err(Error::field(
+                format!("{field}.args[{j}].index"),
+                format!("{} is not a syscall argument (0-5)", a.index()),
+            ));
         }
         let (op, value) = match a.op() {
             LinuxSeccompOperator::ScmpCmpNe => (Op::Ne, a.value()),
@@ -251,7 +259,9 @@ mod tests {
         let e = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":7,"value":0,"op":"SCMP_CMP_EQ"}]}]}"#)
             .unwrap_err();
         assert!(e.to_string().contains("linux.seccomp.syscalls[0].args[0].index"), "{e}");
-        let e = profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#).unwrap_err();
+        let e =
+            profile(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["read"],"action":"SCMP_ACT_NOTIFY"}]}"#)
+                .unwrap_err();
         assert!(e.to_string().contains("listenerPath"), "{e}");
     }
 }

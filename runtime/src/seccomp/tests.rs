@@ -72,15 +72,19 @@ fn per_rule_actions_and_default() {
 
 #[test]
 fn newer_syscalls_than_the_profile_names_get_enosys() {
-    let f = filter(r#"{"defaultAction":"SCMP_ACT_KILL_PROCESS","syscalls":[{"names":["read","openat"],"action":"SCMP_ACT_ALLOW"}]}"#);
+    let f = filter(
+        r#"{"defaultAction":"SCMP_ACT_KILL_PROCESS","syscalls":[{"names":["read","openat"],"action":"SCMP_ACT_ALLOW"}]}"#,
+    );
     assert_eq!(run(&f.program, X86_64, 435, [0; 6]), errno(libc::ENOSYS));
     assert_eq!(run(&f.program, X86_64, 2, [0; 6]), libc::SECCOMP_RET_KILL_PROCESS);
 }
 
 #[test]
 fn x32_calls_use_their_own_numbers() {
-    let f = filter(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X32"],
-        "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#);
+    let f = filter(
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_X86_64","SCMP_ARCH_X32"],
+        "syscalls":[{"names":["mkdir"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
     assert_eq!(run(&f.program, X86_64, 0x4000_0000 | 83, [0; 6]), errno(libc::EPERM));
     assert_eq!(run(&f.program, X86_64, 0x4000_0000 | 84, [0; 6]), ALLOW);
 }

@@ -13,7 +13,8 @@ fn main() {
         std::process::exit(2);
     };
     let out = Path::new(&out);
-    let written = write_all(out, strata::cli::command(), "8").and_then(|()| write_all(out, strata_image::cli::command(), "1"));
+    let written =
+        write_all(out, strata::cli::command(), "8").and_then(|()| write_all(out, strata_image::cli::command(), "1"));
     if let Err(e) = written {
         eprintln!("strata-docgen: {}: {e}", out.display());
         std::process::exit(1);

@@ -60,10 +60,17 @@ impl Builder<'_> {
         if add && ws.iter().any(|s| s.contains("://")) {
             return Err(self.err(i, "ADD of a URL is not supported"));
         }
-        let dest = if dest_word.starts_with('/') { dest_word.clone() } else { format!("{}/{}", st.workdir().trim_end_matches('/'), dest_word) };
-        let dest_dir_hint = dest_word.ends_with('/') || ws.len() > 1 || ws.iter().any(|s| context::has_glob(s)) || dest_word == "." ;
+        let dest = if dest_word.starts_with('/') {
+            dest_word.clone()
+        } else {
+            format!("{}/{}", st.workdir().trim_end_matches('/'), dest_word)
+        };
+        let dest_dir_hint =
+            dest_word.ends_with('/') || ws.len() > 1 || ws.iter().any(|s| context::has_glob(s)) || dest_word == ".";
         let chmod = match i.flag("chmod") {
-            Some(m) => Some(u32::from_str_radix(m, 8).map_err(|_| self.err(i, format!("--chmod={m}: not an octal mode")))?),
+            Some(m) => {
+                Some(u32::from_str_radix(m, 8).map_err(|_| self.err(i, format!("--chmod={m}: not an octal mode")))?)
+            }
             None => None,
         };
         let chown = i.flag("chown").map(str::to_string);
@@ -98,7 +105,13 @@ impl Builder<'_> {
         for w in &ws {
             let found = context::sources(&root, w, &ignore)?;
             if found.is_empty() {
-                return Err(self.err(i, format!("{w}: no such file or directory{}", if from_key.is_none() { " in the build context" } else { "" })));
+                return Err(self.err(
+                    i,
+                    format!(
+                        "{w}: no such file or directory{}",
+                        if from_key.is_none() { " in the build context" } else { "" }
+                    ),
+                ));
             }
             for rel in found {
                 let host = context::resolve_in(&root, &rel, true)?;
@@ -148,7 +161,13 @@ impl Builder<'_> {
         tar.follow_symlinks(false);
         let mut made: Vec<Vec<String>> = vec![];
         let mut links = Links::new();
-        let total: u64 = srcs.iter().map(|s| s.meta.len() * s.meta.is_file() as u64 + s.children.iter().filter(|c| c.meta.is_file()).map(|c| c.meta.len()).sum::<u64>()).sum();
+        let total: u64 = srcs
+            .iter()
+            .map(|s| {
+                s.meta.len() * s.meta.is_file() as u64
+                    + s.children.iter().filter(|c| c.meta.is_file()).map(|c| c.meta.len()).sum::<u64>()
+            })
+            .sum();
         let progress = self.opts.progress.as_deref().filter(|_| total >= crate::build::LARGE_COPY);
         if let Some(p) = progress {
             p.start(dest, total);
@@ -176,7 +195,15 @@ impl Builder<'_> {
                 parents(&mut tar, &dcomps, true)?;
                 let base: PathBuf = dcomps.iter().collect();
                 for c in &src.children {
-                    append_item(&mut tar, &mut links, &c.host, &base.join(&c.dest), &c.meta, (uid, gid, chmod), &on_bytes)?;
+                    append_item(
+                        &mut tar,
+                        &mut links,
+                        &c.host,
+                        &base.join(&c.dest),
+                        &c.meta,
+                        (uid, gid, chmod),
+                        &on_bytes,
+                    )?;
                 }
             } else if add && archive_kind(&src.host)?.is_some() {
                 parents(&mut tar, &dcomps, true)?;
@@ -187,13 +214,25 @@ impl Builder<'_> {
                     t.push(src.rel.last().cloned().unwrap_or_default());
                 }
                 parents(&mut tar, &t, false)?;
-                append_item(&mut tar, &mut links, &src.host, &t.iter().collect::<PathBuf>(), &src.meta, (uid, gid, chmod), &on_bytes)?;
+                append_item(
+                    &mut tar,
+                    &mut links,
+                    &src.host,
+                    &t.iter().collect::<PathBuf>(),
+                    &src.meta,
+                    (uid, gid, chmod),
+                    &on_bytes,
+                )?;
             }
         }
         if let Some(p) = progress {
             p.done();
         }
-        let mut f = tar.into_inner().map_err(|e| Error::io(&rootfs, e))?.into_inner().map_err(|e| Error::io(&rootfs, e.into_error()))?;
+        let mut f = tar
+            .into_inner()
+            .map_err(|e| Error::io(&rootfs, e))?
+            .into_inner()
+            .map_err(|e| Error::io(&rootfs, e.into_error()))?;
         std::io::Seek::rewind(&mut f).map_err(|e| Error::io(&rootfs, e))?;
         apply::apply_layer(&rootfs, &mut std::io::BufReader::new(f), &Mode::Flatten)?;
         Ok(())
@@ -211,7 +250,15 @@ type Links = std::collections::HashMap<(u64, u64), PathBuf>;
 /// Owner and mode a COPY gives: uid, gid, --chmod.
 type Own = (u64, u64, Option<u32>);
 
-fn append_item<W: Write>(tar: &mut tar::Builder<W>, links: &mut Links, host: &Path, dest: &Path, m: &fs::Metadata, own: Own, on_bytes: &dyn Fn(u64)) -> Result<()> {
+fn append_item<W: Write>(
+    tar: &mut tar::Builder<W>,
+    links: &mut Links,
+    host: &Path,
+    dest: &Path,
+    m: &fs::Metadata,
+    own: Own,
+    on_bytes: &dyn Fn(u64),
+) -> Result<()> {
     let (uid, gid, chmod) = own;
     let io = |e| Error::io(host, e);
     let mut h = tar::Header::new_gnu();
@@ -311,10 +358,14 @@ fn retar<W: Write>(p: &Path, prefix: &str, out: &mut tar::Builder<W>) -> Result<
                 out.append_link(&mut h, &name, target).map_err(io)?;
             }
             tar::EntryType::Symlink => {
-                let target = PathBuf::from(String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned());
+                let target =
+                    PathBuf::from(String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned());
                 out.append_link(&mut h, &name, target).map_err(io)?;
             }
-            tar::EntryType::XGlobalHeader | tar::EntryType::XHeader | tar::EntryType::GNULongName | tar::EntryType::GNULongLink => {}
+            tar::EntryType::XGlobalHeader
+            | tar::EntryType::XHeader
+            | tar::EntryType::GNULongName
+            | tar::EntryType::GNULongLink => {}
             _ => out.append_data(&mut h, &name, &mut e).map_err(io)?,
         }
     }

@@ -48,7 +48,10 @@ impl<'a> Builder<'a> {
         let builds = store.root.join("builds");
         fs::create_dir_all(&builds).map_err(|e| Error::io(&builds, e))?;
         sweep_stale(&builds)?;
-        let work = tempfile::Builder::new().prefix(&crate::staging::prefix(crate::staging::TEMP_FILE)).tempdir_in(&builds).map_err(|e| Error::io(&builds, e))?;
+        let work = tempfile::Builder::new()
+            .prefix(&crate::staging::prefix(crate::staging::TEMP_FILE))
+            .tempdir_in(&builds)
+            .map_err(|e| Error::io(&builds, e))?;
         let cache = Cache::open(&store.root)?;
         let ignore = Ignore::load(&opts.context)?;
         let mut global_args = BTreeMap::new();
@@ -61,7 +64,21 @@ impl<'a> Builder<'a> {
             }
         }
         let parents_before = cgroup_parents(&opts.cgroup_parent).into_iter().filter(|p| p.is_dir()).collect();
-        Ok(Builder { cf, opts, layout, store, cache, work, ignore, global_args, done: vec![], step: 0, total: 0, seq: 0, parents_before })
+        Ok(Builder {
+            cf,
+            opts,
+            layout,
+            store,
+            cache,
+            work,
+            ignore,
+            global_args,
+            done: vec![],
+            step: 0,
+            total: 0,
+            seq: 0,
+            parents_before,
+        })
     }
 
     pub fn run_stages(&mut self, target: usize) -> Result<StageState> {
@@ -83,7 +100,8 @@ impl<'a> Builder<'a> {
 
     /// Writes the image of a built stage and tags it.
     pub fn commit(&mut self, mut st: StageState) -> Result<oci_spec::image::Descriptor> {
-        st.config["rootfs"] = json!({"type": "layers", "diff_ids": st.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()});
+        st.config["rootfs"] =
+            json!({"type": "layers", "diff_ids": st.layers.iter().map(|l| l.diff_id.clone()).collect::<Vec<_>>()});
         st.config["created"] = json!(writer::now_rfc3339());
         let descs: Vec<_> = st.layers.iter().map(|l| l.desc.clone()).collect();
         let tag = self.opts.dest.tag_or_latest()?;
@@ -110,9 +128,18 @@ impl<'a> Builder<'a> {
         if base == "scratch" {
             let p = PlatformSpec::host();
             let config = json!({"architecture": p.arch, "os": p.os, "config": {}, "rootfs": {"type": "layers", "diff_ids": []}, "history": []});
-            return Ok(StageState { layers: vec![], config, key: cache::key("", &["scratch"]), args: BTreeMap::new(), shell, cmd_set: false });
+            return Ok(StageState {
+                layers: vec![],
+                config,
+                key: cache::key("", &["scratch"]),
+                args: BTreeMap::new(),
+                shell,
+                cmd_set: false,
+            });
         }
-        if let Some(n) = super::stage_index(self.cf, &base).filter(|n| *n < self.done.len() && !base.chars().all(|c| c.is_ascii_digit())) {
+        if let Some(n) = super::stage_index(self.cf, &base)
+            .filter(|n| *n < self.done.len() && !base.chars().all(|c| c.is_ascii_digit()))
+        {
             let mut st = self.done[n].clone();
             st.args.clear();
             st.cmd_set = false;
@@ -123,14 +150,22 @@ impl<'a> Builder<'a> {
         if !config["config"].is_object() {
             config["config"] = json!({});
         }
-        Ok(StageState { layers, config, key: cache::key("", &["from", &digest]), args: BTreeMap::new(), shell, cmd_set: false })
+        Ok(StageState {
+            layers,
+            config,
+            key: cache::key("", &["from", &digest]),
+            args: BTreeMap::new(),
+            shell,
+            cmd_set: false,
+        })
     }
 
     /// An image's layers (copied into the destination layout), raw config and config digest.
     fn open_image(&self, r: &str) -> Result<(Vec<Layer>, Vec<u8>, String)> {
         let img = image::open(&Reference::parse(r)?, &PlatformSpec::host())?;
         let descs = crate::commit::copy_layers(&img, &self.layout)?;
-        let layers = descs.into_iter().zip(&img.layers).map(|(desc, l)| Layer { desc, diff_id: l.diff_id.clone() }).collect();
+        let layers =
+            descs.into_iter().zip(&img.layers).map(|(desc, l)| Layer { desc, diff_id: l.diff_id.clone() }).collect();
         Ok((layers, img.config_raw.clone(), img.config_digest.clone()))
     }
 
@@ -153,13 +188,23 @@ impl<'a> Builder<'a> {
                 let decls = arg_decls(self.cf, i, &vars)?;
                 for (k, default) in &decls {
                     // Without a value an ARG stays unset: not in a RUN's environment.
-                    let v = self.opts.build_args.get(k).cloned().or(default.clone()).or_else(|| self.global_args.get(k).cloned());
+                    let v = self
+                        .opts
+                        .build_args
+                        .get(k)
+                        .cloned()
+                        .or(default.clone())
+                        .or_else(|| self.global_args.get(k).cloned());
                     match v {
                         Some(v) => st.args.insert(k.clone(), v),
                         None => st.args.remove(k),
                     };
                 }
-                let text = decls.iter().map(|(k, d)| d.as_ref().map_or(k.clone(), |d| format!("{k}={d}"))).collect::<Vec<_>>().join(" ");
+                let text = decls
+                    .iter()
+                    .map(|(k, d)| d.as_ref().map_or(k.clone(), |d| format!("{k}={d}")))
+                    .collect::<Vec<_>>()
+                    .join(" ");
                 self.config_only(st, &nop(&format!("ARG {text}")));
             }
             "LABEL" => {
@@ -219,7 +264,9 @@ impl<'a> Builder<'a> {
                 self.config_only(st, &nop(&format!("VOLUME {}", json!(vols))));
             }
             "SHELL" => {
-                let sh = parser::json_array(&i.args).filter(|v| !v.is_empty()).ok_or_else(|| self.err(i, "SHELL needs the JSON form [\"executable\", \"param\"]"))?;
+                let sh = parser::json_array(&i.args)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| self.err(i, "SHELL needs the JSON form [\"executable\", \"param\"]"))?;
                 st.shell = sh.clone();
                 st.config["config"]["Shell"] = json!(sh);
                 self.config_only(st, &nop(&format!("SHELL {}", json!(sh))));
@@ -242,11 +289,16 @@ impl<'a> Builder<'a> {
                 st.config["config"]["WorkingDir"] = json!(w);
                 let created_by = nop(&format!("WORKDIR {w}"));
                 let key = cache::key(&st.key, &[&created_by]);
-                self.layer_step(st, i, &key, &created_by, true, &mut |b, s, st| b.make_dirs(s, std::slice::from_ref(&w), &user_of(st)))?;
+                self.layer_step(st, i, &key, &created_by, true, &mut |b, s, st| {
+                    b.make_dirs(s, std::slice::from_ref(&w), &user_of(st))
+                })?;
             }
             "HEALTHCHECK" | "ONBUILD" => {
                 // As buildah does for OCI images: the OCI config has no field for them.
-                eprintln!("strata-image: {}:{}: {} is not part of the OCI image format: ignored", self.cf.file, i.line, i.keyword);
+                eprintln!(
+                    "strata-image: {}:{}: {} is not part of the OCI image format: ignored",
+                    self.cf.file, i.line, i.keyword
+                );
                 self.config_only(st, &nop(&i.text()));
             }
             "RUN" => self.run(st, i)?,
@@ -301,7 +353,15 @@ impl<'a> Builder<'a> {
     /// A step that may change the filesystem: from the cache, or run `f` in a
     /// working container and commit what it wrote. `optional`: an unchanged
     /// tree makes no layer (WORKDIR of an existing directory).
-    fn layer_step(&mut self, st: &mut StageState, i: &Instruction, key: &str, created_by: &str, optional: bool, f: &mut dyn FnMut(&mut Self, &mut Session, &StageState) -> Result<()>) -> Result<()> {
+    fn layer_step(
+        &mut self,
+        st: &mut StageState,
+        i: &Instruction,
+        key: &str,
+        created_by: &str,
+        optional: bool,
+        f: &mut dyn FnMut(&mut Self, &mut Session, &StageState) -> Result<()>,
+    ) -> Result<()> {
         st.key = key.to_string();
         if !self.opts.no_cache {
             if let Some(e) = self.cache.get(key, &self.layout) {
@@ -329,7 +389,9 @@ impl<'a> Builder<'a> {
             st.history(created_by, true);
             return Ok(());
         }
-        let nl = writer::write_layer_with(&self.layout, Compression::Gzip, &mut |w| treetar::write_tree(&upper, w, Source::OverlayUpper))?;
+        let nl = writer::write_layer_with(&self.layout, Compression::Gzip, &mut |w| {
+            treetar::write_tree(&upper, w, Source::OverlayUpper)
+        })?;
         // The read-write layer is already that layer as the store keeps it (overlay
         // whiteouts and opaque dirs): it moves there instead of being extracted again
         // for the next step. Same filesystem: both are under the store's root.
@@ -367,7 +429,6 @@ impl<'a> Builder<'a> {
         }
         Ok(())
     }
-
 }
 
 /// What builds killed mid-way left under `builds`: their containers are deleted,
@@ -379,7 +440,8 @@ fn sweep_stale(builds: &Path) -> Result<()> {
         for id in rt_store.ids().unwrap_or_default() {
             let _ = strata::container::delete(&rt_store, &id, true);
         }
-        let mut mounts: Vec<PathBuf> = crate::overlay::mounts().into_iter().map(|(m, _)| m).filter(|m| m.starts_with(&p)).collect();
+        let mut mounts: Vec<PathBuf> =
+            crate::overlay::mounts().into_iter().map(|(m, _)| m).filter(|m| m.starts_with(&p)).collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.as_os_str().len()));
         for m in mounts {
             crate::overlay::unmount(&m)?;
@@ -395,7 +457,8 @@ fn user_of(st: &StageState) -> String {
 
 /// Where the RUN containers' parent cgroup is, in each hierarchy.
 fn cgroup_parents(parent: &str) -> Vec<PathBuf> {
-    let mut roots: Vec<PathBuf> = fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
+    let mut roots: Vec<PathBuf> =
+        fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
     roots.push(PathBuf::from("/sys/fs/cgroup"));
     roots.into_iter().map(|r| r.join(parent.trim_start_matches('/'))).collect()
 }
@@ -416,12 +479,19 @@ impl Drop for Builder<'_> {
 }
 
 /// ARG NAME[=default] ... of one instruction (defaults expanded).
-fn arg_decls(cf: &Containerfile, i: &Instruction, vars: &dyn Fn(&str) -> Option<String>) -> Result<Vec<(String, Option<String>)>> {
+fn arg_decls(
+    cf: &Containerfile,
+    i: &Instruction,
+    vars: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Option<String>)>> {
     let ws = parser::words(&i.args, cf.escape, Some(vars)).map_err(|e| cf.error(i, e))?;
-    Ok(ws.into_iter().map(|w| match w.split_once('=') {
-        Some((k, v)) => (k.to_string(), Some(v.to_string())),
-        None => (w, None),
-    }).collect())
+    Ok(ws
+        .into_iter()
+        .map(|w| match w.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (w, None),
+        })
+        .collect())
 }
 
 fn resolve_meta(root: &Path, comps: &[String]) -> Option<fs::Metadata> {

@@ -56,7 +56,10 @@ fn apply_v1(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     let weight_file = ["blkio.weight", "blkio.bfq.weight"].into_iter().find(|f| fs::exists(dir, f));
     if let Some(w) = b.weight().filter(|w| *w != 0) {
         let Some(file) = weight_file else {
-            return Err(Error::field(format!("{P}.weight"), "this host's blkio controller has no weight (no CFQ or BFQ scheduler)"));
+            return Err(Error::field(
+                format!("{P}.weight"),
+                "this host's blkio controller has no weight (no CFQ or BFQ scheduler)",
+            ));
         };
         fs::write(&format!("{P}.weight"), dir, file, w.to_string())?;
     }
@@ -82,12 +85,17 @@ fn apply_v1(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
 }
 
 fn apply_v2(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
-    if b.leaf_weight().is_some_and(|w| w != 0) || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some()) {
+    if b.leaf_weight().is_some_and(|w| w != 0) || b.weight_device().iter().flatten().any(|d| d.leaf_weight().is_some())
+    {
         return Err(Error::field(format!("{P}.leafWeight"), "cgroup v2 has no leaf weights"));
     }
     let bfq = fs::exists(dir, "io.bfq.weight");
     if let Some(w) = b.weight().filter(|w| *w != 0) {
-        let (file, value) = if bfq { ("io.bfq.weight", w.to_string()) } else { ("io.weight", format!("default {}", blkio_weight_to_io_weight(w))) };
+        let (file, value) = if bfq {
+            ("io.bfq.weight", w.to_string())
+        } else {
+            ("io.weight", format!("default {}", blkio_weight_to_io_weight(w)))
+        };
         fs::write(&format!("{P}.weight"), dir, file, value)?;
     }
     for (i, wd) in b.weight_device().iter().flatten().enumerate() {
@@ -98,7 +106,12 @@ fn apply_v2(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
     }
     for (name, list, _, key) in throttles(b) {
         for (i, t) in list.iter().flatten().enumerate() {
-            fs::write(&format!("{P}.{name}[{i}]"), dir, "io.max", format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()))?;
+            fs::write(
+                &format!("{P}.{name}[{i}]"),
+                dir,
+                "io.max",
+                format!("{}:{} {key}={}", t.major(), t.minor(), t.rate()),
+            )?;
         }
     }
     Ok(())

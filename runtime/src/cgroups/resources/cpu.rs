@@ -112,7 +112,8 @@ fn apply_v2(dir: &Path, c: &LinuxCpu) -> Result<()> {
         // cpu.max holds both: keep the half the config leaves unset.
         let current = fs::read(dir, "cpu.max").unwrap_or_else(|_| "max 100000".into());
         let mut parts = current.split_whitespace();
-        let (cur_quota, cur_period) = (parts.next().unwrap_or("max").to_string(), parts.next().unwrap_or("100000").to_string());
+        let (cur_quota, cur_period) =
+            (parts.next().unwrap_or("max").to_string(), parts.next().unwrap_or("100000").to_string());
         let quota = match c.quota().filter(|q| *q != 0) {
             Some(q) if q < 0 => "max".to_string(),
             Some(q) => q.to_string(),

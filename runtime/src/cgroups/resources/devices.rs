@@ -45,7 +45,11 @@ pub fn access_bits(access: &str) -> u8 {
 }
 
 fn access_string(bits: u8) -> String {
-    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')].iter().filter(|(b, _)| bits & b != 0).map(|(_, c)| *c).collect()
+    [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+        .iter()
+        .filter(|(b, _)| bits & b != 0)
+        .map(|(_, c)| *c)
+        .collect()
 }
 
 impl DeviceRule {
@@ -124,7 +128,9 @@ impl Emulator {
         }
         // Taking access away from an exception: v1 only edits an exact match and would
         // silently keep a wider wildcard exception in force. Refused, as runc does.
-        if let Some(wide) = self.exceptions.iter().find(|e| e.covers(r) && !r.covers(e) && access_bits(&e.access) & bits != 0) {
+        if let Some(wide) =
+            self.exceptions.iter().find(|e| e.covers(r) && !r.covers(e) && access_bits(&e.access) & bits != 0)
+        {
             return Err(format!(
                 "\"{}\" would punch a hole in the wildcard rule \"{}\", which the devices cgroup cannot do",
                 r.v1_line(),
@@ -162,7 +168,10 @@ pub fn rules(config: &[LinuxDeviceCgroup], devices: &[LinuxDevice]) -> Result<Ve
             LinuxDeviceType::B => 'b',
             LinuxDeviceType::C => 'c',
             t => {
-                return Err(Error::field(format!("{field}.type"), format!("{:?} is not a device class the cgroup controls (a, b or c)", t.as_str())))
+                return Err(Error::field(
+                    format!("{field}.type"),
+                    format!("{:?} is not a device class the cgroup controls (a, b or c)", t.as_str()),
+                ))
             }
         };
         // Absent means everything (the field is OPTIONAL in the spec; runc refuses it).
@@ -243,11 +252,15 @@ fn parse_list(list: &str) -> Option<Vec<DeviceRule>> {
 /// allow-all cgroup, whose deny exceptions devices.list can't show; another default;
 /// an unreadable list) the "a" reset first, then every exception.
 fn transition(current: Option<&[DeviceRule]>, target: &[DeviceRule]) -> Vec<DeviceRule> {
-    let Some(current) = current.filter(|c| c.first().is_some_and(|a| !a.allow) && target.first().is_some_and(|a| !a.allow)) else {
+    let Some(current) =
+        current.filter(|c| c.first().is_some_and(|a| !a.allow) && target.first().is_some_and(|a| !a.allow))
+    else {
         return target.to_vec();
     };
     let same = |a: &DeviceRule, b: &DeviceRule| a.kind == b.kind && a.major == b.major && a.minor == b.minor;
-    let bits_in = |rules: &[DeviceRule], r: &DeviceRule| rules[1..].iter().find(|e| same(e, r)).map_or(0, |e| access_bits(&e.access));
+    let bits_in = |rules: &[DeviceRule], r: &DeviceRule| {
+        rules[1..].iter().find(|e| same(e, r)).map_or(0, |e| access_bits(&e.access))
+    };
     let mut out = Vec::new();
     for e in &current[1..] {
         let dropped = access_bits(&e.access) & !bits_in(target, e);
@@ -303,7 +316,8 @@ pub(crate) mod tests {
         assert!(v1_allows(&r, 'c', 1, 11, ACC_READ));
         let r = fold(json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "c", "major": 1, "minor": 11, "access": "rwa" }]), json!([])).unwrap();
         assert!(lines(&r).contains(&"allow c 1:11 rw".to_string()), "{:?}", lines(&r));
-        let e = fold(json!([{ "allow": true, "type": "c", "major": 1, "minor": 11, "access": "xyz" }]), json!([])).unwrap_err();
+        let e = fold(json!([{ "allow": true, "type": "c", "major": 1, "minor": 11, "access": "xyz" }]), json!([]))
+            .unwrap_err();
         assert!(e.to_string().contains("linux.resources.devices[0].access"), "{e}");
     }
 
@@ -340,9 +354,14 @@ pub(crate) mod tests {
 
     #[test]
     fn an_a_rule_resets_whatever_its_access() {
-        let r = fold(json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "a", "access": "r" }]), json!([])).unwrap();
+        let r = fold(
+            json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "a", "access": "r" }]),
+            json!([]),
+        )
+        .unwrap();
         assert_eq!(lines(&r), ["allow a"]);
-        let r = fold(json!([{ "allow": true, "access": "rwm" }, { "allow": false, "access": "r" }]), json!([])).unwrap();
+        let r =
+            fold(json!([{ "allow": true, "access": "rwm" }, { "allow": false, "access": "r" }]), json!([])).unwrap();
         assert_eq!(lines(&r[..1]), ["deny a"]);
     }
 
@@ -354,14 +373,23 @@ pub(crate) mod tests {
         assert!(!v1_allows(&r, 'c', 1, 11, ACC_READ | ACC_WRITE));
         assert!(v1_allows(&r, 'c', 1, 11, ACC_READ));
         // Allow-all, deny c 1:* w: the default 1:3 rule would punch a hole (runc refuses too).
-        let e = fold(json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }]), json!([])).unwrap_err();
+        let e = fold(
+            json!([{ "allow": true, "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "access": "w" }]),
+            json!([]),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("punch a hole"), "{e}");
         let e = fold(
             json!([{ "allow": false, "access": "rwm" }, { "allow": true, "type": "c", "access": "rwm" }, { "allow": false, "type": "c", "major": 1, "minor": 11, "access": "w" }]),
             json!([]),
         )
         .unwrap_err();
-        assert!(e.to_string().contains("linux.resources.devices[2]: \"c 1:11 w\" would punch a hole in the wildcard rule \"c *:* rwm\""), "{e}");
+        assert!(
+            e.to_string().contains(
+                "linux.resources.devices[2]: \"c 1:11 w\" would punch a hole in the wildcard rule \"c *:* rwm\""
+            ),
+            "{e}"
+        );
         let e = fold(json!([{ "allow": false, "type": "u", "access": "rwm" }]), json!([])).unwrap_err();
         assert!(e.to_string().contains("linux.resources.devices[0].type"), "{e}");
     }

@@ -20,7 +20,11 @@ pub fn apply(cg: &Cgroup, limits: &[LinuxHugepageLimit]) -> Result<()> {
             return Err(Error::field(format!("{field}.limit"), format!("{} is negative", l.limit())));
         }
         let d = cg.controller(&field, "hugetlb")?;
-        let file = if d.v2 { format!("hugetlb.{}.max", l.page_size()) } else { format!("hugetlb.{}.limit_in_bytes", l.page_size()) };
+        let file = if d.v2 {
+            format!("hugetlb.{}.max", l.page_size())
+        } else {
+            format!("hugetlb.{}.limit_in_bytes", l.page_size())
+        };
         fs::write(&format!("{field}.limit"), &d.dir, &file, l.limit().to_string())?;
     }
     Ok(())

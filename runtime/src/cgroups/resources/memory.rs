@@ -12,7 +12,13 @@ use crate::error::{Error, Result};
 const P: &str = "linux.resources.memory";
 
 pub fn apply(cg: &Cgroup, m: &LinuxMemory) -> Result<()> {
-    for (name, v) in [("limit", m.limit()), ("reservation", m.reservation()), ("swap", m.swap()), ("kernel", m.kernel()), ("kernelTCP", m.kernel_tcp())] {
+    for (name, v) in [
+        ("limit", m.limit()),
+        ("reservation", m.reservation()),
+        ("swap", m.swap()),
+        ("kernel", m.kernel()),
+        ("kernelTCP", m.kernel_tcp()),
+    ] {
         if let Some(v) = v {
             check_limit(&format!("{P}.{name}"), v)?;
         }
@@ -26,7 +32,10 @@ pub fn apply(cg: &Cgroup, m: &LinuxMemory) -> Result<()> {
     if let (Some(limit), Some(true)) = (m.limit(), m.check_before_update()) {
         let usage = fs::read_u64(&c.dir, if c.v2 { "memory.current" } else { "memory.usage_in_bytes" }).unwrap_or(0);
         if limit >= 0 && (limit as u64) < usage {
-            return Err(Error::field(format!("{P}.limit"), format!("{limit} is below the current usage {usage} (checkBeforeUpdate)")));
+            return Err(Error::field(
+                format!("{P}.limit"),
+                format!("{limit} is below the current usage {usage} (checkBeforeUpdate)"),
+            ));
         }
     }
     if c.v2 {

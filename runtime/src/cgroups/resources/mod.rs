@@ -17,10 +17,10 @@ use oci_spec::runtime::LinuxResources;
 
 use super::Cgroup;
 use crate::error::Result;
+pub use blkio::blkio_weight_to_io_weight;
+pub use cpu::shares_to_weight;
 pub use devices::DeviceRule;
 pub use hugetlb::page_sizes;
-pub use cpu::shares_to_weight;
-pub use blkio::blkio_weight_to_io_weight;
 pub use memory::swap_to_v2;
 
 /// Writes every field of `r` that is set. `devices` are the rules to install (the

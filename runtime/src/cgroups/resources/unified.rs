@@ -26,7 +26,10 @@ pub fn apply(cg: &Cgroup, unified: &HashMap<String, String>) -> Result<()> {
         let dir = d.full();
         if controller != "cgroup" {
             if !v2::offers(&d.mountpoint, controller) {
-                return Err(Error::field(field, format!("the cgroup v2 hierarchy here has no {controller} controller")));
+                return Err(Error::field(
+                    field,
+                    format!("the cgroup v2 hierarchy here has no {controller} controller"),
+                ));
             }
             v2::enable(&field, &d.mountpoint, &dir, controller, &cg.created)?;
         }

@@ -305,7 +305,8 @@ fn encode(kind: u8, serial: u32, mut fields: Vec<(u8, Value)>, args: &[Value]) -
     if !args.is_empty() {
         fields.push((8, Value::Sig(args.iter().map(Value::signature).collect())));
     }
-    let fields = fields.into_iter().map(|(code, v)| Value::Struct(vec![Value::Byte(code), Value::variant(v)])).collect();
+    let fields =
+        fields.into_iter().map(|(code, v)| Value::Struct(vec![Value::Byte(code), Value::variant(v)])).collect();
     let mut msg = vec![b'l', kind, 0, 1];
     msg.extend_from_slice(&(body.len() as u32).to_le_bytes());
     msg.extend_from_slice(&serial.to_le_bytes());
@@ -378,13 +379,18 @@ impl Connection {
     pub fn system() -> io::Result<Connection> {
         let bus_path = std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
             .ok()
-            .and_then(|a| a.split(';').find_map(|a| a.strip_prefix("unix:path=").map(|p| p.split(',').next().unwrap_or(p).to_string())))
+            .and_then(|a| {
+                a.split(';')
+                    .find_map(|a| a.strip_prefix("unix:path=").map(|p| p.split(',').next().unwrap_or(p).to_string()))
+            })
             .unwrap_or_else(|| SYSTEM_BUS.to_string());
         match UnixStream::connect(&bus_path) {
             Ok(s) => Connection::open(s, true),
             Err(bus_err) => match UnixStream::connect(SYSTEMD_PRIVATE) {
                 Ok(s) => Connection::open(s, false),
-                Err(_) => Err(io::Error::new(bus_err.kind(), format!("connect to the system bus {bus_path}: {bus_err}"))),
+                Err(_) => {
+                    Err(io::Error::new(bus_err.kind(), format!("connect to the system bus {bus_path}: {bus_err}")))
+                }
             },
         }
     }
@@ -417,7 +423,14 @@ impl Connection {
 
     /// Calls `member` and returns the reply's body; an error reply comes back as
     /// [`CallError::Remote`]. Signals read meanwhile are kept for [`Self::wait_signal`].
-    pub fn call(&mut self, dest: &str, path: &str, iface: &str, member: &str, args: &[Value]) -> Result<Vec<Value>, CallError> {
+    pub fn call(
+        &mut self,
+        dest: &str,
+        path: &str,
+        iface: &str,
+        member: &str,
+        args: &[Value],
+    ) -> Result<Vec<Value>, CallError> {
         let serial = self.send(dest, path, iface, member, args)?;
         let deadline = Instant::now() + TIMEOUT;
         loop {
@@ -521,10 +534,14 @@ mod tests {
                 Value::Struct(vec![Value::str("Delegate"), Value::variant(Value::Bool(true))]),
                 Value::Struct(vec![Value::str("MemoryMax"), Value::variant(Value::U64(1 << 26))]),
                 Value::Struct(vec![Value::str("PIDs"), Value::variant(Value::Array("u".into(), vec![Value::U32(42)]))]),
-                Value::Struct(vec![Value::str("AllowedCPUs"), Value::variant(Value::Array("y".into(), vec![Value::Byte(1)]))]),
+                Value::Struct(vec![
+                    Value::str("AllowedCPUs"),
+                    Value::variant(Value::Array("y".into(), vec![Value::Byte(1)])),
+                ]),
             ],
         );
-        let args = vec![Value::str("strata-a.scope"), Value::str("replace"), props, Value::Array("(sa(sv))".into(), vec![])];
+        let args =
+            vec![Value::str("strata-a.scope"), Value::str("replace"), props, Value::Array("(sa(sv))".into(), vec![])];
         let body = marshal(&args);
         // The string "strata-a.scope": length 14, bytes, NUL; then "replace" 4-aligned at 20.
         assert_eq!(&body[..4], &14u32.to_le_bytes());
@@ -541,7 +558,12 @@ mod tests {
         let mut c = Connection { stream: BufReader::new(ours), serial: 0, queued: Vec::new(), bus: true };
         let job = Value::Path("/org/freedesktop/systemd1/job/7".into());
         let removed = [Value::U32(7), job.clone(), Value::str("strata-a.scope"), Value::str("done")];
-        let signal = encode(SIGNAL, 9, vec![(1, Value::Path("/org/freedesktop/systemd1".into())), (3, Value::str("JobRemoved"))], &removed);
+        let signal = encode(
+            SIGNAL,
+            9,
+            vec![(1, Value::Path("/org/freedesktop/systemd1".into())), (3, Value::str("JobRemoved"))],
+            &removed,
+        );
         // Serial 1's reply comes after a signal and another call's reply.
         peer.write_all(&signal).unwrap();
         peer.write_all(&encode(METHOD_RETURN, 10, vec![(5, Value::U32(99))], &[Value::str("not ours")])).unwrap();
@@ -550,7 +572,12 @@ mod tests {
         assert_eq!(reply, vec![job.clone()]);
         let body = c.wait_signal(|m| m.member.as_deref() == Some("JobRemoved") && m.body.get(1) == Some(&job)).unwrap();
         assert_eq!(body[3], Value::str("done"));
-        let err = encode(ERROR, 12, vec![(4, Value::str("org.freedesktop.systemd1.UnitExists")), (5, Value::U32(2))], &[Value::str("Unit strata-a.scope already exists.")]);
+        let err = encode(
+            ERROR,
+            12,
+            vec![(4, Value::str("org.freedesktop.systemd1.UnitExists")), (5, Value::U32(2))],
+            &[Value::str("Unit strata-a.scope already exists.")],
+        );
         peer.write_all(&err).unwrap();
         let e = c.call("org.freedesktop.systemd1", "/", "i", "StartTransientUnit", &[]).unwrap_err();
         assert!(e.is("org.freedesktop.systemd1.UnitExists"), "{e}");

@@ -49,7 +49,12 @@ pub fn parse(cgroups_path: Option<&str>, id: &str) -> Result<Unit> {
         Some(p) => match p.split(':').collect::<Vec<_>>().as_slice() {
             [s, p, n] => (*s, *p, *n),
             _ => {
-                return Err(Error::field(field, format!("expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {p:?} instead")))
+                return Err(Error::field(
+                    field,
+                    format!(
+                    "expected cgroupsPath to be of format \"slice:prefix:name\" for systemd cgroups, got {p:?} instead"
+                ),
+                ))
             }
         },
     };
@@ -112,7 +117,9 @@ pub struct Manager {
 impl Manager {
     pub fn connect() -> Result<Manager> {
         if !booted() {
-            return Err(Error::Refused("--systemd-cgroup: this host was not booted with systemd (no /run/systemd/system)".into()));
+            return Err(Error::Refused(
+                "--systemd-cgroup: this host was not booted with systemd (no /run/systemd/system)".into(),
+            ));
         }
         let conn = Connection::system().map_err(|e| err("connect".into(), e))?;
         Ok(Manager { conn, version: None })
@@ -142,7 +149,10 @@ impl Manager {
     /// Starts `unit` with `props` and waits for its job; a leftover failed unit of the
     /// same name is reset and the start retried once (runc's startUnit).
     pub fn start(&mut self, unit: &str, props: Vec<Property>) -> Result<()> {
-        let props = Value::Array("(sv)".into(), props.into_iter().map(|(n, v)| Value::Struct(vec![Value::Str(n), Value::variant(v)])).collect());
+        let props = Value::Array(
+            "(sv)".into(),
+            props.into_iter().map(|(n, v)| Value::Struct(vec![Value::Str(n), Value::variant(v)])).collect(),
+        );
         let args = [Value::str(unit), Value::str("replace"), props, Value::Array("(sa(sv))".into(), Vec::new())];
         self.watch_jobs()?;
         let mut retried = false;
@@ -169,7 +179,8 @@ impl Manager {
         self.watch_jobs()?;
         match self.call("StopUnit", &[Value::str(unit), Value::str("replace")]) {
             Ok(job) => {
-                let result = self.wait_job(&job).map_err(|e| err(format!("stop unit {unit}: waiting for its job"), e))?;
+                let result =
+                    self.wait_job(&job).map_err(|e| err(format!("stop unit {unit}: waiting for its job"), e))?;
                 if result != "done" {
                     crate::logging::warn(&format!("systemd: stopping {unit}: the job ended with \"{result}\""));
                 }
@@ -186,8 +197,13 @@ impl Manager {
         if props.is_empty() {
             return Ok(());
         }
-        let props = Value::Array("(sv)".into(), props.into_iter().map(|(n, v)| Value::Struct(vec![Value::Str(n), Value::variant(v)])).collect());
-        self.call("SetUnitProperties", &[Value::str(unit), Value::Bool(true), props]).map(drop).map_err(|e| err(format!("set properties of {unit}"), e))
+        let props = Value::Array(
+            "(sv)".into(),
+            props.into_iter().map(|(n, v)| Value::Struct(vec![Value::Str(n), Value::variant(v)])).collect(),
+        );
+        self.call("SetUnitProperties", &[Value::str(unit), Value::Bool(true), props])
+            .map(drop)
+            .map_err(|e| err(format!("set properties of {unit}"), e))
     }
 
     fn reset_failed(&mut self, unit: &str) {
@@ -199,9 +215,16 @@ impl Manager {
         if !self.conn.bus {
             return Ok(());
         }
-        let rule = format!("type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'");
+        let rule =
+            format!("type='signal',sender='{SYSTEMD}',path='{MANAGER_PATH}',interface='{MANAGER}',member='JobRemoved'");
         self.conn
-            .call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", &[Value::Str(rule)])
+            .call(
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "AddMatch",
+                &[Value::Str(rule)],
+            )
             .map(drop)
             .map_err(|e| err("subscribe to JobRemoved".into(), e))
     }
@@ -238,7 +261,8 @@ impl Cgroup {
         annotations: impl Iterator<Item = (&'a String, &'a String)>,
     ) -> Result<()> {
         let extra = properties::from_annotations(annotations)?;
-        self.pending = Some(Box::new(Pending { id: id.into(), resources: resources.clone(), devices: devices.to_vec(), extra }));
+        self.pending =
+            Some(Box::new(Pending { id: id.into(), resources: resources.clone(), devices: devices.to_vec(), extra }));
         Ok(())
     }
 
@@ -261,7 +285,10 @@ pub(super) fn start(cg: &Cgroup, unit: &Unit, pending: &Pending, pid: i32) -> Re
     let mut joined = cg.clone();
     for dir in &cg.dirs {
         if !dir.full().is_dir() && !joined.create_dir(dir)? {
-            return Err(Error::os(format!("create cgroup {}", dir.full().display()), std::io::Error::from_raw_os_error(libc::ENOENT)));
+            return Err(Error::os(
+                format!("create cgroup {}", dir.full().display()),
+                std::io::Error::from_raw_os_error(libc::ENOENT),
+            ));
         }
         let procs = dir.full().join("cgroup.procs");
         std::fs::write(&procs, pid.to_string()).ctx(|| format!("write {}", procs.display()))?;
@@ -270,7 +297,12 @@ pub(super) fn start(cg: &Cgroup, unit: &Unit, pending: &Pending, pid: i32) -> Re
 }
 
 /// `update`: the new limits as unit properties, then (by the caller) in the files.
-pub(crate) fn set_resources(cg: &Cgroup, unit: &Unit, r: &LinuxResources, devices: Option<&[DeviceRule]>) -> Result<()> {
+pub(crate) fn set_resources(
+    cg: &Cgroup,
+    unit: &Unit,
+    r: &LinuxResources,
+    devices: Option<&[DeviceRule]>,
+) -> Result<()> {
     let mut m = Manager::connect()?;
     let props = properties::resources(r, devices, m.version(), cg.unified())?;
     m.set(&unit.name, props)
@@ -318,7 +350,12 @@ mod tests {
         assert_eq!(u.slice, "system.slice");
         assert_eq!(u.path, PathBuf::from("/system.slice/cri-containerd-abc.scope"));
         let u = parse(Some("kubepods-burstable-pod1234.slice:cri-containerd:abc"), "x").unwrap();
-        assert_eq!(u.path, PathBuf::from("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-abc.scope"));
+        assert_eq!(
+            u.path,
+            PathBuf::from(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod1234.slice/cri-containerd-abc.scope"
+            )
+        );
         let u = parse(None, "id1").unwrap();
         assert_eq!((u.name.as_str(), u.slice.as_str()), ("strata-id1.scope", "system.slice"));
         assert_eq!(parse(Some(""), "id1").unwrap(), u);
@@ -349,7 +386,18 @@ mod tests {
         let names: Vec<&str> = p.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(
             names,
-            ["Description", "Slice", "PIDs", "Delegate", "MemoryAccounting", "CPUAccounting", "IOAccounting", "TasksAccounting", "DefaultDependencies", "CollectMode"]
+            [
+                "Description",
+                "Slice",
+                "PIDs",
+                "Delegate",
+                "MemoryAccounting",
+                "CPUAccounting",
+                "IOAccounting",
+                "TasksAccounting",
+                "DefaultDependencies",
+                "CollectMode"
+            ]
         );
         assert_eq!(p[2].1, Value::Array("u".into(), vec![Value::U32(42)]));
     }

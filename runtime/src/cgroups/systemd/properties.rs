@@ -28,7 +28,9 @@ fn prop(name: &str, v: Value) -> Property {
 pub fn resources(r: &LinuxResources, devices: Option<&[DeviceRule]>, version: u32, v2: bool) -> Result<Vec<Property>> {
     let mut out = Vec::new();
     if let Some(rules) = devices {
-        out.extend(device_properties(rules, &|kind, major| device_group(kind, major), &|p| std::path::Path::new(p).exists()));
+        out.extend(device_properties(rules, &|kind, major| device_group(kind, major), &|p| {
+            std::path::Path::new(p).exists()
+        }));
     }
     if let Some(m) = r.memory() {
         let limit = m.limit().unwrap_or(0);
@@ -168,14 +170,20 @@ fn unified(key: &str, value: &str, version: u32) -> Result<Vec<Property>> {
             if parts.is_empty() || parts.len() > 2 {
                 return Err(Error::field(&field, format!("{v:?} is not \"quota [period]\"")));
             }
-            let quota = if parts[0] == "max" { 0 } else { parts[0].parse().map_err(|_| Error::field(&field, "quota is not a number"))? };
+            let quota = if parts[0] == "max" {
+                0
+            } else {
+                parts[0].parse().map_err(|_| Error::field(&field, "quota is not a number"))?
+            };
             let period = match parts.get(1) {
                 Some(p) => p.parse().map_err(|_| Error::field(&field, "period is not a number"))?,
                 None => DEFAULT_QUOTA_PERIOD,
             };
             cpu_quota(quota, period, version)
         }
-        "cpu.weight" => vec![prop("CPUWeight", Value::U64(v.parse().map_err(|_| Error::field(&field, "not a number"))?))],
+        "cpu.weight" => {
+            vec![prop("CPUWeight", Value::U64(v.parse().map_err(|_| Error::field(&field, "not a number"))?))]
+        }
         "cpuset.cpus" | "cpuset.mems" if version >= CPUSET_SINCE => {
             let name = if key == "cpuset.cpus" { "AllowedCPUs" } else { "AllowedMemoryNodes" };
             vec![prop(name, bytes(range_to_bits(v).map_err(|e| Error::field(&field, e))?))]
@@ -218,7 +226,8 @@ pub fn device_properties(
     let mut entries = Vec::new();
     // In runc's order (its emulator's sorted rules), so `systemctl show` lists
     // DeviceAllow as for a runc container (systemd shows the list last-set first).
-    let mut sorted: Vec<&DeviceRule> = rules.iter().skip(1).filter(|r| r.allow && (r.kind == 'c' || r.kind == 'b')).collect();
+    let mut sorted: Vec<&DeviceRule> =
+        rules.iter().skip(1).filter(|r| r.allow && (r.kind == 'c' || r.kind == 'b')).collect();
     sorted.sort_by_key(|r| (r.kind, r.major.unwrap_or(-1), r.minor.unwrap_or(-1)));
     for r in sorted {
         let prefix = if r.kind == 'c' { "char-" } else { "block-" };
@@ -241,7 +250,11 @@ pub fn device_properties(
         };
         entries.push(Value::Struct(vec![Value::Str(path), Value::str(r.access.clone())]));
     }
-    vec![prop("DevicePolicy", Value::str("strict")), prop("DeviceAllow", Value::Array("(ss)".into(), Vec::new())), allow(entries)]
+    vec![
+        prop("DevicePolicy", Value::str("strict")),
+        prop("DeviceAllow", Value::Array("(ss)".into(), Vec::new())),
+        allow(entries),
+    ]
 }
 
 /// The /proc/devices group of a major ("char-pts"), as DeviceAllow names it.
@@ -272,7 +285,8 @@ fn device_group(kind: char, major: i64) -> Option<String> {
 /// value from seconds to microseconds.
 pub fn from_annotations<'a>(annotations: impl Iterator<Item = (&'a String, &'a String)>) -> Result<Vec<Property>> {
     let mut out = Vec::new();
-    let mut sorted: Vec<_> = annotations.filter_map(|(k, v)| Some((k.strip_prefix("org.systemd.property.")?, k, v))).collect();
+    let mut sorted: Vec<_> =
+        annotations.filter_map(|(k, v)| Some((k.strip_prefix("org.systemd.property.")?, k, v))).collect();
     sorted.sort();
     for (name, key, value) in sorted {
         let field = format!("annotations.{key}");
@@ -289,7 +303,12 @@ pub fn from_annotations<'a>(annotations: impl Iterator<Item = (&'a String, &'a S
                 Value::I32(n) if n >= 0 => n as u64 * 1_000_000,
                 Value::I64(n) if n >= 0 => (n as u64).saturating_mul(1_000_000),
                 Value::Double(f) if f >= 0.0 => (f * 1e6) as u64,
-                _ => return Err(Error::field(&field, format!("{value:?}: a time in seconds must be a non-negative number"))),
+                _ => {
+                    return Err(Error::field(
+                        &field,
+                        format!("{value:?}: a time in seconds must be a non-negative number"),
+                    ))
+                }
             });
         }
         out.push((name, v));
@@ -307,7 +326,12 @@ pub fn parse_gvariant(text: &str) -> std::result::Result<Value, String> {
         return Ok(Value::str(&t[1..t.len() - 1]));
     }
     if let Some(inner) = t.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
-        let items = inner.split(',').map(str::trim).filter(|s| !s.is_empty()).map(parse_gvariant).collect::<std::result::Result<Vec<_>, _>>()?;
+        let items = inner
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(parse_gvariant)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let sig = items.first().map(Value::signature).unwrap_or_else(|| "s".into());
         if items.iter().any(|i| i.signature() != sig) {
             return Err(format!("{text:?}: array items of different types"));
@@ -350,8 +374,24 @@ mod tests {
     #[test]
     fn resources_become_runcs_properties() {
         let r = LinuxResourcesBuilder::default()
-            .memory(LinuxMemoryBuilder::default().limit(67_108_864i64).reservation(33_554_432i64).swap(100_663_296i64).build().unwrap())
-            .cpu(LinuxCpuBuilder::default().shares(1024u64).quota(50_000i64).period(100_000u64).cpus("0-2,7").mems("0").build().unwrap())
+            .memory(
+                LinuxMemoryBuilder::default()
+                    .limit(67_108_864i64)
+                    .reservation(33_554_432i64)
+                    .swap(100_663_296i64)
+                    .build()
+                    .unwrap(),
+            )
+            .cpu(
+                LinuxCpuBuilder::default()
+                    .shares(1024u64)
+                    .quota(50_000i64)
+                    .period(100_000u64)
+                    .cpus("0-2,7")
+                    .mems("0")
+                    .build()
+                    .unwrap(),
+            )
             .pids(LinuxPidsBuilder::default().limit(40i64).build().unwrap())
             .build()
             .unwrap();
@@ -377,9 +417,15 @@ mod tests {
 
     #[test]
     fn cpu_quota_rounds_up_to_whole_percents_as_runc_does() {
-        assert_eq!(names(&cpu_quota(12_345, 100_000, 252)), vec!["CPUQuotaPeriodUSec=U64(100000)", "CPUQuotaPerSecUSec=U64(130000)"]);
+        assert_eq!(
+            names(&cpu_quota(12_345, 100_000, 252)),
+            vec!["CPUQuotaPeriodUSec=U64(100000)", "CPUQuotaPerSecUSec=U64(130000)"]
+        );
         assert_eq!(names(&cpu_quota(20_000, 0, 252)), vec!["CPUQuotaPerSecUSec=U64(200000)"]);
-        assert_eq!(names(&cpu_quota(-1, 50_000, 252)), vec!["CPUQuotaPeriodUSec=U64(50000)".to_string(), format!("CPUQuotaPerSecUSec=U64({})", u64::MAX)]);
+        assert_eq!(
+            names(&cpu_quota(-1, 50_000, 252)),
+            vec!["CPUQuotaPeriodUSec=U64(50000)".to_string(), format!("CPUQuotaPerSecUSec=U64({})", u64::MAX)]
+        );
         assert!(cpu_quota(0, 0, 252).is_empty());
     }
 
@@ -391,7 +437,10 @@ mod tests {
             .build()
             .unwrap();
         let m = u64::MAX;
-        assert_eq!(names(&resources(&r, None, 252, true).unwrap()), vec![format!("MemoryMax=U64({m})"), format!("MemorySwapMax=U64({m})"), format!("TasksMax=U64({m})")]);
+        assert_eq!(
+            names(&resources(&r, None, 252, true).unwrap()),
+            vec![format!("MemoryMax=U64({m})"), format!("MemorySwapMax=U64({m})"), format!("TasksMax=U64({m})")]
+        );
     }
 
     #[test]
@@ -407,7 +456,10 @@ mod tests {
     #[test]
     fn unified_keys_with_a_systemd_property() {
         assert_eq!(names(&unified("memory.high", "max", 252).unwrap()), vec![format!("MemoryHigh=U64({})", u64::MAX)]);
-        assert_eq!(names(&unified("cpu.max", "max 50000", 252).unwrap()), vec!["CPUQuotaPeriodUSec=U64(50000)".to_string(), format!("CPUQuotaPerSecUSec=U64({})", u64::MAX)]);
+        assert_eq!(
+            names(&unified("cpu.max", "max 50000", 252).unwrap()),
+            vec!["CPUQuotaPeriodUSec=U64(50000)".to_string(), format!("CPUQuotaPerSecUSec=U64({})", u64::MAX)]
+        );
         assert!(unified("memory.oom.group", "1", 252).unwrap().is_empty());
     }
 
@@ -428,9 +480,17 @@ mod tests {
         let group = |k: char, m: i64| (k == 'c' && m == 136).then(|| "char-pts".to_string());
         let exists = |p: &str| p == "/dev/char/1:3";
         let p = device_properties(&rules, &group, &exists);
-        let entries = |s: &[(&str, &str)]| Value::Array("(ss)".into(), s.iter().map(|(a, b)| Value::Struct(vec![Value::str(*a), Value::str(*b)])).collect());
+        let entries = |s: &[(&str, &str)]| {
+            Value::Array(
+                "(ss)".into(),
+                s.iter().map(|(a, b)| Value::Struct(vec![Value::str(*a), Value::str(*b)])).collect(),
+            )
+        };
         assert_eq!(p[0], prop("DevicePolicy", Value::str("strict")));
-        assert_eq!(p[2], prop("DeviceAllow", entries(&[("char-*", "m"), ("/dev/char/1:3", "rwm"), ("char-pts", "rwm")])));
+        assert_eq!(
+            p[2],
+            prop("DeviceAllow", entries(&[("char-*", "m"), ("/dev/char/1:3", "rwm"), ("char-pts", "rwm")]))
+        );
         let all = device_properties(&[rule(true, 'a', None, None, "rwm")], &group, &exists);
         assert_eq!(all, vec![prop("DevicePolicy", Value::str("auto")), prop("DeviceAllow", entries(&[]))]);
     }
@@ -450,11 +510,20 @@ mod tests {
         let p = from_annotations(a.iter()).unwrap();
         assert_eq!(
             names(&p),
-            vec!["CPUAccounting=Bool(false)", "CollectMode=Str(\"inactive-or-failed\")", "TimeoutStopUSec=U64(2000000)", "TimeoutStopUSec=U64(123456789)"]
+            vec![
+                "CPUAccounting=Bool(false)",
+                "CollectMode=Str(\"inactive-or-failed\")",
+                "TimeoutStopUSec=U64(2000000)",
+                "TimeoutStopUSec=U64(123456789)"
+            ]
         );
-        let bad: std::collections::HashMap<String, String> = [("org.systemd.property.A/B".to_string(), "1".to_string())].into();
+        let bad: std::collections::HashMap<String, String> =
+            [("org.systemd.property.A/B".to_string(), "1".to_string())].into();
         assert!(from_annotations(bad.iter()).is_err());
-        assert_eq!(parse_gvariant("['a', 'b']").unwrap(), Value::Array("s".into(), vec![Value::str("a"), Value::str("b")]));
+        assert_eq!(
+            parse_gvariant("['a', 'b']").unwrap(),
+            Value::Array("s".into(), vec![Value::str("a"), Value::str("b")])
+        );
         assert_eq!(parse_gvariant("7").unwrap(), Value::I32(7));
     }
 }
