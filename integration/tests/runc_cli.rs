@@ -492,6 +492,9 @@ fn debug_lines_name_each_step() {
         assert!(text.contains(needle), "no {needle:?} debug line: {text}");
     }
     assert!(text.lines().all(|l| l.starts_with("time=\"") && l.contains(" level=")), "{text}");
+    // Each step carries its timing: the time since the command began.
+    let timed = |l: &&str| l.contains("level=debug") && l.contains("ms)\"");
+    assert!(text.lines().filter(|l| l.contains("level=debug")).all(|l| timed(&l)), "{text}");
     // Without --debug, no debug line.
     let quiet = b.dir.join("quiet.log");
     let out = output_of(b.command(&["--log", quiet.to_str().unwrap(), "list"]));

@@ -27,6 +27,9 @@ struct Logger {
     file: Option<File>,
     format: Format,
     debug: bool,
+    /// When logging began (just after the command line was parsed): debug lines carry
+    /// the time since.
+    started: std::time::Instant,
 }
 
 static LOGGER: OnceLock<Logger> = OnceLock::new();
@@ -44,7 +47,7 @@ pub fn init(file: Option<&Path>, format: Format, debug: bool) -> Result<()> {
         ),
         None => None,
     };
-    let _ = LOGGER.set(Logger { file, format, debug });
+    let _ = LOGGER.set(Logger { file, format, debug, started: std::time::Instant::now() });
     Ok(())
 }
 
@@ -63,9 +66,12 @@ pub fn log_fd() -> Option<BorrowedFd<'static>> {
     LOGGER.get().and_then(|l| l.file.as_ref()).map(|f| f.as_fd())
 }
 
+/// A debug line, with the time since the command began (`+1.234ms`): the step timings
+/// an engine's debug mode shows.
 pub fn debug(msg: &str) {
-    if debug_enabled() {
-        write("debug", msg);
+    if let Some(l) = LOGGER.get().filter(|l| l.debug) {
+        let ms = l.started.elapsed().as_secs_f64() * 1000.0;
+        write("debug", &format!("{msg} (+{ms:.3}ms)"));
     }
 }
 
