@@ -519,8 +519,13 @@ impl Containerd {
     pub fn assert_nothing_left(&self) {
         // The shim keeps the runtime's containers under `--runc-root`/NAMESPACE.
         let root = self.runtime_root().join(&self.namespace);
-        let states: Vec<_> =
-            std::fs::read_dir(root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        let states = || -> Vec<PathBuf> {
+            std::fs::read_dir(&root).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default()
+        };
+        // containerd's cleanup of a dead shim (the shim binary's `delete` action, which
+        // runs the runtime's `delete --force`) is asynchronous: give it a bounded moment.
+        wait_until(10, || states().is_empty());
+        let states = states();
         assert!(states.is_empty(), "{}: runtime state dirs left: {states:?}", self.runtime.name);
         let cgs: Vec<_> =
             cgroups_under(&self.namespace).into_iter().filter(|p| !p.ends_with(&self.namespace)).collect();
