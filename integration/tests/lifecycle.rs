@@ -103,10 +103,15 @@ fn create_start_kill_delete_walks_through_every_status() {
 fn kill_accepts_names_with_and_without_sig_and_numbers() {
     for (n, sig) in ["SIGUSR1", "USR1", "10"].iter().enumerate() {
         let mut b = Bundle::new("killnames");
-        b.sh("trap 'exit 9' USR1; while true; do sleep 0.05; done");
+        b.sh("trap 'exit 9' USR1; touch /dev/shm/trap-set; while true; do sleep 0.05; done");
         let id = b.id(&format!("k{n}"));
         b.create(&id);
         assert_ok(&output_of(b.command(&["start", &id])), "start");
+        // The shell is its pid namespace's init: a signal it has no handler for yet is
+        // dropped by the kernel, so send it once the trap is set.
+        let pid = b.state(&id).unwrap()["pid"].as_i64().unwrap();
+        let marker = std::path::PathBuf::from(format!("/proc/{pid}/root/dev/shm/trap-set"));
+        assert!(strata_integration::engines::wait_until(5, || marker.exists()), "the trap was never set");
         assert_ok(&output_of(b.command(&["kill", &id, sig])), sig);
         b.wait_status(&id, "stopped");
         assert_ok(&output_of(b.command(&["delete", &id])), "delete");
