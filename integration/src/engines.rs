@@ -396,20 +396,7 @@ impl Containerd {
             d("debug.sock"),
         );
         std::fs::write(dir.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let mut daemon = Command::new("containerd");
-        if let Some(shim) = shim_dir {
-            let path = std::env::var("PATH").unwrap_or_default();
-            daemon.env("PATH", format!("{}:{path}", shim.display()));
-        }
-        let daemon = daemon
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is missing: hack/deps installs it");
+        let daemon = spawn_containerd(&dir, shim_dir);
         let strata_shim = shim_dir.map(Path::to_path_buf);
         let c = Containerd { dir, runtime: runtime.clone(), namespace: tag, strata_shim, daemon };
         let up = wait_until(20, || c.ctr(&["version"]).status.success());
@@ -561,6 +548,26 @@ impl Drop for Containerd {
         }
         teardown(&self.dir, &self.namespace);
     }
+}
+
+/// Starts a private containerd on `DIR/config.toml`, logging to `DIR/containerd.log`;
+/// with `shim_dir`, that directory goes first on its PATH (where containerd looks for
+/// `containerd-shim-strata-v2`).
+pub fn spawn_containerd(dir: &Path, shim_dir: Option<&Path>) -> Child {
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    let mut daemon = Command::new("containerd");
+    if let Some(shim) = shim_dir {
+        let path = std::env::var("PATH").unwrap_or_default();
+        daemon.env("PATH", format!("{}:{path}", shim.display()));
+    }
+    daemon
+        .arg("--config")
+        .arg(dir.join("config.toml"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd is missing: hack/deps installs it")
 }
 
 /// One `#[test]` per scenario and runtime, `strata::NAME` and `runc::NAME`: runc is the

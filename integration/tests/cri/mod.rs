@@ -82,21 +82,9 @@ impl CriWorld {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("logs")).unwrap();
         std::fs::write(dir.join("config.toml"), config(&dir, &runc_path(), &rt.path)).unwrap();
-        let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
-        let mut daemon = Command::new("containerd");
-        if rt.name == STRATA_SHIM {
-            // containerd finds containerd-shim-strata-v2 on its PATH.
-            let path = std::env::var("PATH").unwrap_or_default();
-            daemon.env("PATH", format!("{}:{path}", strata_integration::shim::shim_dir().display()));
-        }
-        let daemon = daemon
-            .arg("--config")
-            .arg(dir.join("config.toml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd is missing: hack/deps installs it");
+        // containerd finds containerd-shim-strata-v2 on its PATH.
+        let shim_dir = (rt.name == STRATA_SHIM).then(strata_integration::shim::shim_dir);
+        let daemon = strata_integration::engines::spawn_containerd(&dir, shim_dir.as_deref());
         let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let channel = {
             let _in_runtime = tokio.enter();
