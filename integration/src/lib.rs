@@ -5,6 +5,7 @@
 pub mod engines;
 pub mod faults;
 pub mod shim;
+pub mod unprivileged;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
