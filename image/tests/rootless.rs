@@ -1,0 +1,132 @@
+//! `strata-image unpack --rootless` as a real unprivileged user (made by the
+//! test): the flatten tree equals `umoci unpack --rootless`'s for the same
+//! multi-layer image (owners kept in `user.rootlesscontainers`, byte for byte;
+//! devices as empty files), the bundle runs as that user under a rootless runtime,
+//! and what an unprivileged user cannot do is refused with nothing left behind.
+//! Needs umoci, busybox-static, runc, setpriv and shadow's useradd (the host's).
+
+mod common;
+use common::umoci_image::{self, sh};
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use strata_integration::unprivileged::UnprivilegedUser;
+
+/// The user with a copy of the umoci fixture image of their own (its blobs theirs,
+/// as an image they pulled would be), under `~/work`.
+fn user_with_image() -> (UnprivilegedUser, PathBuf, String) {
+    let user = UnprivilegedUser::new();
+    let work = user.home.join("work");
+    std::fs::create_dir(&work).unwrap();
+    let image = umoci_image::build(&work);
+    user.chown(&work);
+    (user, work, image)
+}
+
+fn as_user(user: &UnprivilegedUser, program: &Path, args: &[&str], dir: &Path) -> Output {
+    user.command(program).args(args).current_dir(dir).output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("stdout: {}\nstderr: {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Runs `bundle` as `user` under the rootless `runtime` (its state under the
+/// user's `$XDG_RUNTIME_DIR`, as runc's rootless default is) and returns the
+/// output; checks that the runtime leaves no state behind.
+fn run_rootless(user: &UnprivilegedUser, runtime: &Path, bundle: &Path, id: &str) -> Output {
+    let name = runtime.file_name().unwrap().to_string_lossy().into_owned();
+    let root = user.runtime_dir.join(&name);
+    let root_s = root.to_string_lossy().into_owned();
+    let out = as_user(user, runtime, &["--root", &root_s, "run", id], bundle);
+    let list = as_user(user, runtime, &["--root", &root_s, "list", "-q"], bundle);
+    let left = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(!left.lines().any(|l| l == id), "{name} still lists {id} after run");
+    assert!(!root.join(id).exists(), "{name} left its state dir {}", root.join(id).display());
+    out
+}
+
+#[test]
+fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
+    let (user, work, image) = user_with_image();
+    let umoci = Path::new("/usr/bin/umoci");
+    let o = as_user(&user, umoci, &["unpack", "--rootless", "--image", "img:t", "theirs"], &work);
+    assert!(o.status.success(), "umoci unpack --rootless: {}", text(&o));
+    // The container prints who it is and what it sees of the files the image
+    // gives to other users (in the user namespace they are root's: the caller's).
+    // (/dev is the runtime's tmpfs: the empty file standing in for dev/null is under it.)
+    let script = "id -u; stat -c '%u %g %a %s' home/user/own sealed/second; stat -c '%u %a' sealed; cat sealed/second";
+    let o = as_user(
+        &user,
+        &bin(),
+        &["unpack", "--rootless", "--image", &image, "ours", "--", "sh", "-c", &format!("cd / && {script}")],
+        &work,
+    );
+    assert!(o.status.success(), "strata-image unpack --rootless: {}", text(&o));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("note: dev/null: device 1:3 left as an empty file"), "no note for dev/null: {said}");
+    assert!(said.contains("note: dev/sda: device 8:0"), "no note for dev/sda: {said}");
+
+    let theirs = walk(&work.join("theirs/rootfs"));
+    let ours = walk(&work.join("ours/rootfs"));
+    assert!(theirs.len() > 300, "busybox rootfs expected");
+    let diff = umoci_image::differences(&theirs, &ours);
+    assert!(diff.is_empty(), "rootless flatten differs from umoci --rootless: {diff:#?}");
+
+    // What the equality covers, seen directly: all files are the user's, the
+    // image's owners are in the xattr (uid 1000 gid 1000; 0 stored as the no-op
+    // id), devices are empty files, the sealed dir keeps its mode.
+    assert!(ours.values().all(|n| n.uid == user.uid && n.gid == user.gid), "a file not owned by the user");
+    let xattr = |p: &str| ours[p].xattrs.iter().find(|(k, _)| k == "user.rootlesscontainers").map(|(_, v)| v.clone());
+    assert_eq!(xattr("home/user/own"), Some(vec![0x08, 0xe8, 0x07, 0x10, 0xe8, 0x07]));
+    assert_eq!(xattr("group-only"), Some(vec![0x08, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x10, 42]));
+    assert_eq!(xattr("sealed/second"), Some(vec![0x08, 7, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    assert_eq!(xattr("etc/passwd"), None);
+    assert_eq!((ours["dev/null"].kind.as_str(), ours["dev/null"].size), ("file", 0));
+    assert_eq!(ours["sealed"].mode, 0o555);
+    assert_eq!(ours["usr/bin/suidprog"].mode, 0o4755);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(work.join("ours/strata-image.json")).unwrap()).unwrap();
+    assert_eq!(meta["rootless"], true);
+
+    let runc = PathBuf::from("/usr/sbin/runc");
+    let id = format!("rootless-img-{}", std::process::id());
+    let o = run_rootless(&user, &runc, &work.join("ours"), &id);
+    assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
+
+    drop(std::fs::remove_dir_all(&work));
+    user.assert_nothing_left();
+}
+
+#[test]
+fn an_unprivileged_user_is_told_what_it_cannot_do_and_nothing_is_left() {
+    let (user, work, image) = user_with_image();
+    let before: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let cases: [(&[&str], &str); 3] = [
+        (&["unpack", "--image", &image, "b1"], "as an unprivileged user pass --rootless"),
+        (&["unpack", "--overlay", "--image", &image, "b2"], "as an unprivileged user pass --rootless"),
+        (
+            &["unpack", "--rootless", "--overlay", "--store", "st", "--image", &image, "b3"],
+            "--overlay with --rootless: an unprivileged user's overlay mount exists only inside its own user and mount namespace",
+        ),
+    ];
+    for (args, want) in cases {
+        let o = as_user(&user, &bin(), args, &work);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {}", text(&o));
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line expected: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let after: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after, "a refused unpack left something in the work dir");
+    assert!(!user.home.join(".local/share/strata-image").exists(), "the refused overlay made a default store");
+
+    // The default store of an unprivileged caller is theirs (XDG data dir), not /var/lib.
+    let o = as_user(&user, &bin(), &["du", "--store"], &work);
+    let want = format!("store {}/.local/share/strata-image: no layer store there", user.home.display());
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&want), "{}", text(&o));
+    let o = user.command(bin()).args(["du", "--store"]).env("XDG_DATA_HOME", "/nonexistent/data").output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("store /nonexistent/data/strata-image:"), "{}", text(&o));
+    user.assert_nothing_left();
+}
