@@ -95,7 +95,36 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
 
-    drop(std::fs::remove_dir_all(&work));
+    // The user can remove the bundle, sealed directory and all.
+    let o = as_user(&user, &bin(), &["remove", "ours"], &work);
+    assert!(o.status.success(), "strata-image remove: {}", text(&o));
+    assert!(!work.join("ours").exists());
+    user.assert_nothing_left();
+}
+
+#[test]
+fn a_failed_rootless_unpack_leaves_nothing_even_with_sealed_dirs() {
+    let user = UnprivilegedUser::new();
+    let work = user.home.join("work");
+    let l1 = tar(&[dir("sealed").mode(0o555), file("sealed/f", "x")]);
+    let l2 = tar(&[file("sealed/g", "y").owner(5, 5)]);
+    image(&work.join("img"), "t", &[l1, l2.clone()], strata_image::writer::Compression::None, |_| {});
+    // The second layer's blob no longer matches its digest: noticed at its end,
+    // after its entries were written into the sealed directory.
+    let hex = strata_image::digest::of_bytes(&l2).trim_start_matches("sha256:").to_string();
+    let blob = work.join("img/blobs/sha256").join(&hex);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    *bytes.last_mut().unwrap() ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    user.chown(&work);
+    let before: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+
+    let o = as_user(&user, &bin(), &["unpack", "--rootless", "--image", "img:t", "b"], &work);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&hex[..12]) && err.lines().count() == 1, "the error names the blob: {err}");
+    let after: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(before, after, "a failed rootless unpack left something beside the bundle");
     user.assert_nothing_left();
 }
 

@@ -131,6 +131,8 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         .prefix(&staging::prefix(staging::BUNDLE))
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
+    // Dropped before `tmp`: a rootless rootfs may hold read-only directories.
+    let mut open_up = staging::OpenUpOnDrop(opts.rootless.then(|| tmp.path().to_path_buf()));
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
     store::set_mode(&rootfs, 0o755)?;
@@ -192,6 +194,7 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     write_atomic(&tmp.path().join(META_FILE), &text)?;
     store::set_mode(tmp.path(), 0o700)?;
     fs::rename(tmp.path(), bundle).map_err(|e| Error::io(bundle, e))?;
+    open_up.0 = None;
     let _ = tmp.keep();
     if store.is_some() {
         if let Err(e) = mount(bundle) {
@@ -276,5 +279,5 @@ pub fn remove(bundle: &Path) -> Result<()> {
     if let Some(root) = meta.store.as_ref().filter(|r| r.is_dir()) {
         Store::open(root)?.unregister(bundle)?;
     }
-    fs::remove_dir_all(bundle).map_err(|e| Error::io(bundle, e))
+    staging::remove_tree(bundle).map_err(|e| Error::io(bundle, e))
 }
