@@ -46,6 +46,30 @@ fn run_rootless(user: &UnprivilegedUser, runtime: &Path, bundle: &Path, id: &str
     out
 }
 
+/// A tar's entries: path -> (type, uid, gid, mode, size, xattrs), times left out.
+type TarEntry = (tar::EntryType, u64, u64, u32, u64, Vec<(String, Vec<u8>)>);
+fn entries(path: &Path) -> std::collections::BTreeMap<String, TarEntry> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let mut xattrs = vec![];
+        if let Some(pax) = e.pax_extensions().unwrap() {
+            for x in pax {
+                let x = x.unwrap();
+                if let Some(k) = x.key().unwrap().strip_prefix("SCHILY.xattr.") {
+                    xattrs.push((k.to_string(), x.value_bytes().to_vec()));
+                }
+            }
+        }
+        let h = e.header();
+        let name = String::from_utf8_lossy(&e.path_bytes()).trim_end_matches('/').to_string();
+        let v = (h.entry_type(), h.uid().unwrap(), h.gid().unwrap(), h.mode().unwrap(), h.size().unwrap(), xattrs);
+        out.insert(name, v);
+    }
+    out
+}
+
 #[test]
 fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     let (user, work, image) = user_with_image();
@@ -94,6 +118,31 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     let o = run_rootless(&user, &runc, &work.join("ours"), &id);
     assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
+
+    // Exported, the rootless bundle says what root's bundle of the same image says:
+    // owners from the xattr (which is not exported). Devices stay empty files and
+    // security.capability stays out: the two things rootless cannot keep.
+    let o = as_user(&user, &bin(), &["export", "ours", "-o", "ours.tar"], &work);
+    assert!(o.status.success(), "strata-image export: {}", text(&o));
+    let o = std::process::Command::new(bin()).args(["unpack", "--image", &image, "rootb"]).current_dir(&work).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let o = std::process::Command::new(bin()).args(["export", "rootb", "-o", "root.tar"]).current_dir(&work).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let (mut exported, mut root_exported) = (entries(&work.join("ours.tar")), entries(&work.join("root.tar")));
+    for dev in ["dev/null", "dev/sda"] {
+        assert_eq!(exported.remove(dev).map(|e| (e.0, e.4)), Some((tar::EntryType::Regular, 0)));
+        root_exported.remove(dev);
+    }
+    root_exported.get_mut("usr/bin/suidprog").unwrap().5.retain(|(k, _)| k != "security.capability");
+    assert_eq!(exported.get("home/user/own").map(|e| (e.1, e.2)), Some((1000, 1000)));
+    let diff: Vec<_> = root_exported
+        .keys()
+        .chain(exported.keys())
+        .filter(|k| root_exported.get(*k) != exported.get(*k))
+        .map(|k| (k, root_exported.get(k), exported.get(k)))
+        .take(5)
+        .collect();
+    assert!(diff.is_empty(), "rootless export differs from root's: {diff:#?}");
 
     // The user can remove the bundle, sealed directory and all.
     let o = as_user(&user, &bin(), &["remove", "ours"], &work);

@@ -30,6 +30,36 @@ pub fn ownership_xattr(uid: u32, gid: u32) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// The owner a rootless tree's file has in the image, from its xattr value
+/// (None: no xattr), as `umoci repack --rootless` reads it: the no-op id and
+/// a missing xattr mean 0, the caller's own host ids never count.
+pub fn image_owner(xattr: Option<&[u8]>) -> Result<(u32, u32), String> {
+    let (mut uid, mut gid) = (NOOP_ID, NOOP_ID);
+    let mut rest = xattr.unwrap_or_default();
+    while let Some((&key, tail)) = rest.split_first() {
+        let (v, tail) = read_varint(tail).ok_or_else(|| format!("{XATTR}: truncated value"))?;
+        match key {
+            0x08 => uid = v,
+            0x10 => gid = v,
+            _ => return Err(format!("{XATTR}: unexpected field key {key:#04x}")),
+        }
+        rest = tail;
+    }
+    let id = |v: u32| if v == NOOP_ID { 0 } else { v };
+    Ok((id(uid), id(gid)))
+}
+
+fn read_varint(b: &[u8]) -> Option<(u32, &[u8])> {
+    let mut v: u64 = 0;
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        v |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((v as u32, &b[i + 1..]));
+        }
+    }
+    None
+}
+
 fn varint(out: &mut Vec<u8>, mut v: u32) {
     while v >= 0x80 {
         out.push((v as u8 & 0x7f) | 0x80);
@@ -40,7 +70,7 @@ fn varint(out: &mut Vec<u8>, mut v: u32) {
 
 #[cfg(test)]
 mod tests {
-    use super::ownership_xattr;
+    use super::{image_owner, ownership_xattr};
 
     #[test]
     fn encodes_what_umoci_writes() {
@@ -49,5 +79,15 @@ mod tests {
         assert_eq!(ownership_xattr(0, 1000), Some(vec![0x08, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x10, 0xe8, 0x07]));
         assert_eq!(ownership_xattr(1000, 1000), Some(vec![0x08, 0xe8, 0x07, 0x10, 0xe8, 0x07]));
         assert_eq!(ownership_xattr(5, 0), Some(vec![0x08, 0x05, 0x10, 0xff, 0xff, 0xff, 0xff, 0x0f]));
+    }
+
+    #[test]
+    fn reads_back_what_it_writes() {
+        for (uid, gid) in [(0, 1000), (1000, 1000), (5, 0), (65534, 70000), (u32::MAX - 1, 1)] {
+            assert_eq!(image_owner(ownership_xattr(uid, gid).as_deref()), Ok((uid, gid)));
+        }
+        assert_eq!(image_owner(None), Ok((0, 0)));
+        assert!(image_owner(Some(&[0x08, 0xff])).is_err());
+        assert!(image_owner(Some(&[0x1a, 0x01])).is_err());
     }
 }

@@ -50,6 +50,14 @@ impl BundleMeta {
     pub fn is_overlay(&self) -> bool {
         self.mode == "overlay"
     }
+    /// Who owns the rootfs' files: what export and commit read owners from.
+    pub fn owners(&self) -> Owners {
+        if self.rootless {
+            Owners::Rootless
+        } else {
+            Owners::Image
+        }
+    }
 }
 
 pub fn upper_dir(bundle: &Path) -> PathBuf {
