@@ -6,7 +6,7 @@
 //! Needs umoci, busybox-static, runc, setpriv and shadow's useradd (the host's).
 
 mod common;
-use common::umoci_image::{self, sh};
+use common::umoci_image;
 use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -124,9 +124,17 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     // security.capability stays out: the two things rootless cannot keep.
     let o = as_user(&user, &bin(), &["export", "ours", "-o", "ours.tar"], &work);
     assert!(o.status.success(), "strata-image export: {}", text(&o));
-    let o = std::process::Command::new(bin()).args(["unpack", "--image", &image, "rootb"]).current_dir(&work).output().unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["unpack", "--image", &image, "rootb"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    let o = std::process::Command::new(bin()).args(["export", "rootb", "-o", "root.tar"]).current_dir(&work).output().unwrap();
+    let o = std::process::Command::new(bin())
+        .args(["export", "rootb", "-o", "root.tar"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", text(&o));
     let (mut exported, mut root_exported) = (entries(&work.join("ours.tar")), entries(&work.join("root.tar")));
     for dev in ["dev/null", "dev/sda"] {

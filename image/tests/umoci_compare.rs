@@ -16,12 +16,7 @@ fn flatten_and_overlay_match_umoci_unpack() {
     sh("umoci unpack --image img:t theirs >/dev/null", dir);
     let bin = bin();
     let ours = dir.join("ours");
-    let status = Command::new(&bin)
-        .args(["unpack", "--image"])
-        .arg(&image)
-        .arg(&ours)
-        .status()
-        .unwrap();
+    let status = Command::new(&bin).args(["unpack", "--image"]).arg(&image).arg(&ours).status().unwrap();
     assert!(status.success());
     let ovl = dir.join("ovl");
     let _g = BundleGuard(ovl.clone());

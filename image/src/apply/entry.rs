@@ -148,10 +148,8 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             )
             .map_err(sys("create"))?;
             set_fd_meta(fd.as_fd(), &m, rel, true)?;
-            a.notes.push(format!(
-                "{}: device {major}:{minor} left as an empty file (rootless: no mknod)",
-                rel.display()
-            ));
+            a.notes
+                .push(format!("{}: device {major}:{minor} left as an empty file (rootless: no mknod)", rel.display()));
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
             let h = e.header();

@@ -31,7 +31,12 @@ pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String
 /// `spec --rootless` base (the caller mapped to root in a user namespace, no
 /// network namespace, /sys bound from the host) and, as umoci's, no additional
 /// groups (only the caller's one gid is mapped).
-pub fn generate_for(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String]>, rootless: bool) -> Result<Value> {
+pub fn generate_for(
+    image: &ImageConfiguration,
+    rootfs: &Path,
+    args: Option<&[String]>,
+    rootless: bool,
+) -> Result<Value> {
     let mut spec = base_spec(rootless);
     let empty = Default::default();
     let c = image.config().as_ref().unwrap_or(&empty);

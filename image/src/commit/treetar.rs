@@ -146,7 +146,7 @@ impl<'a> TreeTar<'a> {
         };
         let pax: Vec<(String, Vec<u8>)> = xattrs
             .into_iter()
-            .filter(|(k, _)| !whiteout::is_reserved_xattr(k) && !(rootless && k == rootless::XATTR))
+            .filter(|(k, _)| !(whiteout::is_reserved_xattr(k) || (rootless && k == rootless::XATTR)))
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
             .collect();
         if !pax.is_empty() {
