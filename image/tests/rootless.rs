@@ -79,7 +79,9 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     // The container prints who it is and what it sees of the files the image
     // gives to other users (in the user namespace they are root's: the caller's).
     // (/dev is the runtime's tmpfs: the empty file standing in for dev/null is under it.)
-    let script = "id -u; stat -c '%u %g %a %s' home/user/own sealed/second; stat -c '%u %a' sealed; cat sealed/second";
+    let script =
+        "id -u; stat -c '%u %g %a %s' home/user/own sealed/second; stat -c '%u %a' sealed; cat sealed/second; \
+                  echo made > made-inside";
     let o = as_user(
         &user,
         &bin(),
@@ -113,12 +115,6 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
         serde_json::from_slice(&std::fs::read(work.join("ours/strata-image.json")).unwrap()).unwrap();
     assert_eq!(meta["rootless"], true);
 
-    let runc = PathBuf::from("/usr/sbin/runc");
-    let id = format!("rootless-img-{}", std::process::id());
-    let o = run_rootless(&user, &runc, &work.join("ours"), &id);
-    assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
-    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
-
     // Exported, the rootless bundle says what root's bundle of the same image says:
     // owners from the xattr (which is not exported). Devices stay empty files and
     // security.capability stays out: the two things rootless cannot keep.
@@ -151,6 +147,29 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
         .take(5)
         .collect();
     assert!(diff.is_empty(), "rootless export differs from root's: {diff:#?}");
+
+    let runc = PathBuf::from("/usr/sbin/runc");
+    let id = format!("rootless-img-{}", std::process::id());
+    let o = run_rootless(&user, &runc, &work.join("ours"), &id);
+    assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
+
+    // Committed (runc asked, under the user's own runc root, for containers to pause),
+    // the file root made in the container is root's in the new layer, and the
+    // image's other owners are unchanged.
+    let o = as_user(&user, &bin(), &["commit", "--runtime", "/usr/sbin/runc", "ours", "--image", "img:t2"], &work);
+    assert!(o.status.success(), "strata-image commit as {}: {}", user.name, text(&o));
+    let o = std::process::Command::new(bin())
+        .args(["unpack", "--image", &format!("{}/img:t2", work.display()), "committed"])
+        .current_dir(&work)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let committed = walk(&work.join("committed/rootfs"));
+    let owner = |p: &str| (committed[p].uid, committed[p].gid, committed[p].kind.clone());
+    assert_eq!(owner("made-inside"), (0, 0, "file".into()));
+    assert_eq!(owner("home/user/own"), (1000, 1000, "file".into()));
+    assert_eq!(owner("sealed/second"), (7, 0, "file".into()));
 
     // The user can remove the bundle, sealed directory and all.
     let o = as_user(&user, &bin(), &["remove", "ours"], &work);
@@ -189,7 +208,8 @@ fn a_failed_rootless_unpack_leaves_nothing_even_with_sealed_dirs() {
 fn an_unprivileged_user_is_told_what_it_cannot_do_and_nothing_is_left() {
     let (user, work, image) = user_with_image();
     let before: Vec<_> = std::fs::read_dir(&work).unwrap().map(|e| e.unwrap().file_name()).collect();
-    let cases: [(&[&str], &str); 3] = [
+    let cases: [(&[&str], &str); 4] = [
+        (&["build", "-t", "img:built", "."], "build needs root"),
         (&["unpack", "--image", &image, "b1"], "as an unprivileged user pass --rootless"),
         (&["unpack", "--overlay", "--image", &image, "b2"], "as an unprivileged user pass --rootless"),
         (
