@@ -106,6 +106,8 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             )
             .map_err(sys("open"))?;
             set_fd_meta(fd.as_fd(), &m, rel, false)?;
+            // The entry's mode is now the one to give back (rootless: see `open_up`).
+            a.opened.remove(rel);
             a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -148,7 +150,8 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             )
             .map_err(sys("create"))?;
             set_fd_meta(fd.as_fd(), &m, rel, true)?;
-            a.notes
+            a.stats
+                .notes
                 .push(format!("{}: device {major}:{minor} left as an empty file (rootless: no mknod)", rel.display()));
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {

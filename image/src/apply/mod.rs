@@ -64,7 +64,6 @@ pub(crate) struct Applier<'a> {
     opaque: Vec<PathBuf>,
     stats: Stats,
     rootless: bool,
-    notes: Vec<String>,
     /// Rootless: directories whose mode denies their owner (us) writing into them,
     /// opened up while this layer writes there; the mode each must get back.
     opened: BTreeMap<PathBuf, u32>,
@@ -86,7 +85,6 @@ pub fn apply_layer_owned(target: &Path, tar: &mut dyn Read, mode: &Mode, owners:
         opaque: Vec::new(),
         stats: Stats::default(),
         rootless: owners == Owners::Rootless,
-        notes: Vec::new(),
         opened: BTreeMap::new(),
     };
     let mut ar = tar::Archive::new(tar);
@@ -102,7 +100,6 @@ pub fn apply_layer_owned(target: &Path, tar: &mut dyn Read, mode: &Mode, owners:
         a.stats.entries += 1;
     }
     a.finish()?;
-    a.stats.notes = std::mem::take(&mut a.notes);
     Ok(a.stats)
 }
 
