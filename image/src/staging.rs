@@ -61,7 +61,7 @@ pub fn sweep(dir: &Path, kind: &str, dry_run: bool) -> Result<Vec<PathBuf>> {
             if overlay::is_mounted(&rootfs) {
                 continue;
             }
-            let r = if e.file_type().is_ok_and(|t| t.is_dir()) { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+            let r = if e.file_type().is_ok_and(|t| t.is_dir()) { remove_tree(&p) } else { fs::remove_file(&p) };
             match r {
                 Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&p, err)),
                 _ => {}
@@ -71,6 +71,47 @@ pub fn sweep(dir: &Path, kind: &str, dry_run: bool) -> Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+/// Removes a directory tree, also one its unprivileged owner cannot write into:
+/// a rootless unpack keeps the image's read-only directories read-only, which
+/// as root would not stop the removal, so they are opened up first.
+pub fn remove_tree(p: &Path) -> std::io::Result<()> {
+    match fs::remove_dir_all(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            open_up_dirs(p);
+            fs::remove_dir_all(p)
+        }
+        r => r,
+    }
+}
+
+/// Gives the owner rwx on `p` and every directory under it (the caller's
+/// own: for others chmod fails and they stay as they are). Never follows a
+/// symlink: only entries that are directories themselves are changed.
+pub fn open_up_dirs(p: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(m) = fs::symlink_metadata(p) else { return };
+    if !m.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(p, fs::Permissions::from_mode((m.mode() & 0o7777) | 0o700));
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.file_type().is_ok_and(|t| t.is_dir()) {
+            open_up_dirs(&e.path());
+        }
+    }
+}
+
+/// While armed, opens up the staging dir it names when dropped, so that the
+/// `TempDir` dropped after it can remove what a failed rootless unpack left.
+pub struct OpenUpOnDrop(pub Option<PathBuf>);
+impl Drop for OpenUpOnDrop {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            open_up_dirs(&p);
+        }
+    }
 }
 
 #[cfg(test)]

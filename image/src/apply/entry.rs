@@ -2,7 +2,7 @@
 //! giving it the entry's ownership, mode, xattrs and times.
 
 use super::fsops::{self, Root};
-use super::{clean, Applier, Mode};
+use super::{clean, rootless, Applier, Mode};
 use crate::error::{Error, Result};
 use crate::whiteout;
 use nix::fcntl::{openat, AtFlags, OFlag};
@@ -29,9 +29,12 @@ struct Meta {
     atime: TimeSpec,
     mtime: TimeSpec,
     xattrs: Vec<(String, Vec<u8>)>,
+    /// False when extracting rootless: the owner is then in `rootless::XATTR`, and
+    /// xattrs only a privileged caller may set (security.*, trusted.*) are left out.
+    chown: bool,
 }
 
-fn meta(e: &mut Entry) -> Result<Meta> {
+fn meta(e: &mut Entry, rootless: bool) -> Result<Meta> {
     let h = e.header();
     let err = |what: &str| Error::Invalid(format!("bad {what} field"));
     let uid = h.uid().map_err(|_| err("uid"))? as u32;
@@ -55,7 +58,14 @@ fn meta(e: &mut Entry) -> Result<Meta> {
             }
         }
     }
-    Ok(Meta { uid, gid, mode, atime: atime.unwrap_or(mtime), mtime, xattrs })
+    if rootless {
+        // A layer's own copy is not trusted: the header's owner is the truth.
+        xattrs.retain(|(k, _)| k != rootless::XATTR);
+        if let Some(v) = rootless::ownership_xattr(uid, gid) {
+            xattrs.push((rootless::XATTR.into(), v));
+        }
+    }
+    Ok(Meta { uid, gid, mode, atime: atime.unwrap_or(mtime), mtime, xattrs, chown: !rootless })
 }
 
 fn pax_time(v: &[u8]) -> Option<TimeSpec> {
@@ -72,7 +82,7 @@ fn pax_time(v: &[u8]) -> Option<TimeSpec> {
 
 pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: &OsString, rel: &Path) -> Result<()> {
     let kind = e.header().entry_type();
-    let m = meta(e)?;
+    let m = meta(e, a.rootless)?;
     let dir = a.parent_dir(parent, true)?.expect("created");
     let dir = dir.as_fd();
     let name = base.as_os_str();
@@ -96,6 +106,8 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             )
             .map_err(sys("open"))?;
             set_fd_meta(fd.as_fd(), &m, rel, false)?;
+            // The entry's mode is now the one to give back (rootless: see `open_up`).
+            a.opened.remove(rel);
             a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
@@ -120,6 +132,27 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             }
             symlinkat(OsStr::from_bytes_compat(&target), dir, name).map_err(sys("symlink"))?;
             set_at_meta(dir, name, &m, rel, true)?;
+        }
+        EntryType::Char | EntryType::Block if a.rootless => {
+            // mknod of a device needs CAP_MKNOD. umoci leaves an empty file in its
+            // place (runc's /dev is a tmpfs with its own nodes anyway).
+            let h = e.header();
+            let major = h.device_major().ok().flatten().unwrap_or(0);
+            let minor = h.device_minor().ok().flatten().unwrap_or(0);
+            if existing.is_some() {
+                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
+            }
+            let fd = openat(
+                dir,
+                name,
+                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                FileMode::empty(),
+            )
+            .map_err(sys("create"))?;
+            set_fd_meta(fd.as_fd(), &m, rel, true)?;
+            a.stats
+                .notes
+                .push(format!("{}: device {major}:{minor} left as an empty file (rootless: no mknod)", rel.display()));
         }
         EntryType::Char | EntryType::Block | EntryType::Fifo => {
             let h = e.header();
@@ -206,6 +239,7 @@ fn copy_up(lowers: &[PathBuf], rel: &Path, dir: BorrowedFd, name: &OsStr) -> Res
                 .into_iter()
                 .filter(|(k, _)| !whiteout::is_reserved_xattr(k))
                 .collect(),
+            chown: true,
         };
         if fmt == SFlag::S_IFREG {
             let mut from = File::from(
@@ -241,10 +275,15 @@ fn copy_up(lowers: &[PathBuf], rel: &Path, dir: BorrowedFd, name: &OsStr) -> Res
 fn set_fd_meta(fd: BorrowedFd, m: &Meta, rel: &Path, times: bool) -> Result<()> {
     let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
     // chown first: it clears setuid bits and security.capability.
-    fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))).map_err(sys("chown"))?;
+    if m.chown {
+        fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))).map_err(sys("chown"))?;
+    }
     fchmod(fd, FileMode::from_bits_truncate(m.mode)).map_err(sys("chmod"))?;
     for (k, v) in &m.xattrs {
-        fsops::fsetxattr(fd, k, v).map_err(|e| Error::sys("setxattr", rel.join(k), e))?;
+        match fsops::fsetxattr(fd, k, v) {
+            Err(nix::errno::Errno::EPERM) if !m.chown => {}
+            r => r.map_err(|e| Error::sys("setxattr", rel.join(k), e))?,
+        }
     }
     if times {
         futimens(fd, &m.atime, &m.mtime).map_err(sys("set times"))?;
@@ -254,8 +293,10 @@ fn set_fd_meta(fd: BorrowedFd, m: &Meta, rel: &Path, times: bool) -> Result<()> 
 
 fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: bool) -> Result<()> {
     let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
-    fchownat(dir, name, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
-        .map_err(sys("chown"))?;
+    if m.chown {
+        fchownat(dir, name, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(sys("chown"))?;
+    }
     if !symlink {
         // `name` was just created by mknod in a directory we hold: not a symlink.
         fchmodat(dir, name, FileMode::from_bits_truncate(m.mode), FchmodatFlags::FollowSymlink)
@@ -264,7 +305,7 @@ fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: boo
     for (k, v) in &m.xattrs {
         match fsops::lsetxattr_at(dir, name, k, v) {
             // user.* xattrs are not allowed on symlinks and devices.
-            Err(nix::errno::Errno::EPERM) if k.starts_with("user.") => {}
+            Err(nix::errno::Errno::EPERM) if k.starts_with("user.") || !m.chown => {}
             r => r.map_err(|e| Error::sys("setxattr", rel.join(k), e))?,
         }
     }
@@ -274,7 +315,7 @@ fn set_at_meta(dir: BorrowedFd, name: &OsStr, m: &Meta, rel: &Path, symlink: boo
 
 /// The `./` entry: metadata of the target directory itself.
 pub(super) fn root_metadata(a: &mut Applier, e: &mut Entry) -> Result<()> {
-    let m = meta(e)?;
+    let m = meta(e, a.rootless)?;
     let fd = a
         .root
         .resolve(Path::new(""), OFlag::O_RDONLY | OFlag::O_DIRECTORY)

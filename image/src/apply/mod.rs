@@ -8,6 +8,7 @@
 mod entry;
 pub mod fsops;
 mod path;
+pub mod rootless;
 
 use crate::error::{Error, Result};
 use crate::whiteout::{self, Whiteout};
@@ -15,7 +16,7 @@ use fsops::Root;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{utimensat, Mode as FileMode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -35,10 +36,22 @@ pub enum Mode {
     },
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// Who owns what is extracted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owners {
+    /// The tar's owners, by chown (needs CAP_CHOWN).
+    Image,
+    /// The caller, with the tar's owners in `rootless::XATTR` (see `rootless`).
+    Rootless,
+}
+
+#[derive(Debug, Default, Clone)]
 pub struct Stats {
     pub entries: u64,
     pub bytes: u64,
+    /// What could not be extracted as the tar says, one line each (rootless:
+    /// device nodes).
+    pub notes: Vec<String>,
 }
 
 pub(crate) struct Applier<'a> {
@@ -50,10 +63,19 @@ pub(crate) struct Applier<'a> {
     dir_times: Vec<(PathBuf, TimeSpec, TimeSpec)>,
     opaque: Vec<PathBuf>,
     stats: Stats,
+    rootless: bool,
+    /// Rootless: directories whose mode denies their owner (us) writing into them,
+    /// opened up while this layer writes there; the mode each must get back.
+    opened: BTreeMap<PathBuf, u32>,
 }
 
 /// Applies the layer tar read from `tar` to `target`.
 pub fn apply_layer(target: &Path, tar: &mut dyn Read, mode: &Mode) -> Result<Stats> {
+    apply_layer_owned(target, tar, mode, Owners::Image)
+}
+
+/// `apply_layer`, choosing who owns the files.
+pub fn apply_layer_owned(target: &Path, tar: &mut dyn Read, mode: &Mode, owners: Owners) -> Result<Stats> {
     let mut a = Applier {
         root: Root::open(target)?,
         mode,
@@ -62,6 +84,8 @@ pub fn apply_layer(target: &Path, tar: &mut dyn Read, mode: &Mode) -> Result<Sta
         dir_times: Vec::new(),
         opaque: Vec::new(),
         stats: Stats::default(),
+        rootless: owners == Owners::Rootless,
+        opened: BTreeMap::new(),
     };
     let mut ar = tar::Archive::new(tar);
     for e in ar.entries().map_err(|e| Error::io("layer", e))? {
@@ -171,7 +195,24 @@ impl Applier<'_> {
         };
         let mut made = |rel: &Path, dirfd: std::os::fd::BorrowedFd| entry::inherit_dir_meta(&lowers, rel, dirfd);
         let lower_link = |rel: &Path| entry::lower_symlink(&lowers, rel);
-        self.root.dir(parent, create, &mut made, &lower_link)
+        let dir = self.root.dir(parent, create, &mut made, &lower_link)?;
+        if let (true, Some(fd)) = (self.rootless, &dir) {
+            self.open_up(fd, parent.iter().collect())?;
+        }
+        Ok(dir)
+    }
+
+    /// Rootless: lets us write into `dir` even when the image made it read-only
+    /// for its owner (as root we could anyway); `finish` gives the mode back.
+    fn open_up(&mut self, dir: &std::os::fd::OwnedFd, rel: PathBuf) -> Result<()> {
+        let st = nix::sys::stat::fstat(dir.as_fd()).map_err(|e| Error::sys("stat", &rel, e))?;
+        let mode = st.st_mode & 0o7777;
+        if mode & 0o700 == 0o700 {
+            return Ok(());
+        }
+        set_mode_of(dir, mode | 0o700).map_err(|e| Error::sys("chmod", &rel, e))?;
+        self.opened.insert(rel, mode);
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<()> {
@@ -182,6 +223,13 @@ impl Applier<'_> {
                 Err(e) => return Err(Error::sys("open opaque directory", &dir, e)),
             };
             self.prune(&fd, &dir)?;
+        }
+        for (rel, mode) in std::mem::take(&mut self.opened).into_iter().rev() {
+            match self.root.resolve(&rel, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+                Ok(fd) => set_mode_of(&fd, mode).map_err(|e| Error::sys("chmod", &rel, e))?,
+                Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => {}
+                Err(e) => return Err(Error::sys("open", &rel, e)),
+            }
         }
         for (rel, atime, mtime) in std::mem::take(&mut self.dir_times).into_iter().rev() {
             let comps: Vec<OsString> = rel.iter().map(|c| c.to_os_string()).collect();
@@ -218,4 +266,15 @@ impl Applier<'_> {
         }
         Ok(())
     }
+}
+
+/// chmod through an O_PATH fd (fchmod refuses those): its /proc/self/fd link.
+fn set_mode_of(fd: &std::os::fd::OwnedFd, mode: u32) -> nix::Result<()> {
+    use std::os::fd::AsRawFd;
+    nix::sys::stat::fchmodat(
+        nix::fcntl::AT_FDCWD,
+        format!("/proc/self/fd/{}", fd.as_raw_fd()).as_str(),
+        FileMode::from_bits_truncate(mode),
+        nix::sys::stat::FchmodatFlags::FollowSymlink,
+    )
 }

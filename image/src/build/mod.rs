@@ -128,6 +128,14 @@ impl StageState {
 
 /// Builds the image and tags it; returns the manifest's descriptor.
 pub fn build(opts: &BuildOptions) -> Result<Descriptor> {
+    if !nix::unistd::geteuid().is_root() {
+        // Refused before the store or a working container is touched.
+        return Err(Error::Invalid(
+            "build needs root: its layer store gives files their image owners and its working \
+             containers are overlay mounts (no rootless build yet; unpack --rootless works)"
+                .into(),
+        ));
+    }
     let file = match &opts.file {
         Some(f) => f.clone(),
         None => ["Containerfile", "Dockerfile"]

@@ -2,7 +2,7 @@
 //! unmounting and removing it. A bundle is built in a temp dir beside its
 //! final path and renamed into place, so a failed unpack leaves nothing.
 
-use crate::apply::{self, Mode};
+use crate::apply::{self, Mode, Owners};
 use crate::error::{Error, Result};
 use crate::image::{self, ResolvedImage};
 use crate::layout::write_atomic;
@@ -31,6 +31,14 @@ pub struct BundleMeta {
     pub lowers: Vec<PathBuf>,
     #[serde(default)]
     pub store: Option<PathBuf>,
+    /// Unpacked rootless: the caller owns every file, the image's owners are in
+    /// the `user.rootlesscontainers` xattr, config.json is for a rootless runtime.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rootless: bool,
+    /// What the rootfs holds differently from the image, one line each (rootless:
+    /// device nodes left as empty files).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl BundleMeta {
@@ -41,6 +49,14 @@ impl BundleMeta {
     }
     pub fn is_overlay(&self) -> bool {
         self.mode == "overlay"
+    }
+    /// Who owns the rootfs' files: what export and commit read owners from.
+    pub fn owners(&self) -> Owners {
+        if self.rootless {
+            Owners::Rootless
+        } else {
+            Owners::Image
+        }
     }
 }
 
@@ -66,6 +82,8 @@ pub struct UnpackOptions {
     pub platform: PlatformSpec,
     pub overlay: bool,
     pub store: PathBuf,
+    /// Extract as an unprivileged caller can (see `BundleMeta::rootless`).
+    pub rootless: bool,
     pub args: Option<Vec<String>>,
     pub progress: Option<Box<dyn Progress>>,
 }
@@ -75,7 +93,8 @@ impl Default for UnpackOptions {
         UnpackOptions {
             platform: PlatformSpec::host(),
             overlay: false,
-            store: store::DEFAULT_STORE.into(),
+            store: store::default_store().into(),
+            rootless: false,
             args: None,
             progress: None,
         }
@@ -101,6 +120,7 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     if bundle.exists() {
         return Err(Error::Invalid(format!("bundle {} already exists", bundle.display())));
     }
+    check_privilege(opts)?;
     let img = image::open(r, &opts.platform)?;
     let parent = bundle.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
@@ -119,6 +139,8 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         .prefix(&staging::prefix(staging::BUNDLE))
         .tempdir_in(parent)
         .map_err(|e| Error::io(parent, e))?;
+    // Dropped before `tmp`: a rootless rootfs may hold read-only directories.
+    let mut open_up = staging::OpenUpOnDrop(opts.rootless.then(|| tmp.path().to_path_buf()));
     let rootfs = tmp.path().join("rootfs");
     fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
     store::set_mode(&rootfs, 0o755)?;
@@ -130,6 +152,8 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         diff_ids: img.layers.iter().map(|l| l.diff_id.clone()).collect(),
         lowers: vec![],
         store: None,
+        rootless: opts.rootless,
+        notes: vec![],
     };
     if let Some(p) = &opts.progress {
         p.start(&img.layers.iter().map(|l| l.size).collect::<Vec<_>>());
@@ -158,15 +182,19 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         spec?
     } else {
         let n = img.layers.len();
+        let owners = if opts.rootless { Owners::Rootless } else { Owners::Image };
         for (i, l) in img.layers.iter().enumerate() {
-            image::with_layer_progress(l, Some(&on_bytes), |rd| apply::apply_layer(&rootfs, rd, &Mode::Flatten))?;
+            let stats = image::with_layer_progress(l, Some(&on_bytes), |rd| {
+                apply::apply_layer_owned(&rootfs, rd, &Mode::Flatten, owners)
+            })?;
+            meta.notes.extend(stats.notes);
             if let Some(p) = &opts.progress {
                 p.layer(i, n, &l.diff_id, true);
             }
         }
         // What commit will diff the rootfs against.
         crate::flatdiff::record(&rootfs, &tmp.path().join(crate::flatdiff::TREE_FILE))?;
-        runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?
+        runtime_config::generate_for(&img.config, &rootfs, opts.args.as_deref(), opts.rootless)?
     };
     let text = serde_json::to_vec_pretty(&spec).map_err(|e| Error::json("config.json", e))?;
     write_atomic(&tmp.path().join("config.json"), &text)?;
@@ -174,6 +202,7 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     write_atomic(&tmp.path().join(META_FILE), &text)?;
     store::set_mode(tmp.path(), 0o700)?;
     fs::rename(tmp.path(), bundle).map_err(|e| Error::io(bundle, e))?;
+    open_up.0 = None;
     let _ = tmp.keep();
     if store.is_some() {
         if let Err(e) = mount(bundle) {
@@ -183,6 +212,27 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     }
     registration.0 = None;
     Ok(meta)
+}
+
+/// Refuses, before anything is made, what this caller cannot finish.
+fn check_privilege(opts: &UnpackOptions) -> Result<()> {
+    if opts.overlay && opts.rootless {
+        // A user namespace's overlay mount lives only as long as its mount
+        // namespace: the bundle's rootfs would be unmounted when unpack exits,
+        // and layers stored rootless would need user.overlay.* whiteouts.
+        return Err(Error::Invalid(
+            "--overlay with --rootless: an unprivileged user's overlay mount exists only inside its own \
+             user and mount namespace and is gone when strata-image exits; unpack a flatten bundle instead"
+                .into(),
+        ));
+    }
+    if !opts.rootless && !nix::unistd::geteuid().is_root() {
+        return Err(Error::Invalid(format!(
+            "{}: giving files their image owners needs root; as an unprivileged user pass --rootless",
+            if opts.overlay { "unpack --overlay (an overlay mount)" } else { "unpack" }
+        )));
+    }
+    Ok(())
 }
 
 fn extract_to_store(
@@ -237,5 +287,5 @@ pub fn remove(bundle: &Path) -> Result<()> {
     if let Some(root) = meta.store.as_ref().filter(|r| r.is_dir()) {
         Store::open(root)?.unregister(bundle)?;
     }
-    fs::remove_dir_all(bundle).map_err(|e| Error::io(bundle, e))
+    staging::remove_tree(bundle).map_err(|e| Error::io(bundle, e))
 }

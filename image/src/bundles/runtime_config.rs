@@ -9,10 +9,11 @@ use std::path::Path;
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// strata's own default (`strata spec`), adjusted the way umoci's bundles are: no
-/// terminal, a writable root, and the default capabilities also ambient.
-fn base_spec() -> Value {
-    let mut spec = strata::spec::default_spec(false);
+/// strata's own default (`strata spec`, or `strata spec --rootless`), adjusted the
+/// way umoci's bundles are: no terminal, a writable root, and the default
+/// capabilities also ambient.
+fn base_spec(rootless: bool) -> Value {
+    let mut spec = strata::spec::default_spec(rootless);
     spec["process"]["terminal"] = json!(false);
     spec["root"]["readonly"] = json!(false);
     let caps = spec["process"]["capabilities"]["bounding"].clone();
@@ -23,7 +24,20 @@ fn base_spec() -> Value {
 /// Builds config.json for an image whose rootfs is at `rootfs` (users are
 /// resolved there). `args` overrides Entrypoint+Cmd when given.
 pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String]>) -> Result<Value> {
-    let mut spec = base_spec();
+    generate_for(image, rootfs, args, false)
+}
+
+/// `generate`; with `rootless`, for a rootless runtime run by the caller: runc's
+/// `spec --rootless` base (the caller mapped to root in a user namespace, no
+/// network namespace, /sys bound from the host) and, as umoci's, no additional
+/// groups (only the caller's one gid is mapped).
+pub fn generate_for(
+    image: &ImageConfiguration,
+    rootfs: &Path,
+    args: Option<&[String]>,
+    rootless: bool,
+) -> Result<Value> {
+    let mut spec = base_spec(rootless);
     let empty = Default::default();
     let c = image.config().as_ref().unwrap_or(&empty);
     let p = &mut spec["process"];
@@ -51,7 +65,7 @@ pub fn generate(image: &ImageConfiguration, rootfs: &Path, args: Option<&[String
 
     let user = passwd::resolve(rootfs, c.user().as_deref().unwrap_or(""))?;
     p["user"] = json!({"uid": user.uid, "gid": user.gid});
-    if !user.additional_gids.is_empty() {
+    if !user.additional_gids.is_empty() && !rootless {
         p["user"]["additionalGids"] = json!(user.additional_gids);
     }
     if !env.iter().any(|e| e.starts_with("HOME=")) {

@@ -17,7 +17,28 @@ use crate::staging;
 use std::fs;
 use std::path::{Path, PathBuf};
 
+/// root's store.
 pub const DEFAULT_STORE: &str = "/var/lib/strata-image";
+
+/// The store a caller gets by default: root's, or for anyone else the XDG data
+/// dir (`$XDG_DATA_HOME/strata-image`, else `~/.local/share/strata-image`), as
+/// rootless podman keeps its storage under `~/.local/share/containers`. Not
+/// needed by flatten bundles; an unprivileged caller cannot mount overlays anyway,
+/// but du, gc and an unpack's refusal then name a path that is theirs.
+pub fn default_store() -> &'static str {
+    static STORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STORE.get_or_init(|| {
+        if nix::unistd::geteuid().is_root() {
+            return DEFAULT_STORE.into();
+        }
+        let abs = |v: Option<std::ffi::OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+        let data = abs(std::env::var_os("XDG_DATA_HOME"))
+            .or_else(|| abs(std::env::var_os("HOME")).map(|h| h.join(".local/share")))
+            .map(|d| d.join("strata-image"));
+        // Without a home the caller is told, by the failing mkdir, which path it tried.
+        data.map_or_else(|| DEFAULT_STORE.into(), |d| d.to_string_lossy().into_owned())
+    })
+}
 
 pub struct Store {
     pub root: PathBuf,

@@ -3,7 +3,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use strata_image::build::{self, BuildOptions};
 use strata_image::reference::Reference;
-use strata_image::store::DEFAULT_STORE;
+use strata_image::store::default_store;
 use strata_image::{Error, Result};
 
 #[derive(clap::Args)]
@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value = "none", value_parser = ["none", "host"])]
     network: String,
     /// Layer store the working containers are layered on.
-    #[arg(long, default_value = DEFAULT_STORE)]
+    #[arg(long, default_value = default_store())]
     store: PathBuf,
     /// Cgroup parent of the RUN containers.
     #[arg(long, default_value = "strata-image-build")]

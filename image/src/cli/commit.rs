@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 use strata_image::commit::{self, CommitOptions};
-use strata_image::freeze::{Runtime, DEFAULT_RUNTIME_ROOT};
+use strata_image::freeze::Runtime;
 use strata_image::reference::Reference;
 use strata_image::Result;
 
@@ -24,14 +24,18 @@ pub struct Args {
     /// OCI runtime (runc's command line) that runs the bundle's containers [default: strata]
     #[arg(long)]
     runtime: Option<PathBuf>,
-    /// That runtime's state directory (its --root).
-    #[arg(long, default_value = DEFAULT_RUNTIME_ROOT)]
-    runtime_root: PathBuf,
+    /// That runtime's state directory (its --root) [default: /run/strata as root, else
+    /// $XDG_RUNTIME_DIR/RUNTIME-NAME as rootless runc's]
+    #[arg(long)]
+    runtime_root: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let pause =
-        a.pause.then(|| Runtime { binary: a.runtime.unwrap_or_else(Runtime::default_binary), root: a.runtime_root });
+    let pause = a.pause.then(|| {
+        let binary = a.runtime.unwrap_or_else(Runtime::default_binary);
+        let root = a.runtime_root.unwrap_or_else(|| Runtime::default_root(&binary));
+        Runtime { binary, root }
+    });
     let d = commit::commit(
         &a.bundle,
         &Reference::parse(&a.image)?,

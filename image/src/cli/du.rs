@@ -8,7 +8,7 @@ pub struct Args {
     bundles: Vec<PathBuf>,
     /// Measure this layer store instead: each layer, its users, what gc would free
     /// (bare: the default store, as unpack's).
-    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::DEFAULT_STORE, value_name = "STORE")]
+    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::default_store(), value_name = "STORE")]
     store: Option<PathBuf>,
     #[arg(long)]
     json: bool,

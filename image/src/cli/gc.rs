@@ -6,7 +6,7 @@ use strata_image::{gc, Error, Result};
 #[derive(clap::Args)]
 pub struct Args {
     /// Layer store: remove the layers no registered bundle uses (bare: the default store, as unpack's).
-    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::DEFAULT_STORE, value_name = "STORE")]
+    #[arg(long, num_args = 0..=1, default_missing_value = strata_image::store::default_store(), value_name = "STORE")]
     store: Option<PathBuf>,
     /// Image layout: remove the blobs no tag reaches.
     #[arg(long)]

@@ -13,8 +13,18 @@ pub struct Args {
     /// Share layers through an overlay mount instead of copying them.
     #[arg(long)]
     overlay: bool,
-    /// Layer store for --overlay.
-    #[arg(long, default_value = strata_image::store::DEFAULT_STORE)]
+    /// Unpack as an unprivileged user, as `umoci unpack --rootless` does: every file
+    /// is the caller's, the owner the image gives it is kept in the
+    /// `user.rootlesscontainers` xattr (uid/gid 0 stored as the no-op id, nothing
+    /// for root:root), xattrs only root may set (security.capability) are left out,
+    /// device nodes become empty files (noted on stderr), and config.json is for a
+    /// rootless runtime (`runc --root $XDG_RUNTIME_DIR/runc run`): the caller mapped
+    /// to root in a user namespace, no network namespace. Not with --overlay.
+    #[arg(long)]
+    rootless: bool,
+    /// Layer store for --overlay (root: /var/lib/strata-image; others:
+    /// $XDG_DATA_HOME/strata-image, else ~/.local/share/strata-image).
+    #[arg(long, default_value = strata_image::store::default_store())]
     store: PathBuf,
     /// os/arch[/variant] to pick from an index (default: this host).
     #[arg(long)]
@@ -39,10 +49,14 @@ pub fn run(a: Args) -> Result<()> {
         platform,
         overlay: a.overlay,
         store: a.store,
+        rootless: a.rootless,
         args: (!a.args.is_empty()).then_some(a.args),
         progress: tty.then(|| Box::new(Bar(indicatif::ProgressBar::new(0))) as Box<dyn bundle::Progress>),
     };
     let meta = bundle::unpack(&r, &a.bundle, &opts)?;
+    for n in &meta.notes {
+        eprintln!("strata-image: note: {n}");
+    }
     if a.json {
         super::print_json(&meta)?;
     }

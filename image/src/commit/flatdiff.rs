@@ -12,6 +12,7 @@
 //! Both the record and the diff walk the tree depth first with names sorted
 //! bytewise, so the diff is a merge of two ordered streams: memory stays flat.
 
+use crate::apply::Owners;
 use crate::error::{Error, Result};
 use crate::treetar::{sorted_names, TreeTar};
 use std::cmp::Ordering;
@@ -110,9 +111,14 @@ fn record_dir(root: &Path, rel: &Path, w: &mut dyn Write) -> Result<()> {
 /// new and changed entries, `.wh.NAME` for deleted ones, and `.wh..wh..opq`
 /// in a directory that was deleted and made again (its old content is gone).
 pub fn write_diff(root: &Path, tree: &Path, out: &mut dyn Write) -> Result<DiffStats> {
+    write_diff_owned(root, tree, out, Owners::Image)
+}
+
+/// `write_diff` of a rootfs unpacked with `owners` (see `TreeTar::with_owners`).
+pub fn write_diff_owned(root: &Path, tree: &Path, out: &mut dyn Write, owners: Owners) -> Result<DiffStats> {
     let f = fs::File::open(tree).map_err(|e| Error::io(tree, e))?;
     let mut d = Differ {
-        tar: TreeTar::new(root, out),
+        tar: TreeTar::with_owners(root, out, owners),
         base: BufReader::new(f),
         tree: tree.to_path_buf(),
         line: 0,

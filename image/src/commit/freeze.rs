@@ -29,6 +29,17 @@ impl Runtime {
             .unwrap_or_else(|| PathBuf::from("strata"))
     }
 
+    /// The runtime's own default `--root` for this caller: `/run/strata` for root;
+    /// for anyone else `$XDG_RUNTIME_DIR/<binary name>`, where rootless runc keeps its
+    /// state (`$XDG_RUNTIME_DIR/runc`).
+    pub fn default_root(binary: &Path) -> PathBuf {
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|d| d.is_absolute());
+        match (nix::unistd::geteuid().is_root(), xdg, binary.file_name()) {
+            (false, Some(dir), Some(name)) => dir.join(name),
+            _ => PathBuf::from(DEFAULT_RUNTIME_ROOT),
+        }
+    }
+
     fn run(&self, args: &[&str]) -> Result<Vec<u8>> {
         let out = Command::new(&self.binary)
             .arg("--root")

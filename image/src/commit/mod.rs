@@ -62,7 +62,10 @@ pub fn commit(bundle_dir: &std::path::Path, dest: &Reference, opts: &CommitOptio
         })
     } else {
         let rootfs = bundle_dir.join("rootfs");
-        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| flatdiff::write_diff(&rootfs, &tree, w).map(drop))
+        let owners = meta.owners();
+        writer::write_layer_with(&layout, Compression::Gzip, &mut |w| {
+            flatdiff::write_diff_owned(&rootfs, &tree, w, owners).map(drop)
+        })
     };
     let thawed = frozen.map(freeze::Frozen::thaw).unwrap_or(Ok(()));
     let new = new?;

@@ -5,7 +5,7 @@
 //! `.wh..wh..opq`. `TreeTar` writes one entry at a time, so a diff (see
 //! `flatdiff`) can pick which entries of a tree go into the layer.
 
-use crate::apply::fsops;
+use crate::apply::{fsops, rootless, Owners};
 use crate::error::{Error, Result};
 use crate::whiteout;
 use std::collections::HashMap;
@@ -21,7 +21,12 @@ pub enum Source {
 }
 
 pub fn write_tree(root: &Path, out: &mut dyn Write, src: Source) -> Result<()> {
-    let mut t = TreeTar::new(root, out);
+    write_tree_owned(root, out, src, Owners::Image)
+}
+
+/// `write_tree` of a tree unpacked with `owners` (rootless: owners come from the xattr).
+pub fn write_tree_owned(root: &Path, out: &mut dyn Write, src: Source, owners: Owners) -> Result<()> {
+    let mut t = TreeTar::with_owners(root, out, owners);
     walk(&mut t, Path::new(""), src)?;
     t.finish()
 }
@@ -102,13 +107,20 @@ pub struct TreeTar<'a> {
     b: tar::Builder<&'a mut dyn Write>,
     /// First path written for each (dev, ino) with more than one link.
     seen: HashMap<(u64, u64), PathBuf>,
+    /// Rootless: the files are all the caller's; each entry's owner is read from
+    /// `rootless::XATTR` (which is not written), as `umoci repack --rootless` does.
+    owners: Owners,
 }
 
 impl<'a> TreeTar<'a> {
     pub fn new(root: &Path, out: &'a mut dyn Write) -> TreeTar<'a> {
+        Self::with_owners(root, out, Owners::Image)
+    }
+
+    pub fn with_owners(root: &Path, out: &'a mut dyn Write, owners: Owners) -> TreeTar<'a> {
         let mut b = tar::Builder::new(out);
         b.follow_symlinks(false);
-        TreeTar { root: root.to_path_buf(), b, seen: HashMap::new() }
+        TreeTar { root: root.to_path_buf(), b, seen: HashMap::new(), owners }
     }
 
     pub fn finish(mut self) -> Result<()> {
@@ -125,9 +137,16 @@ impl<'a> TreeTar<'a> {
         }
         let xattrs = fsops::lxattrs(&path).map_err(|e| Error::sys("list xattrs", &path, e))?;
         let opaque = xattrs.iter().any(|(k, v)| k == whiteout::OVERLAY_OPAQUE_XATTR && v == b"y");
+        let rootless = self.owners == Owners::Rootless;
+        let owner = if rootless {
+            let v = xattrs.iter().find(|(k, _)| k == rootless::XATTR).map(|(_, v)| v.as_slice());
+            Some(rootless::image_owner(v).map_err(|e| Error::Invalid(format!("{}: {e}", path.display())))?)
+        } else {
+            None
+        };
         let pax: Vec<(String, Vec<u8>)> = xattrs
             .into_iter()
-            .filter(|(k, _)| !whiteout::is_reserved_xattr(k))
+            .filter(|(k, _)| !(whiteout::is_reserved_xattr(k) || (rootless && k == rootless::XATTR)))
             .map(|(k, v)| (format!("SCHILY.xattr.{k}"), v))
             .collect();
         if !pax.is_empty() {
@@ -138,6 +157,12 @@ impl<'a> TreeTar<'a> {
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(m, tar::HeaderMode::Complete);
         h.set_mode(m.mode() & 0o7777);
+        if let Some((uid, gid)) = owner {
+            h.set_uid(uid.into());
+            h.set_gid(gid.into());
+            // Names would be the caller's (set_metadata_in_mode leaves them empty anyway).
+            let _ = (h.set_username(""), h.set_groupname(""));
+        }
         let io = |e| Error::io(&path, e);
         if ft.is_file() && m.nlink() > 1 {
             if let Some(first) = self.seen.get(&(m.dev(), m.ino())) {

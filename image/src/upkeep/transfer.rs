@@ -137,7 +137,7 @@ pub fn export(bundle_dir: &Path, out: &mut dyn Write) -> Result<()> {
     if mounted_here {
         bundle::mount(bundle_dir)?;
     }
-    let r = treetar::write_tree(&rootfs, out, Source::Plain);
+    let r = treetar::write_tree_owned(&rootfs, out, Source::Plain, meta.owners());
     if mounted_here {
         overlay::unmount(&rootfs)?;
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod run;
+pub mod umoci_image;
 
 use std::collections::BTreeMap;
 use std::fs;
