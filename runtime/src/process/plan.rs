@@ -27,6 +27,9 @@ use crate::sys::cstring;
 pub struct InitPlan {
     /// setresuid/setresgid 0 in the container's user namespace (new or joined).
     pub become_root: bool,
+    /// Stay dumpable until the runtime has written the id maps: an unprivileged runtime
+    /// may write /proc/PID/uid_map only while the init's /proc files are its own.
+    pub dumpable_until_mapped: bool,
     pub unshare_cgroup: bool,
     /// A new time namespace, and linux.timeOffsets as /proc/self/timens_offsets takes
     /// them (empty: none).
@@ -108,6 +111,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
     let names = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && ns.has_uts());
     Ok(InitPlan {
         become_root: ns.in_user_ns(),
+        dumpable_until_mapped: ns.new_user && !nix::unistd::geteuid().is_root(),
         unshare_cgroup: ns.new_cgroup,
         time_offsets: if ns.new_time { Some(time_offsets(opts.spec)?) } else { None },
         // In a joined uts namespace too: runc sets the names wherever the init's is.
