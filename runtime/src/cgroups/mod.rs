@@ -56,6 +56,12 @@ pub struct Cgroup {
     /// The systemd unit that owns the cgroup (the systemd driver), else None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
+    /// Rootless: the hierarchies where the caller could not make the container's cgroup
+    /// ([`Cgroup::create_permitted`]). The container stays in the runtime's own cgroup
+    /// there (`path` is it); nothing is written to or removed from these, they are
+    /// only what a `cgroup` mount shows the container, as runc binds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<CgroupDir>,
     /// systemd driver: what `add_pid` starts the unit with (not saved).
     #[serde(skip)]
     pending: Option<Box<systemd::Pending>>,
@@ -166,6 +172,7 @@ impl Cgroup {
                 Ok(()) => {}
                 Err(e) if drop_denied && rootless::is_denial(&e) => {
                     self.dirs.retain(|d| d.mountpoint != dir.mountpoint);
+                    self.left_out.push(CgroupDir { path: dir.runtime_path.clone(), ..dir });
                     denied.push(e);
                 }
                 Err(e) => return Err(e),

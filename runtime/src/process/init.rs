@@ -43,10 +43,9 @@ fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch
     super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
-    // An unprivileged runtime can write our id maps only while our /proc files are
-    // its own, i.e. while we are dumpable (runc's nsexec does the same): until Go.
+    // Except for an unprivileged runtime (see InitPlan::stay_dumpable).
     // SAFETY: plain prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, plan.dumpable_until_mapped as libc::c_ulong) };
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, plan.stay_dumpable as libc::c_ulong) };
     // Die with `create` while setting up; cleared just before reporting ready.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
@@ -81,10 +80,6 @@ fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch
     match ch.recv()? {
         Some(Message::Go) => {}
         _ => return Err(Error::Init("runtime went away before the init could start".into())),
-    }
-    if plan.dumpable_until_mapped {
-        // SAFETY: plain prctl with integer arguments.
-        unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
     }
     steps::after_go(plan, &mut sys)?;
     // The init's /proc from before the root changes: the fifo is reopened through it.

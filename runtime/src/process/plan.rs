@@ -27,9 +27,13 @@ use crate::sys::cstring;
 pub struct InitPlan {
     /// setresuid/setresgid 0 in the container's user namespace (new or joined).
     pub become_root: bool,
-    /// Stay dumpable until the runtime has written the id maps: an unprivileged runtime
-    /// may write /proc/PID/uid_map only while the init's /proc files are its own.
-    pub dumpable_until_mapped: bool,
+    /// Stay dumpable: an unprivileged runtime may write /proc/PID/uid_map, and `exec`
+    /// open /proc/PID/ns/*, only while the init's /proc files are its own (the kernel
+    /// gives a non-dumpable process's to root). What non-dumpable guards against, a
+    /// container process reaching the host binary through /proc/PID/exe, is then open
+    /// to processes of the caller's own uid only, and the binary is root's on a normal
+    /// install. runc's rootless init is dumpable too.
+    pub stay_dumpable: bool,
     pub unshare_cgroup: bool,
     /// A new time namespace, and linux.timeOffsets as /proc/self/timens_offsets takes
     /// them (empty: none).
@@ -111,7 +115,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
     let names = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && ns.has_uts());
     Ok(InitPlan {
         become_root: ns.in_user_ns(),
-        dumpable_until_mapped: ns.new_user && !nix::unistd::geteuid().is_root(),
+        stay_dumpable: ns.new_user && !nix::unistd::geteuid().is_root(),
         unshare_cgroup: ns.new_cgroup,
         time_offsets: if ns.new_time { Some(time_offsets(opts.spec)?) } else { None },
         // In a joined uts namespace too: runc sets the names wherever the init's is.
