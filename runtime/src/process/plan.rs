@@ -56,6 +56,11 @@ pub struct ProcessPlan {
     /// process.capabilities, filtered to what can be granted (warnings given here).
     pub caps: Option<CapSets>,
     pub user: User,
+    /// Leave the supplementary groups as inherited: an unprivileged runtime's process
+    /// keeps the caller's (as mapped), and process.user.additionalGids is ignored with a
+    /// warning, as runc does for a rootless caller (setgroups is denied or would drop
+    /// groups the user may rely on for access to its own files).
+    pub keep_groups: bool,
     pub cwd: PathBuf,
     pub no_new_privileges: bool,
     pub arg0: String,
@@ -74,10 +79,15 @@ pub fn process(spec: &Spec, process: &Process) -> Result<ProcessPlan> {
     let args = process.args().as_deref().unwrap_or(&[]);
     let env = process.env().as_deref().unwrap_or(&[]);
     let arg0 = args.first().ok_or_else(|| Error::field("process.args", "must not be empty"))?.clone();
+    let keep_groups = !nix::unistd::geteuid().is_root();
+    if keep_groups && process.user().additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        crate::logging::warn("process.user.additionalGids: ignored when strata runs unprivileged (as runc ignores it)");
+    }
     Ok(ProcessPlan {
         attrs: attrs::build(spec, process)?,
         caps: process.capabilities().as_ref().map(capabilities::resolve).transpose()?,
         user: process.user().clone(),
+        keep_groups,
         cwd: process.cwd().clone(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         arg0,
