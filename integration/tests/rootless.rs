@@ -323,3 +323,65 @@ fn root_keeps_the_system_state_root() {
     assert!(no_xdg, "root's state went to XDG_RUNTIME_DIR");
     assert!(!state_dir.exists(), "state dir left behind");
 }
+
+/// Rootless podman drives the runtime from inside its own user namespace (root there,
+/// mapped to the user and its subuid range): `podman --runtime R run/exec/stop/rm` as
+/// the test user, runc as the control. podman's storage is the user's (~/.local/share).
+#[test]
+fn rootless_podman_runs_containers_with_strata() {
+    if std::process::Command::new("podman").arg("--version").output().is_err() {
+        strata_integration::skip("rootless_podman_runs_containers_with_strata", "podman is not installed");
+        return;
+    }
+    engines::ensure_containers_conf();
+    let seen = rootless_differential("rootless podman", |w| {
+        let podman = |args: &[&str]| {
+            let mut cmd = w.user.command("podman");
+            cmd.arg("--runtime").arg(&w.runtime);
+            cmd.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file"]).args(args);
+            cmd.stdin(std::process::Stdio::null());
+            output_of(cmd)
+        };
+        let tar = engines::busybox_tar().to_str().unwrap();
+        assert_ok(&podman(&["import", "-q", tar, "localhost/busybox"]), "podman import");
+        let mut seen = Vec::new();
+        let once = podman(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "localhost/busybox",
+            "sh",
+            "-c",
+            "id -u; wc -l < /proc/self/uid_map; exit 5",
+        ]);
+        seen.push(format!("{} {}", code(&once), stdout(&once)));
+        let run = podman(&["run", "-d", "--name", "t1", "--network", "none", "localhost/busybox", "sleep", "300"]);
+        assert_ok(&run, &format!("{}: podman run -d", w.name));
+        let exec = podman(&["exec", "t1", "sh", "-c", "id -u; cat /proc/1/cmdline"]);
+        assert_ok(&exec, &format!("{}: podman exec", w.name));
+        seen.push(stdout(&exec).replace('\0', " "));
+        assert_ok(&podman(&["stop", "-t", "1", "t1"]), "podman stop");
+        seen.push(stdout(&podman(&["inspect", "-f", "{{.State.Status}}", "t1"])).trim().to_string());
+        assert_ok(&podman(&["rm", "t1"]), "podman rm");
+        // The runtime's state root (podman's userns honours XDG_RUNTIME_DIR) is empty, and
+        // of the user's processes only podman's pause process (it holds the namespace) is left.
+        let left: Vec<_> =
+            std::fs::read_dir(w.state_root()).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{}: state left in {}: {left:?}", w.name, w.state_root().display());
+        let others = || {
+            w.user
+                .processes()
+                .into_iter()
+                .filter(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() != "podman pause")
+                })
+                .collect::<Vec<_>>()
+        };
+        assert!(engines::wait_until(10, || others().is_empty()), "{}: processes left: {:?}", w.name, others());
+        seen
+    });
+    // The uid_map's line count is the user's number of subuid ranges: compared with runc's only.
+    assert!(seen[0].starts_with("5 0\n"), "{seen:?}");
+    assert_eq!(seen[1..], ["0\nsleep 300 ".to_string(), "exited".to_string()]);
+}

@@ -116,7 +116,9 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         rootfs: opts.rootfs,
         cgroup: opts.cgroup,
         new_cgroup_ns: ns.new_cgroup,
-        in_user_ns: ns.in_user_ns(),
+        // Also when strata itself runs in one (rootless podman): mknod is refused there
+        // too, and runc binds the devices then as well.
+        in_user_ns: ns.in_user_ns() || crate::rootless::running_in_user_ns(),
         no_pivot: opts.no_pivot,
         own_mount_ns: ns.has_mount(),
         sources,
