@@ -53,7 +53,8 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let plan = namespaces::plan(&bundle.spec)?;
     let seccomp = crate::seccomp::compile(&bundle.spec, process.no_new_privileges().unwrap_or(false))?;
     let layout = Layout::detect()?;
-    let rootless = crate::rootless::Caller::current().is_rootless();
+    let caller = crate::rootless::Caller::current();
+    let rootless = caller.is_rootless();
     let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
     let mut cgroup = cgroups::resolve_for(&layout, cgroups_path, id, opts.systemd_cgroup)?;
     let linux = bundle.spec.linux().as_ref();
@@ -113,6 +114,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             no_new_keyring: opts.no_new_keyring,
             console_socket,
             seccomp,
+            caller: caller.clone(),
         };
         let (p, channel) = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;

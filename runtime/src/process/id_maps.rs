@@ -110,8 +110,7 @@ fn writer(direct: bool, field: &str, helper: &str, subid: &str, caller: &Caller,
 }
 
 /// The host as it is: $PATH, /etc/subuid, /etc/subgid, the passwd entry.
-pub fn plan_for_current(spec: &Spec) -> Result<IdMapPlan> {
-    let caller = Caller::current();
+pub fn plan_for_current(spec: &Spec, caller: &Caller) -> Result<IdMapPlan> {
     let name = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name);
     let which = |prog: &str| {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin:/usr/sbin:/sbin".into());
@@ -124,7 +123,7 @@ pub fn plan_for_current(spec: &Spec) -> Result<IdMapPlan> {
         which: &which,
         subid_file: &subid_file,
     };
-    plan(spec, &caller, &host)
+    plan(spec, caller, &host)
 }
 
 /// Carries the plan out for the init `pid` (waiting in its new user namespace).

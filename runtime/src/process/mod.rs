@@ -19,6 +19,8 @@ mod real_sys;
 #[cfg(test)]
 pub(crate) mod recorder;
 #[cfg(test)]
+mod rootless_tests;
+#[cfg(test)]
 mod sequence_tests;
 mod steps;
 pub mod sync;
@@ -62,6 +64,8 @@ pub struct InitOptions<'a> {
     pub console_socket: Option<OwnedFd>,
     /// linux.seccomp, compiled before the clone.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// Who runs strata: an unprivileged caller gets a rootless plan.
+    pub caller: crate::rootless::Caller,
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
@@ -92,7 +96,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
     let plan = plan::build(opts, &bind_sources).map_err(|e| (None, e))?;
     // How the id maps get written (an unprivileged caller may need newuidmap).
     let id_map_plan = if opts.namespaces.new_user {
-        Some(id_maps::plan_for_current(opts.spec).map_err(|e| (None, e))?)
+        Some(id_maps::plan_for_current(opts.spec, &opts.caller).map_err(|e| (None, e))?)
     } else {
         None
     };

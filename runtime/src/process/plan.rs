@@ -21,6 +21,7 @@ use super::InitOptions;
 use crate::capabilities::{self, CapSets};
 use crate::error::{Error, Result};
 use crate::rootfs::{self, BindSources, RootfsPlan};
+use crate::rootless::Caller;
 use crate::sys::cstring;
 
 #[derive(Debug)]
@@ -75,11 +76,11 @@ pub struct ProcessPlan {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The process's plan (the parent, before the fork).
-pub fn process(spec: &Spec, process: &Process) -> Result<ProcessPlan> {
+pub fn process(spec: &Spec, process: &Process, caller: &Caller) -> Result<ProcessPlan> {
     let args = process.args().as_deref().unwrap_or(&[]);
     let env = process.env().as_deref().unwrap_or(&[]);
     let arg0 = args.first().ok_or_else(|| Error::field("process.args", "must not be empty"))?.clone();
-    let keep_groups = !nix::unistd::geteuid().is_root();
+    let keep_groups = caller.euid != 0;
     if keep_groups && process.user().additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
         crate::logging::warn("process.user.additionalGids: ignored when strata runs unprivileged (as runc ignores it)");
     }
@@ -118,7 +119,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         new_cgroup_ns: ns.new_cgroup,
         // Also when strata itself runs in one (rootless podman): mknod is refused there
         // too, and runc binds the devices then as well.
-        in_user_ns: ns.in_user_ns() || crate::rootless::running_in_user_ns(),
+        in_user_ns: ns.in_user_ns() || opts.caller.in_user_ns,
         no_pivot: opts.no_pivot,
         own_mount_ns: ns.has_mount(),
         sources,
@@ -127,7 +128,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
     let names = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && ns.has_uts());
     Ok(InitPlan {
         become_root: ns.in_user_ns(),
-        stay_dumpable: ns.new_user && !nix::unistd::geteuid().is_root(),
+        stay_dumpable: ns.new_user && opts.caller.euid != 0,
         unshare_cgroup: ns.new_cgroup,
         time_offsets: if ns.new_time { Some(time_offsets(opts.spec)?) } else { None },
         // In a joined uts namespace too: runc sets the names wherever the init's is.
@@ -139,6 +140,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         process: process(
             opts.spec,
             opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?,
+            &opts.caller,
         )?,
     })
 }
