@@ -118,6 +118,10 @@ fn lifecycle_exec_kill_delete_as_an_unprivileged_user() {
         let created = w.rt(&["create", ID]);
         assert_ok(&created, &format!("{} create", w.name));
         assert!(w.state_root().join(ID).is_dir(), "{}: no state in {}", w.name, w.state_root().display());
+        // 0700 and sticky, so a session's cleaner of $XDG_RUNTIME_DIR leaves it alone.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(w.state_root()).unwrap().permissions().mode() & 0o7777;
+        seen.push(format!("{mode:o}"));
         seen.push(w.status(ID));
         let list = w.rt(&["list", "-q"]);
         seen.push(stdout(&list).trim().to_string());
@@ -138,8 +142,8 @@ fn lifecycle_exec_kill_delete_as_an_unprivileged_user() {
         w.assert_nothing_left(ID);
         seen
     });
-    assert_eq!(seen[0], "created");
-    assert_eq!(seen[3], "0\n0\n1\nsleep 300 ");
+    assert_eq!(seen[..2], ["1700".to_string(), "created".to_string()]);
+    assert_eq!(seen[4], "0\n0\n1\nsleep 300 ");
 }
 
 #[test]

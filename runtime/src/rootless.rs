@@ -58,6 +58,21 @@ impl Caller {
     }
 }
 
+/// Makes the `$XDG_RUNTIME_DIR` state root 0700 with the sticky bit, as runc does: the
+/// XDG spec lets a session's cleaner remove files unused for 6 hours unless the sticky
+/// bit is set, and a long-running container's state must survive it.
+pub fn prepare_xdg_root(root: &std::path::Path) -> crate::Result<()> {
+    use crate::error::Context;
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(root)
+        .ctx(|| format!("create state root {}", root.display()))?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o1700))
+        .ctx(|| format!("chmod state root {}", root.display()))
+}
+
 /// True when /proc/self/uid_map is not the initial namespace's identity map
 /// ("0 0 4294967295"), as runc's `userns.RunningInUserNS` decides.
 pub fn running_in_user_ns() -> bool {

@@ -194,7 +194,15 @@ fn scan_log_flags(argv: &[OsString]) -> (Option<PathBuf>, logging::Format) {
 
 fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
     let caller = crate::rootless::Caller::current();
-    let root = cli.root.clone().unwrap_or_else(|| caller.default_root());
+    let root = match &cli.root {
+        Some(root) => root.clone(),
+        None if caller.honors_xdg_runtime_dir() => {
+            let root = caller.default_root();
+            crate::rootless::prepare_xdg_root(&root)?;
+            root
+        }
+        None => caller.default_root(),
+    };
     let store = Store::new(&root);
     match command {
         Command::Create(a) => create::run(&store, a, cli.systemd_cgroup).map(|_| 0),
