@@ -38,6 +38,21 @@ bundles = {
     "unknownkey": ("true", {"unified": {"memory.bogus": "1"}}),
 }
 
+# Rootless (tests.sh runs it as uid 1000 in a delegated subtree): `spec --rootless`
+# made here as root maps host uid 0; the VM's user is 1000.
+with tempfile.TemporaryDirectory() as d:
+    subprocess.run([strata, "spec", "--rootless", "-b", d], check=True)
+    rootless = json.load(open(os.path.join(d, "config.json")))
+rootless["root"] = {"path": "/rootfs", "readonly": True}
+rootless["process"]["terminal"] = False
+rootless["process"]["args"] = ["sleep", "60"]
+for key in ("uidMappings", "gidMappings"):
+    rootless["linux"][key] = [{"containerID": 0, "hostID": 1000, "size": 1}]
+rootless["linux"]["cgroupsPath"] = "/user1000/rl"
+rootless["linux"]["resources"] = {"memory": {"limit": 67108864}, "pids": {"limit": 40}}
+os.makedirs(os.path.join(out, "rootless"), exist_ok=True)
+json.dump(rootless, open(os.path.join(out, "rootless", "config.json"), "w"), indent=1)
+
 for name, (script, resources) in bundles.items():
     c = json.loads(json.dumps(base))
     c["root"] = {"path": "/rootfs", "readonly": False}

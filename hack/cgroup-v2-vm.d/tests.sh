@@ -92,5 +92,33 @@ $S pause counter
 $S delete -f counter && ok "delete -f of a paused container"
 [ -z "$(find $CG -mindepth 1 -type d 2>/dev/null)" ] && ok "no container cgroup left under /sys/fs/cgroup/strata" || fail "leftover" "$(find $CG)"
 
+# Rootless in a delegated subtree: /user1000 is given to uid 1000 as systemd's
+# Delegate=yes gives a user's cgroup (the directory, cgroup.procs, cgroup.threads,
+# cgroup.subtree_control), memory and pids enabled for its children; the user's shell
+# runs in its session cgroup below it. strata runs as that user with no --root.
+mkdir -p /etc
+printf 'root:x:0:0::/:/bin/sh\nu1000:x:1000:1000::/tmp:/bin/sh\n' > /etc/passwd
+printf 'root:x:0:\nu1000:x:1000:\n' > /etc/group
+D=/sys/fs/cgroup/user1000
+mkdir -p $D/session /run/user/1000
+echo "+memory +pids" > $D/cgroup.subtree_control
+chown 1000:1000 $D $D/cgroup.procs $D/cgroup.threads $D/cgroup.subtree_control $D/session $D/session/cgroup.procs $D/session/cgroup.threads /run/user/1000
+chmod 700 /run/user/1000
+rl() { sh -c "echo \$\$ > $D/session/cgroup.procs; exec su u1000 -s /bin/sh -c 'env XDG_RUNTIME_DIR=/run/user/1000 USER=u1000 HOME=/tmp strata $*'"; }
+check "rootless: the caller is uid 1000" 1000 "$(su u1000 -s /bin/sh -c 'id -u')"
+rl run -d -b /bundles/rootless rl </dev/null >/tmp/rl.out 2>&1 || fail "rootless run" "$(cat /tmp/rl.out)"
+check "rootless: state in \$XDG_RUNTIME_DIR/strata" yes "$([ -d /run/user/1000/strata/rl ] && echo yes)"
+check "rootless memory.max" 67108864 "$(cat $D/rl/memory.max)"
+check "rootless pids.max" 40 "$(cat $D/rl/pids.max)"
+check "rootless: the cgroup is the user's" 1000 "$(stat -c %u $D/rl)"
+check "rootless exec: in the container's cgroup" "0::/user1000/rl" "$(rl exec rl cat /proc/self/cgroup </dev/null 2>&1)"
+rl pause rl </dev/null 2>/tmp/rl.err || fail "rootless pause" "$(cat /tmp/rl.err)"
+check "rootless pause: cgroup.events frozen" "frozen 1" "$(grep frozen $D/rl/cgroup.events)"
+rl resume rl </dev/null 2>/tmp/rl.err || fail "rootless resume" "$(cat /tmp/rl.err)"
+check "rootless resume: thawed" "frozen 0" "$(grep frozen $D/rl/cgroup.events)"
+rl ps rl </dev/null | grep -q sleep && ok "rootless ps" || fail "rootless ps" "$(rl ps rl 2>&1)"
+rl delete -f rl </dev/null 2>/tmp/rl.err || fail "rootless delete -f" "$(cat /tmp/rl.err)"
+[ ! -e $D/rl ] && [ ! -e /run/user/1000/strata/rl ] && ok "rootless: nothing left" || fail "rootless leftover" "$(ls $D /run/user/1000/strata)"
+
 [ $failed = 0 ] && echo "STRATA-V2-RESULT: pass" || echo "STRATA-V2-RESULT: fail"
 poweroff -f

@@ -1,7 +1,9 @@
 //! Pure cgroup v2, for real: hack/cgroup-v2-vm boots Debian's cloud kernel under qemu
 //! with only cgroup2 mounted and runs strata's cgroup checks there (limits with runc's
 //! v1->v2 conversions, the eBPF device filter, hugetlb, unified, fork bomb, OOM and
-//! its event, pause/resume via cgroup.freeze, update, ps, events, cleanup).
+//! its event, pause/resume via cgroup.freeze, update, ps, events, cleanup), and
+//! rootless strata run by uid 1000 in a delegated subtree the script makes and chowns
+//! (memory and pids limits, exec, pause, ps, cleanup).
 //! Skipped, loudly, where qemu (or the kernel package) isn't available.
 
 use std::process::Command;
@@ -32,6 +34,12 @@ fn cgroup_tests_pass_on_a_pure_cgroup_v2_kernel() {
         "ok fork bomb capped at 16",
         "ok events reports oom",
         "ok counter stopped while paused",
+        "ok rootless: the caller is uid 1000",
+        "ok rootless memory.max",
+        "ok rootless pids.max",
+        "ok rootless exec: in the container's cgroup",
+        "ok rootless pause: cgroup.events frozen",
+        "ok rootless: nothing left",
     ] {
         assert!(checks.contains(must), "{must:?} missing from:\n{checks}");
     }

@@ -9,6 +9,7 @@
 //! - [`namespaces`], [`cgroups`], [`capabilities`], [`user`]: one kernel interface each
 //! - [`netdev`], [`mempolicy`], [`intelrdt`]: runtime-spec 1.3's netDevices, memoryPolicy, intelRdt
 //! - [`spec`], [`features`]: the default config.json and the features document
+//! - [`rootless`]: what an unprivileged caller changes (state root, best-effort cgroups)
 //! - [`mountinfo`]: the one /proc/PID/mountinfo parser (bytes, octal escapes undone)
 
 pub mod capabilities;
@@ -28,6 +29,7 @@ pub mod namespaces;
 pub mod netdev;
 pub mod process;
 pub mod rootfs;
+pub mod rootless;
 pub mod seccomp;
 pub mod signal;
 pub mod spec;

@@ -7,11 +7,12 @@ use oci_spec::runtime::User;
 use crate::error::{Context, Result};
 
 /// Switches to `user`. Capabilities survive through PR_SET_KEEPCAPS, which the caller
-/// sets; setgroups is skipped where a user namespace forbids it.
-pub fn switch_to(user: &User) -> Result<()> {
+/// sets; setgroups is skipped where a user namespace forbids it, and with
+/// `keep_groups` (an unprivileged runtime: see `ProcessPlan::keep_groups`).
+pub fn switch_to(user: &User, keep_groups: bool) -> Result<()> {
     give_stdio_to(user.uid())?;
     let gids: Vec<Gid> = user.additional_gids().iter().flatten().map(|g| Gid::from_raw(*g)).collect();
-    match setgroups(&gids) {
+    match if keep_groups { Ok(()) } else { setgroups(&gids) } {
         Ok(()) => {}
         // /proc/PID/setgroups is "deny" in this user namespace: only allowed with none.
         Err(nix::errno::Errno::EPERM) if gids.is_empty() && setgroups_denied() => {}

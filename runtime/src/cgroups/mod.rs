@@ -13,6 +13,7 @@
 //! knowing its v1 and v2 files), [`bpf`] is the v2 device filter, [`freezer`] pauses,
 //! [`stats`] reads usage for `events`, [`v2`] enables controllers down a v2 tree, [`fs`]
 //! reads and writes interface files with errors that name the config field,
+//! [`rootless`] judges what a caller without cgroup rights can have,
 //! [`systemd`] is the systemd driver (`--systemd-cgroup`): systemd makes and removes the
 //! cgroup (a transient scope), the rest of this module works on it as on any other.
 //!
@@ -25,6 +26,7 @@ pub mod freezer;
 pub mod fs;
 pub mod layout;
 pub mod resources;
+pub mod rootless;
 pub mod stats;
 pub mod systemd;
 pub mod v2;
@@ -54,6 +56,12 @@ pub struct Cgroup {
     /// The systemd unit that owns the cgroup (the systemd driver), else None.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub systemd: Option<systemd::Unit>,
+    /// Rootless: the hierarchies where the caller could not make the container's cgroup
+    /// ([`Cgroup::create_permitted`]). The container stays in the runtime's own cgroup
+    /// there (`path` is it); nothing is written to or removed from these, they are
+    /// only what a `cgroup` mount shows the container, as runc binds them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<CgroupDir>,
     /// systemd driver: what `add_pid` starts the unit with (not saved).
     #[serde(skip)]
     pending: Option<Box<systemd::Pending>>,
@@ -145,19 +153,29 @@ impl Cgroup {
     /// it: the init would hang inside, holding the caller's output. An existing cgroup
     /// that already has processes gets runc's warning.
     pub fn create(&mut self) -> Result<()> {
+        self.create_dirs(false).map(|_| ())
+    }
+
+    /// A rootless caller's [`create`](Self::create): a hierarchy where the caller may not
+    /// make its cgroup (v1, or v2 without delegation) is dropped from this cgroup, as
+    /// runc's rootless cgroup manager drops it, and the refusals are returned for the
+    /// caller to judge (a limit that needed one is an error, see [`rootless`]).
+    pub fn create_permitted(&mut self) -> Result<Vec<Error>> {
+        self.create_dirs(true)
+    }
+
+    fn create_dirs(&mut self, drop_denied: bool) -> Result<Vec<Error>> {
         let existed = self.primary().is_some_and(|d| d.full().is_dir());
+        let mut denied = Vec::new();
         for dir in self.dirs.clone() {
-            // A shared parent removed by another container's delete between our check and
-            // our mkdir shows up as ENOENT: start over for this hierarchy.
-            let mut tries = 0;
-            while !self.create_dir(&dir)? {
-                tries += 1;
-                if tries == CREATE_TRIES {
-                    return Err(Error::os(
-                        format!("create cgroup {}", dir.full().display()),
-                        std::io::Error::from_raw_os_error(libc::ENOENT),
-                    ));
+            match self.create_with_retries(&dir) {
+                Ok(()) => {}
+                Err(e) if drop_denied && rootless::is_denial(&e) => {
+                    self.dirs.retain(|d| d.mountpoint != dir.mountpoint);
+                    self.left_out.push(CgroupDir { path: dir.runtime_path.clone(), ..dir });
+                    denied.push(e);
                 }
+                Err(e) => return Err(e),
             }
         }
         if self.freezer_state_frozen() {
@@ -168,6 +186,22 @@ impl Cgroup {
             let n = self.pids().map(|p| p.len()).unwrap_or(0);
             if n > 0 {
                 crate::logging::warn(&format!("container's cgroup is not empty: {n} process(es) found"));
+            }
+        }
+        Ok(denied)
+    }
+
+    /// A shared parent removed by another container's delete between our check and
+    /// our mkdir shows up as ENOENT: start over for this hierarchy.
+    fn create_with_retries(&mut self, dir: &CgroupDir) -> Result<()> {
+        let mut tries = 0;
+        while !self.create_dir(dir)? {
+            tries += 1;
+            if tries == CREATE_TRIES {
+                return Err(Error::os(
+                    format!("create cgroup {}", dir.full().display()),
+                    std::io::Error::from_raw_os_error(libc::ENOENT),
+                ));
             }
         }
         Ok(())

@@ -35,9 +35,10 @@ use crate::logging;
     after_help = "Engines (containerd, podman, docker, Kubernetes) call strata as they call runc."
 )]
 pub struct Cli {
-    /// Directory for container state (tmpfs recommended).
-    #[arg(long, global = true, default_value = "/run/strata", help_heading = GLOBAL)]
-    root: PathBuf,
+    /// Directory for container state (tmpfs recommended) [default: /run/strata, or
+    /// $XDG_RUNTIME_DIR/strata when run unprivileged].
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    root: Option<PathBuf>,
     /// Write log lines (errors, and debug with --debug) to this file instead of stderr.
     #[arg(long, global = true, help_heading = GLOBAL)]
     log: Option<PathBuf>,
@@ -192,7 +193,17 @@ fn scan_log_flags(argv: &[OsString]) -> (Option<PathBuf>, logging::Format) {
 }
 
 fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
-    let store = Store::new(&cli.root);
+    let caller = crate::rootless::Caller::current();
+    let root = match &cli.root {
+        Some(root) => root.clone(),
+        None if caller.honors_xdg_runtime_dir() => {
+            let root = caller.default_root();
+            crate::rootless::prepare_xdg_root(&root)?;
+            root
+        }
+        None => caller.default_root(),
+    };
+    let store = Store::new(&root);
     match command {
         Command::Create(a) => create::run(&store, a, cli.systemd_cgroup).map(|_| 0),
         Command::Exec(a) => exec::run(&store, a),

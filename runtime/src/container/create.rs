@@ -53,6 +53,8 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
     let plan = namespaces::plan(&bundle.spec)?;
     let seccomp = crate::seccomp::compile(&bundle.spec, process.no_new_privileges().unwrap_or(false))?;
     let layout = Layout::detect()?;
+    let caller = crate::rootless::Caller::current();
+    let rootless = caller.is_rootless();
     let cgroups_path = bundle.spec.linux().as_ref().and_then(|l| l.cgroups_path().as_deref());
     let mut cgroup = cgroups::resolve_for(&layout, cgroups_path, id, opts.systemd_cgroup)?;
     let linux = bundle.spec.linux().as_ref();
@@ -86,6 +88,10 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             // systemd makes the cgroup when the unit starts, with the init's pid: the
             // limits come then, still before the init goes on.
             cgroup.defer_to_systemd(id, &resources, &device_rules, bundle.spec.annotations().iter().flatten())?;
+        } else if rootless {
+            let denied = cgroup.create_permitted()?;
+            cgroups::rootless::check_denials(&denied, &resources, cgroups_path.is_some())?;
+            cgroups::resources::apply(&cgroup, &resources, None)?;
         } else {
             cgroup.create()?;
             // Limits before the init is placed in the cgroup: it never runs unlimited.
@@ -108,6 +114,7 @@ pub fn create(store: &Store, id: &str, opts: &CreateOptions) -> Result<Container
             no_new_keyring: opts.no_new_keyring,
             console_socket,
             seccomp,
+            caller: caller.clone(),
         };
         let (p, channel) = process::spawn_init(&init).map_err(|(p, e)| {
             pid = p;

@@ -146,8 +146,12 @@ fn open_namespaces(state: &ContainerState) -> Result<Vec<NsJoin>> {
     for (name, flag) in NAMESPACES {
         let theirs = format!("/proc/{}/ns/{name}", state.pid);
         let ours = format!("/proc/self/ns/{name}");
-        let (Ok(t), Ok(o)) = (std::fs::metadata(&theirs), std::fs::metadata(&ours)) else {
-            continue; // the kernel lacks this namespace type
+        let (t, o) = match (std::fs::metadata(&theirs), std::fs::metadata(&ours)) {
+            (Ok(t), Ok(o)) => (t, o),
+            // The kernel lacks this namespace type.
+            (Err(e), _) | (_, Err(e)) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            // Never skip a namespace we may not look at: the process would run outside it.
+            (Err(e), _) | (_, Err(e)) => return Err(Error::os(format!("stat {theirs}"), e)),
         };
         if t.dev() == o.dev() && t.ino() == o.ino() {
             continue;

@@ -55,7 +55,7 @@ pub fn prepare(plan: &ProcessPlan) -> Result<Prepared<'_>> {
     };
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1) };
-    user::switch_to(&plan.user)?;
+    user::switch_to(&plan.user, plan.keep_groups)?;
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 0) };
 

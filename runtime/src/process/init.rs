@@ -43,8 +43,9 @@ fn setup_and_exec(opts: &InitOptions, plan: &InitPlan, sources: &BindSources, ch
     super::reset_signals();
     // Until the exec, no other process may open our /proc entries (/proc/PID/exe is the
     // runtime binary: CVE-2019-5736). execve makes the workload dumpable again.
+    // Except for an unprivileged runtime (see InitPlan::stay_dumpable).
     // SAFETY: plain prctl with integer arguments.
-    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0) };
+    unsafe { libc::prctl(libc::PR_SET_DUMPABLE, plan.stay_dumpable as libc::c_ulong) };
     // Die with `create` while setting up; cleared just before reporting ready.
     // SAFETY: plain prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };

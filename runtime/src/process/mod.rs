@@ -3,7 +3,7 @@
 //! where a seccomp profile refuses clone3) into the new namespaces, after which the
 //! child runs [`init::run`], an interpreter of that plan over the [`syscalls::Sys`]
 //! calls ([`steps`], [`crate::rootfs::apply`]); the child joins the namespaces given by
-//! path. The parent writes the id maps, places the
+//! path. The parent writes the id maps ([`id_maps`]), places the
 //! child in its cgroup (unless the clone did), tells it to go on, runs the prestart and
 //! createRuntime hooks in its own namespaces when asked, and waits for "ready" or the
 //! child's own error.
@@ -11,12 +11,15 @@
 mod attrs;
 mod exec;
 mod finish;
+pub mod id_maps;
 mod init;
 mod join;
 pub mod plan;
 mod real_sys;
 #[cfg(test)]
 pub(crate) mod recorder;
+#[cfg(test)]
+mod rootless_tests;
 #[cfg(test)]
 mod sequence_tests;
 mod steps;
@@ -30,7 +33,7 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::OFlag;
 use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxIdMapping, Spec};
+use oci_spec::runtime::Spec;
 
 use crate::cgroups::Cgroup;
 use crate::error::{Context, Error, Result};
@@ -61,6 +64,8 @@ pub struct InitOptions<'a> {
     pub console_socket: Option<OwnedFd>,
     /// linux.seccomp, compiled before the clone.
     pub seccomp: Option<crate::seccomp::Filter>,
+    /// Who runs strata: an unprivileged caller gets a rootless plan.
+    pub caller: crate::rootless::Caller,
 }
 
 /// Clones the init and drives it to "ready". On error the caller kills `pid` (if any)
@@ -89,6 +94,12 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
         .map_err(|e| (None, e))?;
     // Everything the init will do that config.json decides, decided now.
     let plan = plan::build(opts, &bind_sources).map_err(|e| (None, e))?;
+    // How the id maps get written (an unprivileged caller may need newuidmap).
+    let id_map_plan = if opts.namespaces.new_user {
+        Some(id_maps::plan_for_current(opts.spec, &opts.caller).map_err(|e| (None, e))?)
+    } else {
+        None
+    };
     let flags = opts.namespaces.clone_flags.bits() as u64;
     // The clone site's rule: the child is a copy of this one thread. strata's CLI is
     // single-threaded, so today the child owns the allocator and every lock. A caller
@@ -127,8 +138,8 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
             other => return Err(fail(pid, unexpected(other))),
         }
     }
-    if opts.namespaces.new_user {
-        write_id_maps(pid, opts.spec).map_err(|e| fail(pid, e))?;
+    if let Some(maps) = &id_map_plan {
+        id_maps::write(maps, pid).map_err(|e| fail(pid, e))?;
     }
     if !in_cgroup {
         opts.cgroup.add_pid(pid).map_err(|e| fail(pid, e))?;
@@ -193,20 +204,6 @@ fn unexpected(m: Option<Message>) -> Error {
         None => Error::Init("container init exited during setup".into()),
         Some(m) => Error::Init(format!("unexpected message from container init: {m:?}")),
     }
-}
-
-fn write_id_maps(pid: i32, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let render = |maps: Option<&Vec<LinuxIdMapping>>| -> String {
-        maps.into_iter().flatten().map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size())).collect()
-    };
-    let uid = render(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = render(linux.and_then(|l| l.gid_mappings().as_ref()));
-    std::fs::write(format!("/proc/{pid}/uid_map"), uid)
-        .map_err(|e| Error::field("linux.uidMappings", e.to_string()))?;
-    std::fs::write(format!("/proc/{pid}/gid_map"), gid)
-        .map_err(|e| Error::field("linux.gidMappings", e.to_string()))?;
-    Ok(())
 }
 
 /// The state a seccomp agent receives with the listener (status "creating", as runc).

@@ -21,12 +21,20 @@ use super::InitOptions;
 use crate::capabilities::{self, CapSets};
 use crate::error::{Error, Result};
 use crate::rootfs::{self, BindSources, RootfsPlan};
+use crate::rootless::Caller;
 use crate::sys::cstring;
 
 #[derive(Debug)]
 pub struct InitPlan {
     /// setresuid/setresgid 0 in the container's user namespace (new or joined).
     pub become_root: bool,
+    /// Stay dumpable: an unprivileged runtime may write /proc/PID/uid_map, and `exec`
+    /// open /proc/PID/ns/*, only while the init's /proc files are its own (the kernel
+    /// gives a non-dumpable process's to root). What non-dumpable guards against, a
+    /// container process reaching the host binary through /proc/PID/exe, is then open
+    /// to processes of the caller's own uid only, and the binary is root's on a normal
+    /// install. runc's rootless init is dumpable too.
+    pub stay_dumpable: bool,
     pub unshare_cgroup: bool,
     /// A new time namespace, and linux.timeOffsets as /proc/self/timens_offsets takes
     /// them (empty: none).
@@ -49,6 +57,11 @@ pub struct ProcessPlan {
     /// process.capabilities, filtered to what can be granted (warnings given here).
     pub caps: Option<CapSets>,
     pub user: User,
+    /// Leave the supplementary groups as inherited: an unprivileged runtime's process
+    /// keeps the caller's (as mapped), and process.user.additionalGids is ignored with a
+    /// warning, as runc does for a rootless caller (setgroups is denied or would drop
+    /// groups the user may rely on for access to its own files).
+    pub keep_groups: bool,
     pub cwd: PathBuf,
     pub no_new_privileges: bool,
     pub arg0: String,
@@ -63,14 +76,19 @@ pub struct ProcessPlan {
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The process's plan (the parent, before the fork).
-pub fn process(spec: &Spec, process: &Process) -> Result<ProcessPlan> {
+pub fn process(spec: &Spec, process: &Process, caller: &Caller) -> Result<ProcessPlan> {
     let args = process.args().as_deref().unwrap_or(&[]);
     let env = process.env().as_deref().unwrap_or(&[]);
     let arg0 = args.first().ok_or_else(|| Error::field("process.args", "must not be empty"))?.clone();
+    let keep_groups = caller.euid != 0;
+    if keep_groups && process.user().additional_gids().as_ref().is_some_and(|g| !g.is_empty()) {
+        crate::logging::warn("process.user.additionalGids: ignored when strata runs unprivileged (as runc ignores it)");
+    }
     Ok(ProcessPlan {
         attrs: attrs::build(spec, process)?,
         caps: process.capabilities().as_ref().map(capabilities::resolve).transpose()?,
         user: process.user().clone(),
+        keep_groups,
         cwd: process.cwd().clone(),
         no_new_privileges: process.no_new_privileges().unwrap_or(false),
         arg0,
@@ -99,7 +117,9 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         rootfs: opts.rootfs,
         cgroup: opts.cgroup,
         new_cgroup_ns: ns.new_cgroup,
-        in_user_ns: ns.in_user_ns(),
+        // Also when strata itself runs in one (rootless podman): mknod is refused there
+        // too, and runc binds the devices then as well.
+        in_user_ns: ns.in_user_ns() || opts.caller.in_user_ns,
         no_pivot: opts.no_pivot,
         own_mount_ns: ns.has_mount(),
         sources,
@@ -108,6 +128,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
     let names = |v: &Option<String>| v.clone().filter(|s| !s.is_empty() && ns.has_uts());
     Ok(InitPlan {
         become_root: ns.in_user_ns(),
+        stay_dumpable: ns.new_user && opts.caller.euid != 0,
         unshare_cgroup: ns.new_cgroup,
         time_offsets: if ns.new_time { Some(time_offsets(opts.spec)?) } else { None },
         // In a joined uts namespace too: runc sets the names wherever the init's is.
@@ -119,6 +140,7 @@ pub fn build(opts: &InitOptions, sources: &BindSources) -> Result<InitPlan> {
         process: process(
             opts.spec,
             opts.spec.process().as_ref().ok_or_else(|| Error::field("process", "is required"))?,
+            &opts.caller,
         )?,
     })
 }

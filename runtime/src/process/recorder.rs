@@ -294,6 +294,7 @@ pub struct Setup {
     pub sources: crate::rootfs::BindSources,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
+    pub caller: crate::rootless::Caller,
 }
 
 /// A minimal config (mount and pid namespaces, no mounts) with `extra` merged in: its
@@ -342,6 +343,12 @@ impl Setup {
             sources: crate::rootfs::BindSources::default(),
             no_pivot: false,
             no_new_keyring: false,
+            caller: crate::rootless::Caller {
+                euid: 0,
+                in_user_ns: false,
+                xdg_runtime_dir: None,
+                user: Some("root".into()),
+            },
         }
     }
 
@@ -360,6 +367,7 @@ impl Setup {
             no_new_keyring: self.no_new_keyring,
             console_socket: None,
             seccomp: None,
+            caller: self.caller.clone(),
         };
         let plan = super::plan::build(&opts, &self.sources)?;
         Ok((opts.namespaces, plan))

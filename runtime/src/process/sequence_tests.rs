@@ -323,7 +323,7 @@ fn an_execd_process_gets_its_limits_through_the_same_steps() {
         "rlimits": [{ "type": "RLIMIT_NOFILE", "soft": 64, "hard": 128 }], "noNewPrivileges": true,
     }))
     .unwrap();
-    let plan = super::plan::process(&s.spec, &process).unwrap();
+    let plan = super::plan::process(&s.spec, &process, &s.caller).unwrap();
     assert_eq!((plan.arg0.as_str(), plan.search_path.as_str(), plan.argv.len()), ("ls", "/bin", 2));
     assert!(plan.no_new_privileges && plan.caps.is_none());
     let mut rec = Recorder::new();

@@ -33,7 +33,9 @@ pub struct Hierarchy {
 }
 
 pub(super) fn build(i: &Inputs, dest: &Path, opts: &MountOptions) -> CgroupPlan {
-    let dirs = &i.cgroup.dirs;
+    // The hierarchies a rootless container was left out of show the runtime's own
+    // cgroup, where its processes are (runc's rootless binds).
+    let dirs: Vec<&CgroupDir> = i.cgroup.dirs.iter().chain(&i.cgroup.left_out).collect();
     let tmpfs = !matches!(dirs.as_slice(), [only] if only.version == Version::V2);
     let hierarchies = dirs
         .iter()

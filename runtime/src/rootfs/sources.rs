@@ -70,7 +70,17 @@ pub fn open(spec: &Spec, bundle: &Path, in_user_ns: bool) -> Result<BindSources>
             Some(src) if !idmapped => {
                 let field = || format!("mounts[{i}] ({}).source", m.destination().display());
                 let e = |e: Errno| Error::field(field(), format!("{}: {}", src.display(), std::io::Error::from(e)));
-                let fd = open_tree(&src, opts.recursive_bind).map_err(e)?;
+                let fd = match open_tree(&src, opts.recursive_bind) {
+                    Ok(fd) => fd,
+                    // A rootless runtime may not clone mounts (no CAP_SYS_ADMIN over its
+                    // mount namespace); its init, mapped to the caller, reaches what the
+                    // caller reaches and binds the path itself, as rootless runc does.
+                    Err(Errno::EPERM) => {
+                        trees.push(None);
+                        continue;
+                    }
+                    Err(err) => return Err(e(err)),
+                };
                 let st = nix::sys::stat::fstat(&fd).map_err(e)?;
                 Some(Tree { fd, is_dir: st.st_mode & libc::S_IFMT == libc::S_IFDIR })
             }
