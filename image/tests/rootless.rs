@@ -1,7 +1,7 @@
 //! `strata-image unpack --rootless` as a real unprivileged user (made by the
 //! test): the flatten tree equals `umoci unpack --rootless`'s for the same
 //! multi-layer image (owners kept in `user.rootlesscontainers`, byte for byte;
-//! devices as empty files), the bundle runs as that user under a rootless runtime,
+//! devices as empty files), the bundle runs as that user under rootless runc and strata,
 //! and what an unprivileged user cannot do is refused with nothing left behind.
 //! Needs umoci, busybox-static, runc, setpriv and shadow's useradd (the host's).
 
@@ -152,6 +152,10 @@ fn rootless_unpack_matches_umoci_and_runs_as_the_user() {
     let id = format!("rootless-img-{}", std::process::id());
     let o = run_rootless(&user, &runc, &work.join("ours"), &id);
     assert!(o.status.success(), "runc run as {}: {}", user.name, text(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
+    // The same bundle under rootless strata sees the same tree.
+    let o = run_rootless(&user, &strata_integration::strata_bin(), &work.join("ours"), &format!("{id}-strata"));
+    assert!(o.status.success(), "strata run as {}: {}", user.name, text(&o));
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0 0 600 2\n0 0 644 6\n0 555\nlater\n", "{}", text(&o));
 
     // Committed (runc asked, under the user's own runc root, for containers to pause),
