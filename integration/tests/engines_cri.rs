@@ -18,16 +18,11 @@ mod strata_shim {
     fn rt() -> strata_integration::engines::Runtime {
         strata_integration::engines::Runtime { name: super::cri::STRATA_SHIM, ..strata_integration::engines::strata() }
     }
-    // Run beside the other pods of this file, StartContainer through strata's shim hung
-    // in 2 of 3 runs (no answer in 60 s; alone it passes): a shim bug under concurrency,
-    // open in the shim's issue. Run them with `cargo test -- --ignored`.
     #[test]
-    #[ignore = "strata shim: StartContainer hangs when pods run in parallel (shim issue, open)"]
     fn pod_lifecycle() {
         super::pod_lifecycle(&rt())
     }
     #[test]
-    #[ignore = "strata shim: StartContainer hangs when pods run in parallel (shim issue, open)"]
     fn pod_sharing_its_pid_namespace() {
         super::pod_sharing_its_pid_namespace(&rt())
     }
