@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim::api::Options;
 use containerd_shim::monitor::{monitor_subscribe, Subject, Topic};
+use containerd_shim::protos::events::task::TaskOOM;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::Message;
@@ -99,6 +100,7 @@ impl containerd_shim::Shim for Shim {
             events: EventsClient::new(client),
             table: Mutex::new(Table::default()),
             exited: Condvar::new(),
+            oom: crate::oom::Watcher::new().expect("epoll for the OOM watcher"),
         });
         // Subscribed before any container exists, so no exit is missed.
         let sub = monitor_subscribe(Topic::Pid).expect("subscribe to exits");
@@ -108,6 +110,12 @@ impl containerd_shim::Shim for Shim {
                 if let Subject::Pid(pid) = ev.subject {
                     monitor.on_exit(pid, ev.exit_code);
                 }
+            }
+        });
+        let oom = inner.clone();
+        std::thread::spawn(move || loop {
+            for container_id in oom.oom.wait() {
+                oom.publish(TaskOOM { container_id, ..Default::default() });
             }
         });
         Service { inner }
