@@ -10,7 +10,7 @@ mod cri;
 use cri::{api, CriWorld};
 use strata_integration::engines::Runtime;
 
-strata_integration::scenarios!(pod_lifecycle, pod_sharing_its_pid_namespace);
+strata_integration::scenarios!(pod_lifecycle, pod_sharing_its_pid_namespace, container_oom_killed);
 
 /// The same pods under strata's own shim (`io.containerd.strata.v2`, a RuntimeClass
 /// handler `strata-shim`), which runs strata in-process.
@@ -18,18 +18,17 @@ mod strata_shim {
     fn rt() -> strata_integration::engines::Runtime {
         strata_integration::engines::Runtime { name: super::cri::STRATA_SHIM, ..strata_integration::engines::strata() }
     }
-    // Run beside the other pods of this file, StartContainer through strata's shim hung
-    // in 2 of 3 runs (no answer in 60 s; alone it passes): a shim bug under concurrency,
-    // open in the shim's issue. Run them with `cargo test -- --ignored`.
     #[test]
-    #[ignore = "strata shim: StartContainer hangs when pods run in parallel (shim issue, open)"]
     fn pod_lifecycle() {
         super::pod_lifecycle(&rt())
     }
     #[test]
-    #[ignore = "strata shim: StartContainer hangs when pods run in parallel (shim issue, open)"]
     fn pod_sharing_its_pid_namespace() {
         super::pod_sharing_its_pid_namespace(&rt())
+    }
+    #[test]
+    fn container_oom_killed() {
+        super::container_oom_killed(&rt())
     }
 }
 
@@ -187,4 +186,41 @@ fn pod_sharing_its_pid_namespace(rt: &Runtime) {
     w.call("RemovePodSandbox", 30, |mut c| async move { c.remove_pod_sandbox(req).await });
     assert!(w.list_containers().is_empty() && w.list_pods().is_empty(), "{h}: containers or pods left");
     w.assert_nothing_left(&[pause, app_pid, side_pid]);
+}
+
+/// A container that outgrows its memory limit: the kernel's OOM killer ends it, and
+/// ContainerStatus says so (reason "OOMKilled", which the CRI plugin sets only on the
+/// shim's TaskOOM event; exit code 137).
+fn container_oom_killed(rt: &Runtime) {
+    let w = CriWorld::new(rt);
+    let h = rt.name;
+    let pod_config = w.pod_config("oom", api::NamespaceMode::Container);
+    let pod = w.run_pod(&pod_config);
+    let pause = w.pause_pid(&pod);
+    let limits = limits_of(16 * MIB);
+    // The shell doubles a string until the cgroup's limit stops it. It waits first:
+    // the runc shim (the control) watches for OOM kills only once Start has returned.
+    let hog = w.container_config(&pod_config, "hog", &["sh", "-c", "sleep 2; a=x; while :; do a=$a$a; done"], limits);
+    let hog = w.start_container(&pod, &pod_config, hog);
+    let st = w.wait_exited(&hog, 30);
+    assert_eq!(st.exit_code, 137, "{h}: exit code of the OOM-killed container");
+    // TaskOOM and TaskExit travel apart: the reason may follow the exit.
+    let reason = || w.container_status(&hog, false).status.map(|s| s.reason).unwrap_or_default();
+    strata_integration::engines::wait_until(10, || reason() == "OOMKilled");
+    assert_eq!(reason(), "OOMKilled", "{h}: ContainerStatus reason of the OOM-killed container");
+    // A container that ends by itself, within its limit, is no OOM kill.
+    let job = w.container_config(&pod_config, "job", &["sh", "-c", "exit 1"], limits_of(16 * MIB));
+    let job = w.start_container(&pod, &pod_config, job);
+    let st = w.wait_exited(&job, 20);
+    assert_eq!((st.exit_code, &st.reason[..]), (1, "Error"), "{h}: status of a container that failed by itself");
+    let req = api::StopPodSandboxRequest { pod_sandbox_id: pod.clone() };
+    w.call("StopPodSandbox", 30, |mut c| async move { c.stop_pod_sandbox(req).await });
+    let req = api::RemovePodSandboxRequest { pod_sandbox_id: pod.clone() };
+    w.call("RemovePodSandbox", 30, |mut c| async move { c.remove_pod_sandbox(req).await });
+    assert!(w.list_containers().is_empty() && w.list_pods().is_empty(), "{h}: containers or pods left");
+    w.assert_nothing_left(&[pause]);
+}
+
+fn limits_of(memory: i64) -> api::LinuxContainerResources {
+    api::LinuxContainerResources { memory_limit_in_bytes: memory, ..Default::default() }
 }

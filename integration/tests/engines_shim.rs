@@ -18,6 +18,7 @@ strata_integration::shim_scenarios!(
     run_returns_output_and_exit_codes,
     detached_exec_ps_metrics,
     detached_logs_go_to_the_log_uri,
+    binary_log_uri_feeds_a_logging_binary,
     tty_run_and_exec,
     kill_term_then_kill,
     pause_freezes_and_resume_thaws,
@@ -128,6 +129,39 @@ fn detached_logs_go_to_the_log_uri(shim: Shim) {
     // ctr has gone: the task still writes without a reader on the other end.
     assert_eq!(c.task_status(&name), "RUNNING");
     c.remove(&name);
+    c.assert_nothing_left();
+}
+
+/// `--log-uri binary://PATH?QUERY`: containerd's logging-binary protocol. The logger
+/// gets the task's stdout and stderr on fds 3 and 4, tells it is ready by closing fd 5,
+/// has CONTAINER_ID, CONTAINER_NAMESPACE and the query's pair as arguments, and ends
+/// with the task's deletion.
+fn binary_log_uri_feeds_a_logging_binary(shim: Shim) {
+    let c = shim.containerd();
+    let dir = c.dir.join("binlog");
+    std::fs::create_dir_all(&dir).unwrap();
+    let logger = dir.join("logger");
+    let script = format!(
+        "#!/bin/sh\nd={}\necho $$ > $d/pid\necho \"$CONTAINER_ID $CONTAINER_NAMESPACE $# $1/$2\" > $d/meta\n\
+         cat <&3 5>&- > $d/out &\ncat <&4 5>&- > $d/err &\nexec 5>&-\nwait\n",
+        dir.display()
+    );
+    std::fs::write(&logger, script).unwrap();
+    std::fs::set_permissions(&logger, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let uri = format!("--log-uri=binary://{}?tag=web%201", logger.display());
+    let name = c.run_detached("blog", &[&uri], &["sh", "-c", "echo to-out; echo to-err >&2; sleep 1000"]);
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+    assert!(
+        wait_until(10, || read("out") == "to-out\n" && read("err") == "to-err\n"),
+        "logger's out {:?}, err {:?}",
+        read("out"),
+        read("err")
+    );
+    assert_eq!(read("meta"), format!("{name} {} 2 tag/web 1\n", c.namespace), "the logger's environment and arguments");
+    let pid: i32 = read("pid").trim().parse().unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "the logger ended while the task runs");
+    c.remove(&name);
+    assert!(wait_until(15, || !std::path::Path::new(&format!("/proc/{pid}")).exists()), "the logger outlived its task");
     c.assert_nothing_left();
 }
 

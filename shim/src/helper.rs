@@ -17,11 +17,12 @@ use std::io::{BufRead, BufReader};
 
 use nix::fcntl::OFlag;
 
+use crate::binlog::BinaryLog;
 use crate::stdio::Stdio;
 
 /// Runs `f` in a forked helper whose fds 0, 1, 2 are `stdio`; returns what `f` returned
 /// (a pid, or the error's one-line message).
-pub fn run(stdio: &Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
+pub fn run(stdio: &Stdio, log: Option<&BinaryLog>, f: impl FnOnce() -> Result<i32, String>) -> Result<i32, String> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
     // SAFETY: the child only opens files, runs strata's create/exec (single-threaded
     // from here on, see the module docs) and leaves with _exit.
@@ -29,7 +30,7 @@ pub fn run(stdio: &Stdio, f: impl FnOnce() -> Result<i32, String>) -> Result<i32
         -1 => Err(format!("fork helper: {}", std::io::Error::last_os_error())),
         0 => {
             drop(r);
-            let result = stdio.install().and_then(|()| f());
+            let result = stdio.install(log).and_then(|()| f());
             let line = match result {
                 Ok(pid) => format!("ok {pid}\n"),
                 Err(e) => format!("err {}\n", e.replace('\n', " ")),

@@ -9,11 +9,15 @@
 //! - [`task`]: the task API (create, start, exec, kill, wait, delete ...)
 //! - [`helper`]: create and exec run in a forked single-threaded helper (why: see there)
 //! - [`stdio`]: containerd's fifos, `file://` log URIs, the console socket and pty copying
+//! - [`binlog`]: `binary://` log URIs (a logging binary fed through pipes)
+//! - [`oom`]: TaskOOM events from the containers' memory cgroups
 //! - [`metrics`]: strata's cgroup stats as containerd's cgroups v1 `Metrics`
 //! - [`trim`]: a waiting shim keeps only the code it runs resident
 
+mod binlog;
 mod helper;
 mod metrics;
+mod oom;
 mod service;
 mod stdio;
 mod table;

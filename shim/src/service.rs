@@ -7,6 +7,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use containerd_shim::api::Options;
 use containerd_shim::monitor::{monitor_subscribe, Subject, Topic};
+use containerd_shim::protos::events::task::TaskOOM;
 use containerd_shim::protos::protobuf::well_known_types::any::Any;
 use containerd_shim::protos::protobuf::well_known_types::timestamp::Timestamp;
 use containerd_shim::protos::protobuf::Message;
@@ -16,6 +17,7 @@ use containerd_shim::protos::EventsClient;
 use containerd_shim::publisher::RemotePublisher;
 use containerd_shim::{Config, DeleteResponse, ExitSignal, Flags, StartOpts};
 use log::warn;
+use nix::sys::signal::Signal;
 use strata::container::{self as ctr, Store};
 
 use crate::table::{Inner, Service, Table};
@@ -51,6 +53,7 @@ impl containerd_shim::Shim for Shim {
         let grouping = sandbox_id(Path::new("config.json")).unwrap_or_else(|| opts.id.clone());
         let (_pid, address) = containerd_shim::spawn(opts, &grouping, Vec::new())?;
         containerd_shim::synchronous::util::write_address(&address)?;
+        block_signals_until_exit();
         Ok(address)
     }
 
@@ -97,6 +100,7 @@ impl containerd_shim::Shim for Shim {
             events: EventsClient::new(client),
             table: Mutex::new(Table::default()),
             exited: Condvar::new(),
+            oom: crate::oom::Watcher::new().expect("epoll for the OOM watcher"),
         });
         // Subscribed before any container exists, so no exit is missed.
         let sub = monitor_subscribe(Topic::Pid).expect("subscribe to exits");
@@ -108,7 +112,31 @@ impl containerd_shim::Shim for Shim {
                 }
             }
         });
+        let oom = inner.clone();
+        std::thread::spawn(move || loop {
+            for container_id in oom.oom.wait() {
+                oom.publish(TaskOOM { container_id, ..Default::default() });
+            }
+        });
         Service { inner }
+    }
+}
+
+/// The `start` action's last step: no signal handler may run while the crate tears
+/// down its signal iterator, or the action never exits and containerd's call (a CRI
+/// StartContainer) hangs. The crate drops the self-pipe's read end before it
+/// unregisters the handlers; a signal in between (typically the SIGCHLD of the shim it
+/// just spawned, which exits at once when the pod's shim already serves the socket)
+/// makes the handler's send() fail with EPIPE and raise SIGPIPE, whose handler is the
+/// same one: it sends again, and so on forever, the process spinning at 100% CPU.
+/// Blocked, the signals stay pending until the process exits a moment later.
+fn block_signals_until_exit() {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for sig in [Signal::SIGCHLD, Signal::SIGPIPE, Signal::SIGTERM, Signal::SIGINT] {
+        set.add(sig);
+    }
+    if let Err(e) = set.thread_block() {
+        warn!("block signals: {e}");
     }
 }
 

@@ -1,5 +1,5 @@
 //! The process's stdio as containerd gives it: fifo paths (ctr, the CRI plugin), a
-//! `file://` log URI, or nothing. Without a terminal the container gets the fifos
+//! `file://` or `binary://` ([`crate::binlog`]) log URI, or nothing. Without a terminal the container gets the fifos
 //! themselves (no copying through the shim): stdout and stderr are opened read-write,
 //! as containerd-shim-runc-v2 keeps a reader open, so a writer never gets EPIPE once
 //! the client that opened the fifo has gone (`ctr run -d`). With a terminal, strata
@@ -17,6 +17,8 @@ use std::sync::Arc;
 
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
+use crate::binlog::BinaryLog;
+
 #[derive(Clone, Debug, Default)]
 pub struct Stdio {
     pub stdin: String,
@@ -27,12 +29,13 @@ pub struct Stdio {
 
 impl Stdio {
     /// In the helper: fds 0, 1, 2 become the container's stdio (/dev/null with a
-    /// terminal: strata gives the container the pty's slave).
-    pub fn install(&self) -> Result<(), String> {
-        let (i, o, e) = if self.terminal {
-            (dev_null()?, dev_null()?, dev_null()?)
-        } else {
-            (open_in(&self.stdin)?, open_out(&self.stdout)?, open_out(&self.stderr)?)
+    /// terminal: strata gives the container the pty's slave); a `binary://` log's
+    /// output is its logger's pipes.
+    pub fn install(&self, log: Option<&BinaryLog>) -> Result<(), String> {
+        let (i, o, e) = match log {
+            _ if self.terminal => (dev_null()?, dev_null()?, dev_null()?),
+            Some(l) => (open_in(&self.stdin)?, dup(&l.stdout)?, dup(&l.stderr)?),
+            None => (open_in(&self.stdin)?, open_out(&self.stdout)?, open_out(&self.stderr)?),
         };
         for (fd, target) in [(i, 0), (o, 1), (e, 2)] {
             // SAFETY: dup2 onto the stdio numbers of this single-threaded helper.
@@ -57,6 +60,10 @@ impl Stdio {
             .filter_map(|p| OpenOptions::new().read(true).write(true).custom_flags(libc::O_CLOEXEC).open(p).ok())
             .collect()
     }
+}
+
+fn dup(fd: &OwnedFd) -> Result<OwnedFd, String> {
+    fd.try_clone().map_err(|e| format!("dup: {e}"))
 }
 
 fn dev_null() -> Result<OwnedFd, String> {
@@ -93,7 +100,7 @@ fn open_out(uri: &str) -> Result<OwnedFd, String> {
             .map_err(|e| format!("open log {path}: {e}"));
     }
     if uri.contains("://") {
-        return Err(format!("{uri}: only fifos and file:// logs are supported by strata's shim"));
+        return Err(format!("{uri}: only fifos, file:// and binary:// logs are supported by strata's shim"));
     }
     OpenOptions::new()
         .read(true)
@@ -166,10 +173,14 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub fn start(master: OwnedFd, io: &Stdio) -> Result<Arc<Pty>, String> {
+    /// Copies the terminal's output to the stdout fifo or log (a `binary://` log's pipe).
+    pub fn start(master: OwnedFd, io: &Stdio, log: Option<&BinaryLog>) -> Result<Arc<Pty>, String> {
         let master = File::from(master);
         let done = Arc::new(AtomicBool::new(false));
-        let out = open_out(&io.stdout).map(File::from)?;
+        let out = match log {
+            Some(l) => dup(&l.stdout).map(File::from)?,
+            None => open_out(&io.stdout).map(File::from)?,
+        };
         let mut reader = master.try_clone().map_err(|e| e.to_string())?;
         std::thread::spawn(move || {
             let mut out = out;

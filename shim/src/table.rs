@@ -20,6 +20,7 @@ use containerd_shim::{ExitSignal, TtrpcResult};
 use log::{info, warn};
 use strata::container::{self as ctr, Store};
 
+use crate::binlog::BinaryLog;
 use crate::service::{now, rpc_err};
 use crate::stdio::{Pty, Stdio};
 
@@ -38,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) table: Mutex<Table>,
     /// Signalled whenever a process's exit is recorded.
     pub(crate) exited: Condvar,
+    /// The containers' memory cgroups, for TaskOOM.
+    pub(crate) oom: crate::oom::Watcher,
 }
 
 #[derive(Default)]
@@ -70,6 +73,8 @@ pub(crate) struct Proc {
     /// process wrote stays in the fifo even when the client's reader (opened
     /// asynchronously by ctr) was not open yet when the process ended.
     pub(crate) keep: Vec<std::fs::File>,
+    /// The logging binary of a `binary://` log, until the process is deleted.
+    pub(crate) log: Option<BinaryLog>,
     /// An exec's process.json, until it starts.
     pub(crate) spec: Option<PathBuf>,
     /// While Create/Start/exec start runs: an exit is recorded but its TaskExit waits
@@ -225,6 +230,35 @@ impl Inner {
             drop(t);
             let eid = if exec_id.is_empty() { id } else { exec_id };
             self.exit_event(id.to_string(), eid.to_string(), pid, code);
+        }
+    }
+
+    /// Ends a process's logging binary as the runc shim does: its pipes close, then
+    /// SIGTERM, and SIGKILL if it has not exited 12 s later.
+    pub(crate) fn stop_logger(&self, log: BinaryLog) {
+        let BinaryLog { pid, .. } = log;
+        drop(log);
+        let end = std::time::Instant::now() + Duration::from_secs(12);
+        let mut t = self.table();
+        let mut signal = libc::SIGTERM;
+        loop {
+            // Its exit lands among the unclaimed ones; until then the pid is still ours.
+            if t.unclaimed.remove(&pid).is_some() {
+                return;
+            }
+            if signal != 0 {
+                // SAFETY: plain kill(2) of our unreaped child.
+                unsafe { libc::kill(pid, signal) };
+                signal = 0;
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                warn!("logging binary {pid} ignored SIGTERM for 12 s: killing it");
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                return;
+            }
+            t = self.exited.wait_timeout(t, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 

@@ -15,8 +15,10 @@ use containerd_shim::protos::protobuf::Message;
 use containerd_shim::protos::ttrpc::Code;
 use containerd_shim::protos::types::task::ProcessInfo;
 use containerd_shim::{TtrpcContext, TtrpcResult};
+use log::warn;
 use strata::container::{self as ctr, CreateOptions, ExecOptions, ExecProcessArgs, Status, Store};
 
+use crate::binlog::BinaryLog;
 use crate::helper;
 use crate::service::{
     mount_rootfs, now, own_pid_namespace, rpc_err, store_root, strata_err, unmount_rootfs, ROOT_FILE,
@@ -27,16 +29,26 @@ use crate::table::{Container, Proc, Service};
 /// Runs create or exec in the helper with the process's stdio, and receives its pty.
 fn spawn_in_helper(
     io: &Stdio,
+    log: Option<&BinaryLog>,
     run: impl FnOnce(Option<PathBuf>) -> strata::Result<i32>,
 ) -> TtrpcResult<(i32, Option<Arc<Pty>>)> {
     let console = if io.terminal { Some(ConsoleSocket::new().map_err(|e| rpc_err(Code::INTERNAL, e))?) } else { None };
     let path = console.as_ref().map(|c| c.path.clone());
-    let pid = helper::run(io, || run(path).map_err(|e| e.to_string())).map_err(|e| rpc_err(Code::UNKNOWN, e))?;
+    let pid = helper::run(io, log, || run(path).map_err(|e| e.to_string())).map_err(|e| rpc_err(Code::UNKNOWN, e))?;
     let pty = match console {
-        Some(c) => Some(c.receive().and_then(|m| Pty::start(m, io)).map_err(|e| rpc_err(Code::INTERNAL, e))?),
+        Some(c) => Some(c.receive().and_then(|m| Pty::start(m, io, log)).map_err(|e| rpc_err(Code::INTERNAL, e))?),
         None => None,
     };
     Ok((pid, pty))
+}
+
+/// The logging binary of a process whose stdout is a `binary://` URI (`id`: the
+/// container's or the exec's, as the runc shim names it to the logger).
+fn start_logger(io: &Stdio, id: &str, namespace: &str) -> TtrpcResult<Option<BinaryLog>> {
+    if !io.stdout.starts_with("binary://") {
+        return Ok(None);
+    }
+    BinaryLog::start(&io.stdout, id, namespace).map(Some).map_err(|e| rpc_err(Code::INTERNAL, e))
 }
 
 impl containerd_shim::Task for Service {
@@ -59,11 +71,22 @@ impl containerd_shim::Task for Service {
         let store = Store::new(&root);
         let id = req.id.clone();
         let keep = io.keep_open();
-        let made = spawn_in_helper(&io, |console_socket| {
-            let opts = CreateOptions { bundle: bundle.clone(), console_socket, ..Default::default() };
-            ctr::create(&store, &id, &opts).map(|st| st.pid)
+        let made = start_logger(&io, &id, &s.namespace).and_then(|log| {
+            let made = spawn_in_helper(&io, log.as_ref(), |console_socket| {
+                let opts = CreateOptions { bundle: bundle.clone(), console_socket, ..Default::default() };
+                ctr::create(&store, &id, &opts).map(|st| st.pid)
+            });
+            match made {
+                Ok(made) => Ok((made, log)),
+                Err(e) => {
+                    if let Some(log) = log {
+                        s.stop_logger(log);
+                    }
+                    Err(e)
+                }
+            }
         });
-        let (pid, pty) = match made {
+        let ((pid, pty), log) = match made {
             Ok(p) => p,
             Err(e) => {
                 if mounted {
@@ -72,7 +95,18 @@ impl containerd_shim::Task for Service {
                 return Err(e);
             }
         };
-        let init = Proc { io: io.clone(), held: true, keep, ..Default::default() };
+        // OOM kills are watched from here, before the process runs (the runc shim's
+        // watch begins after Start: a container that outgrows its limit at once is
+        // killed before it, and its OOM goes unreported).
+        match ctr::load(&store, &id) {
+            Ok((_, state, _)) => {
+                if let Err(e) = s.oom.add(&id, &state.cgroup) {
+                    warn!("{id}: watch OOM kills: {e}");
+                }
+            }
+            Err(e) => warn!("{id}: watch OOM kills: {e}"),
+        }
+        let init = Proc { io: io.clone(), held: true, keep, log, ..Default::default() };
         s.table().containers.insert(
             id.clone(),
             Container {
@@ -116,6 +150,7 @@ impl containerd_shim::Task for Service {
             }
             s.release(&req.id, "");
             started?;
+
             // The container runs: from here the shim mostly waits.
             crate::trim::release_code_pages();
             return Ok(api::StartResponse { pid: pid as u32, ..Default::default() });
@@ -128,7 +163,8 @@ impl containerd_shim::Task for Service {
         };
         let pid_file = bundle.join(format!("{}.pid", req.exec_id));
         s.table().proc_mut(&req.id, &req.exec_id)?.keep = io.keep_open();
-        let made = spawn_in_helper(&io, |console_socket| {
+        let log = start_logger(&io, &req.exec_id, &s.namespace)?;
+        let made = spawn_in_helper(&io, log.as_ref(), |console_socket| {
             let opts = ExecOptions {
                 process: ExecProcessArgs { process_file: Some(spec.clone()), tty: io.terminal, ..Default::default() },
                 detach: true,
@@ -142,8 +178,21 @@ impl containerd_shim::Task for Service {
         });
         let _ = std::fs::remove_file(&pid_file);
         let _ = std::fs::remove_file(&spec);
-        let (pid, pty) = made?;
-        s.table().proc_mut(&req.id, &req.exec_id)?.spec = None;
+        let (pid, pty) = match made {
+            Ok(made) => made,
+            Err(e) => {
+                if let Some(log) = log {
+                    s.stop_logger(log);
+                }
+                return Err(e);
+            }
+        };
+        {
+            let mut t = s.table();
+            let p = t.proc_mut(&req.id, &req.exec_id)?;
+            p.spec = None;
+            p.log = log;
+        }
         s.register(&req.id, &req.exec_id, pid, pty)?;
         s.publish(TaskExecStarted {
             container_id: req.id.clone(),
@@ -163,9 +212,13 @@ impl containerd_shim::Task for Service {
             if p.exit.is_none() && p.spec.is_none() {
                 return Err(rpc_err(Code::FAILED_PRECONDITION, format!("exec {} is still running", req.exec_id)));
             }
-            let p = t.containers.get_mut(&req.id).and_then(|c| c.execs.remove(&req.exec_id)).expect("checked");
+            let mut p = t.containers.get_mut(&req.id).and_then(|c| c.execs.remove(&req.exec_id)).expect("checked");
+            drop(t);
             if let Some(spec) = &p.spec {
                 let _ = std::fs::remove_file(spec);
+            }
+            if let Some(log) = p.log.take() {
+                s.stop_logger(log);
             }
             let (code, at) = p.exit.unwrap_or((0, now()));
             return Ok(api::DeleteResponse {
@@ -183,7 +236,11 @@ impl containerd_shim::Task for Service {
         // The init is dead now; its exit comes from the reaper.
         let exit = s.wait_exit(&req.id, "", Some(Duration::from_secs(5)))?;
         let (code, at) = exit.unwrap_or((128 + libc::SIGKILL as u32, now()));
-        let c = s.table().containers.remove(&req.id).expect("checked");
+        s.oom.remove(&req.id);
+        let mut c = s.table().containers.remove(&req.id).expect("checked");
+        if let Some(log) = c.init.log.take() {
+            s.stop_logger(log);
+        }
         if c.rootfs_mounted {
             unmount_rootfs(&c.bundle.join("rootfs"));
         }
