@@ -4,7 +4,7 @@
 //!   of an image (`from=`), read-only; `rw` lets the step write to a throwaway
 //!   overlay over it.
 //! - `type=cache`: a directory kept across builds under the store
-//!   (`<store>/build-cache/`), by `id` (default: the target), created with
+//!   (`<store>/build-mounts/`), by `id` (default: the target), created with
 //!   `mode`/`uid`/`gid`.
 //! - `type=tmpfs`: an empty tmpfs (`size=` bytes).
 //!
@@ -163,7 +163,7 @@ impl Builder<'_> {
                     };
                     let (mode, uid, gid) = (num("mode", 8, 0o755)?, num("uid", 10, 0)?, num("gid", 10, 0)?);
                     let dir =
-                        self.store.root.join("build-cache").join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
+                        self.store.root.join("build-mounts").join(hex::encode(sha2::Sha256::digest(id.as_bytes())));
                     if !dir.exists() {
                         fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
                         fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&dir, e))?;

@@ -4,7 +4,6 @@
 
 use super::{context, exists_in, user_of, Builder};
 use crate::build::cache;
-use crate::build::parser;
 use crate::build::parser::{Heredoc, Instruction};
 use crate::build::StageState;
 use crate::error::{Error, Result};
@@ -128,9 +127,6 @@ impl Builder<'_> {
     fn run_argv(&self, st: &StageState, i: &Instruction) -> Result<(Vec<String>, Option<Heredoc>)> {
         if i.heredocs.is_empty() {
             return Ok((self.command(st, &i.args), None));
-        }
-        if parser::json_array(&i.args).is_some() {
-            return Err(self.err(i, "here-documents need the shell form"));
         }
         let lone = i.heredocs.len() == 1 && Heredoc::marker(i.args.trim()).is_some();
         if lone {
