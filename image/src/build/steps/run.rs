@@ -88,18 +88,18 @@ impl Builder<'_> {
             let id = format!("strata-build-{}-{}", std::process::id(), b.seq);
             let state = b.work.path().join("state");
             // Mount points the runtime makes (/proc, /dev, ... in an image without
-            // them, a --mount's target and its parents) are the container's, not
-            // the step's: they leave the layer again (when the step left them empty).
+            // them, a --mount's target) are the container's, not the step's: they
+            // leave the layer again when the step left them empty. Parents made for
+            // them stay, as under buildah.
             let rootfs = s.rootfs();
-            let mut made: Vec<Vec<String>> = vec![];
-            for m in spec["mounts"].as_array().into_iter().flatten() {
-                let c = context::clean(m["destination"].as_str().unwrap_or(""));
-                for n in 1..=c.len() {
-                    if !made.iter().any(|m| m[..] == c[..n]) && !exists_in(&rootfs, &c[..n]) {
-                        made.push(c[..n].to_vec());
-                    }
-                }
-            }
+            let mut made: Vec<Vec<String>> = spec["mounts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m["destination"].as_str())
+                .map(context::clean)
+                .filter(|c| !c.is_empty() && !exists_in(&rootfs, c))
+                .collect();
             let code = s.run(&state, &id, &spec)?;
             if code != 0 {
                 return Err(b.err(i, format!("exit code {code}")));
