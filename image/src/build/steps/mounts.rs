@@ -5,7 +5,9 @@
 //!   overlay over it.
 //! - `type=cache`: a directory kept across builds under the store
 //!   (`<store>/build-mounts/`), by `id` (default: the target), created with
-//!   `mode`/`uid`/`gid`.
+//!   `mode`/`uid`/`gid`. `sharing=locked` (and `private`, which BuildKit
+//!   answers with a fresh directory) holds an exclusive lock on it for the step:
+//!   concurrent builds wait rather than share it.
 //! - `type=tmpfs`: an empty tmpfs (`size=` bytes).
 //!
 //! A bind of the context counts its contents into the step's cache key (a
@@ -31,6 +33,8 @@ pub(super) struct RunMounts {
     pub key: Vec<String>,
     /// Trees mounted for the step (stages, images, rw overlays): unmounted when dropped.
     pub sessions: Vec<Session>,
+    /// `sharing=locked` caches, held until the step ends.
+    pub locks: Vec<nix::fcntl::Flock<fs::File>>,
 }
 
 /// One `--mount=` value: `key=value` fields (a bare `ro`/`rw` is a flag).
@@ -149,10 +153,11 @@ impl Builder<'_> {
                 }
                 "cache" => {
                     let id = get(&["id"]).unwrap_or_else(|| target.clone());
-                    match get(&["sharing"]).as_deref() {
-                        None | Some("shared" | "private" | "locked") => {}
+                    let exclusive = match get(&["sharing"]).as_deref() {
+                        None | Some("shared") => false,
+                        Some("private" | "locked") => true,
                         Some(o) => return Err(bad(format!("sharing={o}: expected shared, private or locked"))),
-                    }
+                    };
                     let num = |k: &str, radix: u32, default: u32| -> Result<u32> {
                         match get(&[k]) {
                             None => Ok(default),
@@ -169,6 +174,13 @@ impl Builder<'_> {
                         fs::set_permissions(&dir, fs::Permissions::from_mode(mode)).map_err(|e| Error::io(&dir, e))?;
                         nix::unistd::chown(&dir, Some(uid.into()), Some(gid.into()))
                             .map_err(|e| Error::sys("chown", &dir, e))?;
+                    }
+                    if exclusive {
+                        let p = dir.with_extension("lock");
+                        let f = fs::File::create(&p).map_err(|e| Error::io(&p, e))?;
+                        let l = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+                            .map_err(|(_, e)| Error::sys("flock", &p, e))?;
+                        out.locks.push(l);
                     }
                     let opts = if ro { ["rbind", "ro"] } else { ["rbind", "rw"] };
                     out.specs.push(json!({"destination": target, "type": "bind", "source": dir, "options": opts}));
