@@ -10,7 +10,6 @@ use common::fixture::Fixture;
 use common::run::{self, ok, Host};
 use common::*;
 use std::fs;
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn stdout(o: &Output) -> String {

@@ -44,7 +44,8 @@ impl Builder<'_> {
     pub(super) fn copy(&mut self, st: &mut StageState, i: &Instruction) -> Result<()> {
         let add = i.keyword == "ADD";
         for (f, _) in &i.flags {
-            if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") && !(add && f == "checksum") {
+            let known = matches!(f.as_str(), "from" | "chown" | "chmod" | "link") || (add && f == "checksum");
+            if !known {
                 return Err(self.err(i, format!("--{f}: not supported")));
             }
         }
