@@ -15,17 +15,18 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Paths whose content is the time of the build, not the result (prefixes):
-/// apt's package lists and binary caches (fetched and built at run time, the
-/// mirror's Release files carry their own dates), its and dpkg's logs, and
-/// debconf's and ld.so's caches that record them.
+/// Paths whose content is the time of the build, not its result (measured: the
+/// only paths that differed between the two builds): apt's binary package caches
+/// (they embed the lists' mtimes), apt's and dpkg's logs (timestamped lines). And
+/// apt's package lists, the mirror's indexes as of each fetch: equal unless the
+/// mirror updates between the two builds, minutes apart.
 const STAMPED: &[&str] = &[
-    "var/lib/apt/lists/",
-    "var/cache/apt/",
-    "var/log/apt/",
+    "var/cache/apt/pkgcache.bin",
+    "var/cache/apt/srcpkgcache.bin",
+    "var/log/apt/history.log",
+    "var/log/apt/term.log",
     "var/log/dpkg.log",
-    "var/log/alternatives.log",
-    "var/cache/debconf/",
+    "var/lib/apt/lists/",
 ];
 
 struct Unmount<'a>(&'a Path);

@@ -147,6 +147,16 @@ fn build_run_mounts_bind_cache_tmpfs() {
         assert!(stderr(&out).contains(&want), "{spec}: {}", stderr(&out));
         f.assert_clean();
     }
+    // A failing step with an image's tree and a rw overlay mounted: both come down with it.
+    let failing = f.context(
+        "failing",
+        "FROM {BASE}\nRUN --mount=type=bind,from={BASE},target=/img --mount=type=bind,target=/c,rw test -x /img/bin/sh && false\n",
+        &[],
+    );
+    let out = f.build(&failing, "failing", &["-q"]);
+    assert!(stderr(&out).contains(":2: RUN --mount=type=bind,from="), "{}", stderr(&out));
+    assert!(stderr(&out).trim_end().ends_with(": exit code 1"), "{}", stderr(&out));
+    f.assert_clean();
 }
 
 #[test]
