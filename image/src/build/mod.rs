@@ -18,6 +18,7 @@
 
 pub mod cache;
 pub mod context;
+pub mod heredoc;
 pub mod parser;
 pub mod session;
 mod steps;
