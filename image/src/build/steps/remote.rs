@@ -34,7 +34,14 @@ pub(super) fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Pat
     };
     let name = file_name(url).ok_or_else(|| Error::Invalid(format!("{url}: no file name in the URL's path")))?;
     let fail = |what: String| Error::Invalid(format!("{url}: {what}"));
-    let mut resp = ureq::get(url).call().map_err(|e| fail(e.to_string()))?;
+    // A server that never answers fails the step instead of hanging the build;
+    // a slow body is fine (no overall limit, as docker sets none).
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut resp = agent.get(url).call().map_err(|e| fail(e.to_string()))?;
     let modified = resp.headers().get("last-modified").and_then(|v| v.to_str().ok()).and_then(http_date);
     fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let path = dir.join(&name);
