@@ -1,7 +1,8 @@
 //! `strata-image build` against `buildah bud`: the same Containerfiles (a
 //! single-stage busybox one, multi-stage with COPY --from, ENV/ARG/USER/WORKDIR,
 //! ADD of a tar, RUN as a user with globbed COPY and a .dockerignore, a RUN that
-//! deletes files of a lower layer) built by both give
+//! deletes files of a lower layer, RUN --mount of each type, ADD of URLs from a
+//! server the test runs and of xz/bzip2 tars) built by both give
 //! the same unpacked tree (type, mode, owner, size, content, link target, xattrs;
 //! `common::walk` leaves mtimes out) and the same config. Needs buildah (skipped
 //! without); buildah runs RUN with runc in chroot isolation.
@@ -50,6 +51,19 @@ const CASES: &[(&str, &str)] = &[
         "config",
         "ARG BASE\nFROM $BASE\nARG VER=1.0\nLABEL version=$VER \"multi word\"=\"a b\"\nENTRYPOINT echo hi\n\
          CMD [\"arg\"]\nEXPOSE 8000 9/udp\nVOLUME [\"/data\", \"/logs\"]\nSTOPSIGNAL SIGKILL\nUSER nobody\nENV A=1 B=\"$VER x\"\n",
+    ),
+    (
+        "mounts",
+        "ARG BASE\nFROM $BASE AS other\nRUN mkdir /out && echo from-stage > /out/f\nFROM $BASE\n\
+         RUN --mount=type=bind,source=d,target=/mnt/ctx cat /mnt/ctx/sub/f > /from-ctx\n\
+         RUN --mount=type=bind,from=other,source=/out,target=/mnt/st cp /mnt/st/f /from-stage\n\
+         RUN --mount=type=cache,target=/cache,id={CACHE_ID} echo run >> /cache/log && cat /cache/log > /cached\n\
+         RUN --mount=type=tmpfs,target=/scratch echo t > /scratch/t && cat /scratch/t > /tmpfs-saw\n",
+    ),
+    (
+        "addurl",
+        "ARG BASE\nFROM $BASE\nADD {URL}/file.txt /dl/\nADD {URL}/file.txt /renamed\nADD {URL}/arch.tar.gz /dl/\n\
+         ADD files.tar.xz /xz/\nADD files.tar.bz2 /bz/\n",
     ),
     (
         "deletes",
@@ -103,7 +117,12 @@ fn builds_like_buildah_bud() {
         &Command::new(bin()).args(["import", "--image", &base[4..], "r.tar"]).current_dir(dir).output().unwrap(),
         "import",
     );
-    let b = format!("buildah --root {0}/bs/root --runroot {0}/bs/runroot --storage-driver vfs", dir.display());
+    // TMPDIR: buildah keeps cache mounts in $TMPDIR/buildah-cache: the test's dir, not /var/tmp.
+    fs::create_dir_all(dir.join("tmp")).unwrap();
+    let b = format!(
+        "TMPDIR={0}/tmp buildah --root {0}/bs/root --runroot {0}/bs/runroot --storage-driver vfs",
+        dir.display()
+    );
     // The same Containerfiles for both: FROM $BASE, buildah's base pulled into its store first.
     sh(
         &format!(
@@ -113,11 +132,27 @@ fn builds_like_buildah_bud() {
         dir,
     );
     let cgroup_parent = format!("strata-image-test-{}-buildah", std::process::id());
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &tar(&[file("in-gz", "z\n")])).unwrap();
+    let url = common::http::serve(vec![
+        common::http::File {
+            path: "/file.txt",
+            body: b"downloaded\n".to_vec(),
+            last_modified: "Sun, 06 Nov 1994 08:49:37 GMT",
+        },
+        common::http::File {
+            path: "/arch.tar.gz",
+            body: gz.finish().unwrap(),
+            last_modified: "Mon, 30 Nov 2026 10:00:00 GMT",
+        },
+    ]);
+    // Both builders keep cache mounts across builds: an id of our own.
+    let cache_id = format!("strata-image-test-{}", std::process::id());
     let mut failures = vec![];
     for (name, cf) in CASES {
         let ctx = dir.join(format!("ctx-{name}"));
         fs::create_dir_all(ctx.join("d/sub")).unwrap();
-        fs::write(ctx.join("Containerfile"), cf).unwrap();
+        fs::write(ctx.join("Containerfile"), cf.replace("{URL}", &url).replace("{CACHE_ID}", &cache_id)).unwrap();
         fs::write(ctx.join("a.txt"), "a\n").unwrap();
         fs::write(ctx.join("d/sub/f"), "deep\n").unwrap();
         fs::write(ctx.join("d/top"), "top\n").unwrap();
@@ -135,6 +170,7 @@ fn builds_like_buildah_bud() {
         let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
         std::io::Write::write_all(&mut gz, &tar(&entries)).unwrap();
         fs::write(ctx.join("files.tar.gz"), gz.finish().unwrap()).unwrap();
+        sh("xz -k files.tar && bzip2 -k files.tar", &ctx);
 
         let ours = format!("{}:{name}", dir.join("ours").display());
         let out = Command::new(bin())

@@ -9,13 +9,16 @@
 //! `steps` performs the instructions (`steps/run`, `steps/copy`), `cache`
 //! remembers the layer each step made, `session` is the working container.
 //!
-//! Not supported, each failing with a message that names the line: heredocs,
-//! `RUN --mount`, ADD of URLs, `COPY --parents`/`--exclude`. HEALTHCHECK and
-//! ONBUILD are ignored with a warning, as buildah does for OCI images; ADD
-//! extracts plain, gzip and zstd tars (xz and bzip2 ones are copied as files).
+//! Beyond the classic instructions: here-documents (`parser`, run as BuildKit runs them), `RUN
+//! --mount` of binds, caches and tmpfs (`steps/mounts`), ADD of URLs
+//! (`steps/remote`) and of tars compressed as docker accepts (`steps/archive`).
+//! Not supported, each failing with a message that names the line: `RUN
+//! --mount=type=secret|ssh`, `COPY --parents`/`--exclude`. HEALTHCHECK and
+//! ONBUILD are ignored with a warning, as buildah does for OCI images.
 
 pub mod cache;
 pub mod context;
+pub mod heredoc;
 pub mod parser;
 pub mod session;
 mod steps;

@@ -2,8 +2,10 @@
 //! `# escape=` directive), instructions with their `--flags`, stages, and the
 //! word lexer that both unquotes and expands `$VAR` / `${VAR:-default}` the way
 //! docker's shell lexer does (single quotes stop expansion, expanded values
-//! are never split). Every instruction keeps its line, so errors can name it.
+//! are never split), and the here-documents (`<<EOF`) of RUN, COPY and ADD as
+//! BuildKit reads them. Every instruction keeps its line, so errors can name it.
 
+pub use super::heredoc::Heredoc;
 use crate::error::{Error, Result};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub struct Instruction {
     pub flags: Vec<(String, Option<String>)>,
     /// The text after the keyword and flags, continuations joined.
     pub args: String,
+    /// The here-documents the line opens (`<<EOF`), in order (RUN, COPY, ADD only).
+    pub heredocs: Vec<Heredoc>,
 }
 
 impl Instruction {
@@ -98,14 +102,12 @@ const KEYWORDS: [&str; 18] = [
 pub fn parse(file: &str, text: &str) -> Result<Containerfile> {
     let (escape, lines) = logical_lines(file, text)?;
     let mut cf = Containerfile { file: file.into(), global_args: vec![], stages: vec![], escape };
-    for (line, l) in lines {
-        let i = instruction(line, &l);
+    for (line, l, heredocs) in lines {
+        let mut i = instruction(line, &l);
+        i.heredocs = heredocs;
         let err = |what: &str| error_at(file, &i, what);
         if !KEYWORDS.contains(&i.keyword.as_str()) {
             return Err(err("unknown instruction"));
-        }
-        if matches!(i.keyword.as_str(), "RUN" | "COPY" | "ADD") && i.args.starts_with("<<") {
-            return Err(err("heredocs are not supported by strata-image build"));
         }
         if i.args.is_empty() && !matches!(i.keyword.as_str(), "RUN" | "CMD" | "ENTRYPOINT") {
             return Err(err("needs an argument"));
@@ -144,14 +146,19 @@ pub fn parse(file: &str, text: &str) -> Result<Containerfile> {
     Ok(cf)
 }
 
-/// Joins continuation lines and drops comments and blank lines. Returns the
-/// escape character and (first line number, text) per instruction.
-fn logical_lines(file: &str, text: &str) -> Result<(char, Vec<(usize, String)>)> {
+/// One instruction: its first line, its text, its here-documents.
+type Logical = (usize, String, Vec<Heredoc>);
+
+/// Joins continuation lines and drops comments and blank lines; takes the
+/// here-document bodies that RUN/COPY/ADD lines open. Returns the escape
+/// character and the instructions.
+fn logical_lines(file: &str, text: &str) -> Result<(char, Vec<Logical>)> {
     let mut escape = '\\';
-    let mut out = vec![];
+    let mut out: Vec<Logical> = vec![];
     let mut cur: Option<(usize, String)> = None;
     let mut directives = true;
-    for (n, raw) in text.lines().enumerate() {
+    let mut lines = text.lines().enumerate();
+    while let Some((n, raw)) = lines.next() {
         let n = n + 1;
         let t = raw.trim();
         if directives {
@@ -176,10 +183,7 @@ fn logical_lines(file: &str, text: &str) -> Result<(char, Vec<(usize, String)>)>
             }
             directives = false;
         }
-        if t.starts_with('#') || (t.is_empty() && cur.is_none()) {
-            continue;
-        }
-        if t.is_empty() {
+        if t.starts_with('#') || t.is_empty() {
             continue; // a blank line inside a continuation is skipped, as docker does
         }
         let (body, cont) = match raw.trim_end().strip_suffix(escape) {
@@ -190,12 +194,36 @@ fn logical_lines(file: &str, text: &str) -> Result<(char, Vec<(usize, String)>)>
             Some((_, s)) => s.push_str(body),
             None => cur = Some((n, body.trim_start().to_string())),
         }
-        if !cont {
-            out.push(cur.take().unwrap());
+        if cont {
+            continue;
         }
+        let (line, text) = cur.take().unwrap();
+        let mut heredocs = vec![];
+        let kw = text.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
+        if matches!(kw.as_str(), "RUN" | "COPY" | "ADD") {
+            for (name, chomp, expand) in text.split_whitespace().filter_map(Heredoc::marker) {
+                let mut body = String::new();
+                loop {
+                    let Some((_, l)) = lines.next() else {
+                        return Err(Error::Invalid(format!(
+                            "{file}:{line}: {}: the here-document <<{name} has no closing {name} line",
+                            text.trim()
+                        )));
+                    };
+                    let end = if chomp { l.trim_start_matches('\t') } else { l };
+                    if end == name {
+                        break;
+                    }
+                    body.push_str(l);
+                    body.push('\n');
+                }
+                heredocs.push(Heredoc { name, body, chomp, expand });
+            }
+        }
+        out.push((line, text, heredocs));
     }
-    if let Some(c) = cur {
-        out.push(c); // a continuation at the end of the file ends there
+    if let Some((line, text)) = cur {
+        out.push((line, text, vec![])); // a continuation at the end of the file ends there
     }
     Ok((escape, out))
 }
@@ -213,7 +241,7 @@ fn instruction(line: usize, text: &str) -> Instruction {
         }
         rest = after;
     }
-    Instruction { line, keyword: kw.to_ascii_uppercase(), flags, args: rest.trim().to_string() }
+    Instruction { line, keyword: kw.to_ascii_uppercase(), flags, args: rest.trim().to_string(), heredocs: vec![] }
 }
 
 /// What variables expand to (None: unset).
@@ -438,12 +466,30 @@ mod tests {
             parse("Cf", "FROM a\nHEALTHCHECK CMD true\nONBUILD RUN x\n").is_ok(),
             "parsed (and ignored by the build)"
         );
-        let e = parse("Cf", "FROM a\nRUN <<EOF\necho\nEOF\n").unwrap_err().to_string();
-        assert_eq!(e, "Cf:2: RUN <<EOF: heredocs are not supported by strata-image build");
+        let e = parse("Cf", "FROM a\nRUN <<EOF\necho\n").unwrap_err().to_string();
+        assert_eq!(e, "Cf:2: RUN <<EOF: the here-document <<EOF has no closing EOF line");
         let e = parse("Cf", "FROM a\nENV\n").unwrap_err().to_string();
         assert_eq!(e, "Cf:2: ENV: needs an argument");
         let e = parse("Cf", "FROM a AS b\nFROM c AS b\n").unwrap_err().to_string();
         assert!(e.starts_with("Cf:2: FROM c AS b:"), "{e}");
+    }
+
+    #[test]
+    fn heredocs() {
+        let text = "FROM a\nRUN <<EOF\n# not a comment\n\necho \\\nEOF\nCOPY <<-\"A\" <<B /d/\n\tx $V\n\tA\ny\nB\nRUN cat <<EOF >f\nEOF\nCMD <<EOF\n";
+        let cf = parse("Cf", text).unwrap();
+        let i = &cf.stages[0].instructions;
+        assert_eq!(i.len(), 4);
+        assert_eq!((i[0].line, i[0].args.as_str()), (2, "<<EOF"));
+        let h = |name: &str, body: &str, chomp, expand| Heredoc { name: name.into(), body: body.into(), chomp, expand };
+        assert_eq!(i[0].heredocs, vec![h("EOF", "# not a comment\n\necho \\\n", false, true)]);
+        assert_eq!(i[1].heredocs, vec![h("A", "\tx $V\n", true, false), h("B", "y\n", false, true)]);
+        assert_eq!(i[1].heredocs[0].content(), "x $V\n");
+        assert_eq!((i[2].args.as_str(), i[2].heredocs.len()), ("cat <<EOF >f", 1));
+        assert!(i[3].heredocs.is_empty(), "only RUN, COPY and ADD take here-documents");
+        assert_eq!(Heredoc::marker("2<<'X'"), Some(("X".into(), false, false)));
+        assert_eq!(Heredoc::marker("a<<X"), None);
+        assert_eq!(Heredoc::marker("<<"), None);
     }
 
     #[test]

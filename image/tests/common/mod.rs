@@ -3,6 +3,8 @@
 //! with the library's writer, and walking trees for comparison.
 #![allow(dead_code)]
 
+pub mod fixture;
+pub mod http;
 pub mod run;
 pub mod umoci_image;
 

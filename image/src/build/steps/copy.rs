@@ -2,18 +2,19 @@
 //! stage or an image, written as one tar (owners, modes, hardlinks kept; ADD
 //! extracts local archives) and applied onto the working container.
 
+use super::archive::{archive_kind, retar};
+use super::remote;
 use super::{dir_header, exists_in, Builder};
 use crate::apply::{self, Mode};
 use crate::build::cache;
 use crate::build::context::{self, Ignore, Item};
-use crate::build::parser::{self, Instruction};
+use crate::build::parser::{self, Heredoc, Instruction};
 use crate::build::session::Session;
 use crate::build::StageState;
 use crate::error::{Error, Result};
-use crate::image;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A COPY/ADD, its sources resolved.
@@ -35,13 +36,16 @@ struct Src {
     meta: fs::Metadata,
     /// For a directory: its contents, `dest` relative to the directory.
     children: Vec<Item>,
+    /// Copied as is even by ADD (downloads, here-documents): never extracted.
+    literal: bool,
 }
 
 impl Builder<'_> {
     pub(super) fn copy(&mut self, st: &mut StageState, i: &Instruction) -> Result<()> {
         let add = i.keyword == "ADD";
         for (f, _) in &i.flags {
-            if !matches!(f.as_str(), "from" | "chown" | "chmod" | "link") {
+            let known = matches!(f.as_str(), "from" | "chown" | "chmod" | "link") || (add && f == "checksum");
+            if !known {
                 return Err(self.err(i, format!("--{f}: not supported")));
             }
         }
@@ -57,16 +61,21 @@ impl Builder<'_> {
             return Err(self.err(i, "needs a source and a destination"));
         }
         let dest_word = ws.pop().unwrap();
-        if add && ws.iter().any(|s| s.contains("://")) {
-            return Err(self.err(i, "ADD of a URL is not supported"));
+        if !add && ws.iter().any(|s| remote::is_url(s)) {
+            return Err(self.err(i, "COPY cannot copy from a URL: use ADD"));
+        }
+        if i.flag("checksum").is_some() && !ws.iter().all(|s| remote::is_url(s)) {
+            return Err(self.err(i, "--checksum is only for http(s) sources"));
         }
         let dest = if dest_word.starts_with('/') {
             dest_word.clone()
         } else {
             format!("{}/{}", st.workdir().trim_end_matches('/'), dest_word)
         };
-        let dest_dir_hint =
-            dest_word.ends_with('/') || ws.len() > 1 || ws.iter().any(|s| context::has_glob(s)) || dest_word == ".";
+        let dest_dir_hint = dest_word.ends_with('/')
+            || ws.len() > 1
+            || ws.iter().any(|s| !remote::is_url(s) && context::has_glob(s))
+            || dest_word == ".";
         let chmod = match i.flag("chmod") {
             Some(m) => {
                 Some(u32::from_str_radix(m, 8).map_err(|_| self.err(i, format!("--chmod={m}: not an octal mode")))?)
@@ -81,14 +90,7 @@ impl Builder<'_> {
             None => (self.opts.context.clone(), self.ignore.clone(), None),
             Some(f) => {
                 let f = parser::expand(f, esc, &vars).map_err(|e| self.err(i, e))?;
-                let (layers, key) = match crate::build::stage_index(self.cf, &f) {
-                    Some(n) if n < self.done.len() => (self.done[n].layers.clone(), self.done[n].key.clone()),
-                    Some(_) => return Err(self.err(i, format!("--from={f}: stage not built yet"))),
-                    None => {
-                        let (layers, _, digest) = self.open_image(&f).map_err(|e| self.err(i, e))?;
-                        (layers, digest)
-                    }
-                };
+                let (layers, key) = self.tree_of(&f).map_err(|e| self.err(i, e))?;
                 // Another stage's tree is known by its key: a cached step needs no mount.
                 let created_by = format!("{} {}", i.keyword, i.text().split_once(' ').map(|x| x.1).unwrap_or(""));
                 let key = cache::key(&st.key, &[&created_by, &dest, &key]);
@@ -103,6 +105,21 @@ impl Builder<'_> {
         };
         let mut srcs = vec![];
         for w in &ws {
+            if let Some(h) =
+                w.strip_prefix("<<").and_then(|n| i.heredocs.iter().find(|h| h.name == n.trim_start_matches('-')))
+            {
+                srcs.push(self.heredoc_file(i, h, &vars)?);
+                continue;
+            }
+            if remote::is_url(w) {
+                self.seq += 1;
+                let dir = self.work.path().join(format!("download{}", self.seq));
+                let host = remote::fetch(w, &dir, i.flag("checksum")).map_err(|e| self.err(i, e))?;
+                let meta = fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
+                let name = host.file_name().unwrap_or_default().to_string_lossy().into_owned();
+                srcs.push(Src { rel: vec![name], host, meta, children: vec![], literal: true });
+                continue;
+            }
             let found = context::sources(&root, w, &ignore)?;
             if found.is_empty() {
                 return Err(self.err(
@@ -120,7 +137,7 @@ impl Builder<'_> {
                 if meta.is_dir() {
                     context::walk_dir(&rel, &host, Path::new(""), &ignore, &mut children)?;
                 }
-                srcs.push(Src { rel, host, meta, children });
+                srcs.push(Src { rel, host, meta, children, literal: false });
             }
         }
         let created_by = format!("{} {}", i.keyword, i.text().split_once(' ').map(|x| x.1).unwrap_or(""));
@@ -141,6 +158,26 @@ impl Builder<'_> {
         let r = self.layer_step(st, i, &key, &created_by, false, &mut |b, s, _| b.copy_into(s, &plan));
         drop(from_session);
         r
+    }
+
+    /// A here-document source (`COPY <<EOF /dest`): a file named after it, mode 0644
+    /// as BuildKit makes it, variables expanded unless the name was quoted.
+    fn heredoc_file(&mut self, i: &Instruction, h: &Heredoc, vars: &dyn Fn(&str) -> Option<String>) -> Result<Src> {
+        if h.name.contains('/') {
+            return Err(self.err(i, format!("<<{}: a here-document's name is its file name: no /", h.name)));
+        }
+        let content = match h.expand {
+            true => parser::expand(&h.content(), self.cf.escape, vars).map_err(|e| self.err(i, e))?,
+            false => h.content(),
+        };
+        self.seq += 1;
+        let dir = self.work.path().join(format!("heredoc{}", self.seq));
+        fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let host = dir.join(&h.name);
+        fs::write(&host, content).map_err(|e| Error::io(&host, e))?;
+        fs::set_permissions(&host, fs::Permissions::from_mode(0o644)).map_err(|e| Error::io(&host, e))?;
+        let meta = fs::symlink_metadata(&host).map_err(|e| Error::io(&host, e))?;
+        Ok(Src { rel: vec![h.name.clone()], host, meta, children: vec![], literal: true })
     }
 
     fn copy_into(&self, s: &Session, plan: &CopyPlan) -> Result<()> {
@@ -205,9 +242,9 @@ impl Builder<'_> {
                         &on_bytes,
                     )?;
                 }
-            } else if add && archive_kind(&src.host)?.is_some() {
+            } else if let Some(kind) = if add && !src.literal { archive_kind(&src.host)? } else { None } {
                 parents(&mut tar, &dcomps, true)?;
-                retar(&src.host, &dcomps.join("/"), &mut tar)?;
+                retar(&src.host, kind, &dcomps.join("/"), &mut tar)?;
             } else {
                 let mut t = dcomps.clone();
                 if dest_is_dir {
@@ -291,83 +328,4 @@ fn append_item<W: Write>(
     } else {
         Ok(()) // sockets, devices, fifos of a context are not copied
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Archive {
-    Tar,
-    Gzip,
-    Zstd,
-}
-
-/// Whether ADD extracts `p`: a tar, plain or gzip/zstd compressed.
-fn archive_kind(p: &Path) -> Result<Option<Archive>> {
-    let mut f = fs::File::open(p).map_err(|e| Error::io(p, e))?;
-    let mut head = vec![0u8; 512];
-    let mut n = 0;
-    while n < head.len() {
-        match f.read(&mut head[n..]).map_err(|e| Error::io(p, e))? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    head.truncate(n);
-    Ok(match image::sniff(&head) {
-        "gzip" => Some(Archive::Gzip),
-        "zstd" => Some(Archive::Zstd),
-        _ if n >= 262 && &head[257..262] == b"ustar" => Some(Archive::Tar),
-        _ => None,
-    })
-}
-
-/// Copies the entries of the archive at `p` into `out`, under `prefix`.
-fn retar<W: Write>(p: &Path, prefix: &str, out: &mut tar::Builder<W>) -> Result<()> {
-    let f = std::io::BufReader::new(fs::File::open(p).map_err(|e| Error::io(p, e))?);
-    let rd: Box<dyn Read> = match archive_kind(p)? {
-        Some(Archive::Gzip) => Box::new(flate2::read::GzDecoder::new(f)),
-        Some(Archive::Zstd) => Box::new(zstd::stream::read::Decoder::new(f).map_err(|e| Error::io(p, e))?),
-        _ => Box::new(f),
-    };
-    let mut a = tar::Archive::new(rd);
-    let io = |e| Error::io(p, e);
-    let under = |name: &[u8]| -> PathBuf {
-        let mut c = vec![prefix.to_string()];
-        c.extend(crate::apply::clean(name).iter().map(|s| s.to_string_lossy().into_owned()));
-        c.iter().filter(|s| !s.is_empty()).collect()
-    };
-    for e in a.entries().map_err(io)? {
-        let mut e = e.map_err(io)?;
-        let name = under(&e.path_bytes());
-        let mut pax: Vec<(String, Vec<u8>)> = vec![];
-        if let Ok(Some(exts)) = e.pax_extensions() {
-            for x in exts.flatten() {
-                if let Ok(k) = x.key() {
-                    if k.starts_with("SCHILY.xattr.") {
-                        pax.push((k.to_string(), x.value_bytes().to_vec()));
-                    }
-                }
-            }
-        }
-        if !pax.is_empty() {
-            out.append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).map_err(io)?;
-        }
-        let mut h = e.header().clone();
-        match h.entry_type() {
-            tar::EntryType::Link => {
-                let target = under(&e.link_name_bytes().unwrap_or_default());
-                out.append_link(&mut h, &name, target).map_err(io)?;
-            }
-            tar::EntryType::Symlink => {
-                let target =
-                    PathBuf::from(String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned());
-                out.append_link(&mut h, &name, target).map_err(io)?;
-            }
-            tar::EntryType::XGlobalHeader
-            | tar::EntryType::XHeader
-            | tar::EntryType::GNULongName
-            | tar::EntryType::GNULongLink => {}
-            _ => out.append_data(&mut h, &name, &mut e).map_err(io)?,
-        }
-    }
-    Ok(())
 }

@@ -3,7 +3,10 @@
 //! makes its directory run in a `Session` and commit its read-write layer
 //! (unless the cache has that step's layer).
 
+mod archive;
 mod copy;
+mod mounts;
+mod remote;
 mod run;
 
 use super::cache::{self, Cache, Entry};
@@ -167,6 +170,18 @@ impl<'a> Builder<'a> {
         let layers =
             descs.into_iter().zip(&img.layers).map(|(desc, l)| Layer { desc, diff_id: l.diff_id.clone() }).collect();
         Ok((layers, img.config_raw.clone(), img.config_digest.clone()))
+    }
+
+    /// Another stage's layers (built already) or an image's, and that tree's cache key.
+    fn tree_of(&self, name: &str) -> Result<(Vec<Layer>, String)> {
+        match super::stage_index(self.cf, name) {
+            Some(n) if n < self.done.len() => Ok((self.done[n].layers.clone(), self.done[n].key.clone())),
+            Some(_) => Err(Error::Invalid(format!("from={name}: stage not built yet"))),
+            None => {
+                let (layers, _, digest) = self.open_image(name)?;
+                Ok((layers, digest))
+            }
+        }
     }
 
     fn instruction(&mut self, st: &mut StageState, i: &Instruction) -> Result<()> {

@@ -1,13 +1,15 @@
 //! RUN: the command in the working container through strata's library, with
-//! the environment, user, cwd and capabilities a build step gets.
+//! the environment, user, cwd and capabilities a build step gets, its
+//! `--mount`s (steps/mounts) and its here-documents.
 
 use super::{context, exists_in, user_of, Builder};
 use crate::build::cache;
-use crate::build::parser::Instruction;
+use crate::build::parser::{Heredoc, Instruction};
 use crate::build::StageState;
 use crate::error::{Error, Result};
 use serde_json::{json, Value};
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// The capabilities docker and buildah give a build step (runc's default has three).
@@ -29,11 +31,11 @@ impl Builder<'_> {
     pub(super) fn run(&mut self, st: &mut StageState, i: &Instruction) -> Result<()> {
         for (f, v) in &i.flags {
             match (f.as_str(), v.as_deref()) {
-                ("network", Some("host" | "none" | "default")) => {}
+                ("network", Some("host" | "none" | "default")) | ("mount", Some(_)) => {}
                 _ => return Err(self.err(i, format!("RUN --{f}: not supported"))),
             }
         }
-        let argv = self.command(st, &i.args);
+        let (argv, script) = self.run_argv(st, i)?;
         if argv.is_empty() {
             return Err(self.err(i, "nothing to run"));
         }
@@ -59,18 +61,36 @@ impl Builder<'_> {
             ));
         }
         created_by.push_str(&argv.join(" "));
-        let key = cache::key(
-            &st.key,
-            &[&created_by, &json!(env).to_string(), &json!(args).to_string(), if host_net { "host" } else { "" }],
-        );
+        let mut mounts = self.run_mounts(st, i)?;
+        if let Some(h) = &script {
+            // BuildKit's place for a `#!` here-document: a read-only file in /dev/pipes.
+            let dir = self.work.path().join(format!("pipes{}", self.seq));
+            fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+            let file = dir.join(&h.name);
+            fs::write(&file, h.content()).map_err(|e| Error::io(&file, e))?;
+            fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(&file, e))?;
+            mounts.specs.push(json!({"destination": format!("/dev/pipes/{}", h.name), "type": "bind", "source": file, "options": ["rbind", "ro"]}));
+            mounts.key.push(h.content());
+        }
+        let mut parts = vec![
+            created_by.clone(),
+            json!(env).to_string(),
+            json!(args).to_string(),
+            if host_net { "host" } else { "" }.into(),
+        ];
+        parts.extend(mounts.key.iter().cloned());
+        let key = cache::key(&st.key, &parts.iter().map(String::as_str).collect::<Vec<_>>());
         let workdir = st.workdir();
-        self.layer_step(st, i, &key, &created_by, false, &mut |b, s, st| {
+        let r = self.layer_step(st, i, &key, &created_by, false, &mut |b, s, st| {
             b.make_dirs(s, std::slice::from_ref(&workdir), &user_of(st))?;
-            let spec = b.run_spec(st, &s.rootfs(), &argv, &args, host_net)?;
+            let mut spec = b.run_spec(st, &s.rootfs(), &argv, &args, host_net)?;
+            spec["mounts"].as_array_mut().unwrap().extend(mounts.specs.iter().cloned());
             let id = format!("strata-build-{}-{}", std::process::id(), b.seq);
             let state = b.work.path().join("state");
             // Mount points the runtime makes (/proc, /dev, ... in an image without
-            // them) are the container's, not the step's: they leave the layer again.
+            // them, a --mount's target) are the container's, not the step's: they
+            // leave the layer again when the step left them empty. Parents made for
+            // them stay, as under buildah.
             let rootfs = s.rootfs();
             let mut made: Vec<Vec<String>> = spec["mounts"]
                 .as_array()
@@ -95,7 +115,34 @@ impl Builder<'_> {
                 }
             }
             Ok(())
-        })
+        });
+        drop(mounts);
+        r
+    }
+
+    /// RUN's command: the exec or the shell form; with here-documents as BuildKit
+    /// runs them: a lone `<<EOF` runs its body through the shell, or, when the
+    /// body starts with `#!`, as a script (returned, for /dev/pipes/EOF); any other
+    /// line goes to the shell with its here-documents after it, for the shell to read.
+    fn run_argv(&self, st: &StageState, i: &Instruction) -> Result<(Vec<String>, Option<Heredoc>)> {
+        if i.heredocs.is_empty() {
+            return Ok((self.command(st, &i.args), None));
+        }
+        let lone = i.heredocs.len() == 1 && Heredoc::marker(i.args.trim()).is_some();
+        if lone {
+            let h = &i.heredocs[0];
+            if h.content().starts_with("#!") {
+                return Ok((vec![format!("/dev/pipes/{}", h.name)], Some(h.clone())));
+            }
+            return Ok((st.shell.iter().cloned().chain([h.content()]).collect(), None));
+        }
+        let mut full = i.args.clone();
+        for h in &i.heredocs {
+            full.push('\n');
+            full.push_str(&h.body);
+            full.push_str(&h.name);
+        }
+        Ok((st.shell.iter().cloned().chain([full]).collect(), None))
     }
 
     fn run_spec(
