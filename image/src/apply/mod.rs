@@ -18,9 +18,10 @@ use nix::sys::time::TimeSpec;
 use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 pub use path::clean;
 
@@ -50,6 +51,12 @@ pub(crate) struct Applier<'a> {
     dir_times: Vec<(PathBuf, TimeSpec, TimeSpec)>,
     opaque: Vec<PathBuf>,
     stats: Stats,
+    /// The last parent directory resolved, by its components: entries come
+    /// grouped by directory, so most need no path resolution at all. Any
+    /// removal may change what a path resolves to and forgets it.
+    last_dir: Option<(Vec<OsString>, Rc<OwnedFd>)>,
+    /// Reused for every file's data (large writes, no allocation per file).
+    pub(crate) copy_buf: Vec<u8>,
 }
 
 /// Applies the layer tar read from `tar` to `target`.
@@ -62,6 +69,8 @@ pub fn apply_layer(target: &Path, tar: &mut dyn Read, mode: &Mode) -> Result<Sta
         dir_times: Vec::new(),
         opaque: Vec::new(),
         stats: Stats::default(),
+        last_dir: None,
+        copy_buf: Vec::new(),
     };
     let mut ar = tar::Archive::new(tar);
     for e in ar.entries().map_err(|e| Error::io("layer", e))? {
@@ -149,7 +158,7 @@ impl Applier<'_> {
                     Ok(None) | Err(Error::Sys { errno: nix::errno::Errno::ENOTDIR, .. }) => return Ok(()),
                     Err(e) => return Err(e),
                 };
-                fsops::remove_all_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
+                self.remove_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
                 if create {
                     nix::sys::stat::mknodat(dir.as_fd(), name, SFlag::S_IFCHR, FileMode::empty(), 0)
                         .map_err(|e| Error::sys("mknod whiteout", &rel, e))?;
@@ -164,14 +173,28 @@ impl Applier<'_> {
     /// In overlay mode an implicitly created directory copies the owner and
     /// mode of the same directory in the layers below, so the union view of
     /// that directory does not change.
-    pub(crate) fn parent_dir(&mut self, parent: &[OsString], create: bool) -> Result<Option<std::os::fd::OwnedFd>> {
+    pub(crate) fn parent_dir(&mut self, parent: &[OsString], create: bool) -> Result<Option<Rc<OwnedFd>>> {
+        if let Some((comps, fd)) = &self.last_dir {
+            if comps == parent {
+                return Ok(Some(fd.clone()));
+            }
+        }
         let lowers = match self.mode {
             Mode::Overlay { lowers } => lowers.clone(),
             Mode::Flatten => vec![],
         };
         let mut made = |rel: &Path, dirfd: std::os::fd::BorrowedFd| entry::inherit_dir_meta(&lowers, rel, dirfd);
         let lower_link = |rel: &Path| entry::lower_symlink(&lowers, rel);
-        self.root.dir(parent, create, &mut made, &lower_link)
+        let Some(fd) = self.root.dir(parent, create, &mut made, &lower_link)? else { return Ok(None) };
+        let fd = Rc::new(fd);
+        self.last_dir = Some((parent.to_vec(), fd.clone()));
+        Ok(Some(fd))
+    }
+
+    /// Removes `name` in `dir` (recursively), forgetting the cached parent.
+    pub(crate) fn remove_at(&mut self, dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
+        self.last_dir = None;
+        fsops::remove_all_at(dir, name)
     }
 
     fn finish(&mut self) -> Result<()> {

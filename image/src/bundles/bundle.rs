@@ -158,12 +158,13 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
         spec?
     } else {
         let n = img.layers.len();
-        for (i, l) in img.layers.iter().enumerate() {
-            image::with_layer_progress(l, Some(&on_bytes), |rd| apply::apply_layer(&rootfs, rd, &Mode::Flatten))?;
+        image::each_layer(&img.layers, Some(&on_bytes), |i, rd| {
+            apply::apply_layer(&rootfs, rd, &Mode::Flatten)?;
             if let Some(p) = &opts.progress {
-                p.layer(i, n, &l.diff_id, true);
+                p.layer(i, n, &img.layers[i].diff_id, true);
             }
-        }
+            Ok(())
+        })?;
         // What commit will diff the rootfs against.
         crate::flatdiff::record(&rootfs, &tmp.path().join(crate::flatdiff::TREE_FILE))?;
         runtime_config::generate(&img.config, &rootfs, opts.args.as_deref())?
