@@ -16,7 +16,6 @@ ratios can be taken pair by pair, round by round.
   bench.py prepare WORK BUNDLE_ROOTFS   write the bundles' config.json files
   bench.py runtimes WORK OUT.json       lifecycle, run, exec, RSS, density, seccomp
   bench.py images WORK OUT.json         strata-image unpack vs umoci unpack (tmpfs, disk, inflate floor)
-  bench.py inflate MEDIATYPE:BLOB...    decompress layers in parallel (the floor the images figures quote)
   bench.py render WORK RAW.json TABLE.md
 """
 import ctypes
@@ -463,7 +462,7 @@ def du_bytes(path):
 def images(work, out_path):
     """Per image, interleaved rounds of: strata-image and umoci unpacking to the tmpfs
     work dir and to a directory on disk (BENCH_DISK_DIR), and the decompression floor
-    (every layer inflated to nothing, all layers in parallel: `bench.py inflate`)."""
+    (every layer inflated to nothing, all layers in parallel: hack/bench.d/inflate.c)."""
     si = os.environ["BENCH_STRATA_IMAGE"]
     layout = os.environ["BENCH_DEBIAN_LAYOUT"]
     disk = os.environ.get("BENCH_DISK_DIR")
@@ -490,7 +489,7 @@ def images(work, out_path):
             random.shuffle(runs)
             for tool, place, where in runs:
                 if tool == "inflate":
-                    r = measure([sys.executable, os.path.abspath(__file__), "inflate", *blobs], errlog)
+                    r = measure([os.environ["BENCH_INFLATE"], *blobs], errlog)
                     if i > 0:
                         floor["inflate"].append(dict(r, round=i))
                     continue
@@ -542,37 +541,9 @@ def manifest_of(ref):
 
 
 def layer_blobs(ref):
-    """media-type:path of each layer blob (what `bench.py inflate` takes)."""
+    """media-type:path of each layer blob (what inflate.c takes)."""
     layout, man = manifest_of(ref)
     return [f"{l['mediaType']}:" + os.path.join(layout, "blobs", *l["digest"].split(":")) for l in man["layers"]]
-
-
-def inflate(specs):
-    """The decompression floor: every layer decompressed to nothing, one thread per
-    layer (zlib releases the GIL while inflating), nothing else (no digest, no tar)."""
-    import zlib
-
-    def one(spec):
-        media, path = spec.rsplit(":", 1)
-        if media.endswith("+zstd"):
-            raise SystemExit("bench.py inflate: zstd layers are not supported")
-        d = zlib.decompressobj(47) if media.endswith("gzip") else None  # 47: gzip or zlib header
-        with open(path, "rb", buffering=0) as f:
-            while True:
-                b = f.read(1 << 20)
-                if not b:
-                    break
-                while d is not None and b:
-                    if d.eof:  # concatenated gzip members
-                        d = zlib.decompressobj(47)
-                    d.decompress(b, 1 << 22)
-                    b = d.unused_data if d.eof else d.unconsumed_tail
-
-    ts = [threading.Thread(target=one, args=(s,)) for s in specs]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
 
 
 # ---------------------------------------------------------------- table
@@ -689,8 +660,8 @@ def render(work, raw_path, table_path):
                 cs.append(cell(s, fmt, unit) if s else "—")
             return cs
 
-        def ratio_row(label, key, fmt, target, ok):
-            rs = [im["ratios"].get(f"{key}.{k}") for k in ks]
+        def ratio_row(label, place, what, fmt, target, ok):
+            rs = [im["ratios"].get(f"{place}.{k}.{what}") for k in ks]
             big = [r for k, r in zip(ks, rs) if k != "busybox" and r]
             met = bool(big) and all(ok(r["median"]) for r in big)
             L.append(f"| {label} | " + " | ".join(fmt(r["median"]) if r else "—" for r in rs)
@@ -704,12 +675,12 @@ def render(work, raw_path, table_path):
                 L.append(f"| `{tool} unpack` wall, {where} | " + " | ".join(irow("", place, tool, ms, "ms")) + " | | |")
                 cpu = [im["summary"].get(f"{place}.{k}.cpu", {}).get(tool) for k in ks]
                 L.append(f"| `{tool} unpack` CPU, {where} | " + " | ".join(cell(c, ms, "ms") for c in cpu) + " | | |")
-            ratio_row(f"umoci / strata-image wall, {where} (paired)", f"{place}.wall", x, "≥ 4x (Debian images)",
+            ratio_row(f"umoci / strata-image wall, {where} (paired)", place, "wall", x, "≥ 4x (Debian images)",
                       lambda v: v >= 4)
         floor = [im["summary"].get(f"floor.{k}.wall", {}).get("inflate") for k in ks]
         L.append("| decompress floor wall (all layers in parallel) | " + " | ".join(cell(c, ms, "ms") for c in floor) + " | | |")
         for place, where in places:
-            ratio_row(f"strata-image / floor wall, {where} (paired)", f"{place}.over_floor", x2, "≤ 1.3x (Debian images)",
+            ratio_row(f"strata-image / floor wall, {where} (paired)", place, "over_floor", x2, "≤ 1.3x (Debian images)",
                       lambda v: v <= 1.3)
         cs = irow("", "flatten", "strata-image", mib, "MiB")
         rss = [im["summary"][f"flatten.{k}.rss_kib"]["strata-image"]["median"] for k in ks]
@@ -727,7 +698,7 @@ def render(work, raw_path, table_path):
         L.append(f"Unpack figures: median (min–max) of {m['n_flatten']} interleaved rounds after one warm-up, layouts read from "
                  "the page cache, bundles written to a tmpfs and to a directory on the root file system (disk); "
                  "`umoci unpack` also writes its mtree manifest, as it always does. The floor is every layer inflated "
-                 "to nothing, one thread per layer (`bench.py inflate`: C zlib, in one Python process, whose ~20 ms start is in it).")
+                 "to nothing, one thread per layer, nothing else (hack/bench.d/inflate.c, static, C zlib 1.2).")
     with open(table_path, "w") as f:
         f.write("\n".join(L) + "\n")
 
@@ -740,8 +711,6 @@ def main():
         runtimes(sys.argv[2], sys.argv[3])
     elif cmd == "images":
         images(sys.argv[2], sys.argv[3])
-    elif cmd == "inflate":
-        inflate(sys.argv[2:])
     elif cmd == "render":
         render(sys.argv[2], sys.argv[3], sys.argv[4])
     else:
