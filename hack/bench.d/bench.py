@@ -15,7 +15,7 @@ ratios can be taken pair by pair, round by round.
 
   bench.py prepare WORK BUNDLE_ROOTFS   write the bundles' config.json files
   bench.py runtimes WORK OUT.json       lifecycle, run, exec, RSS, density, seccomp
-  bench.py images WORK OUT.json         strata-image unpack vs umoci unpack
+  bench.py images WORK OUT.json         strata-image unpack vs umoci unpack (tmpfs, disk, inflate floor)
   bench.py render WORK RAW.json TABLE.md
 """
 import ctypes
@@ -460,47 +460,65 @@ def du_bytes(path):
 
 
 def images(work, out_path):
+    """Per image, interleaved rounds of: strata-image and umoci unpacking to the tmpfs
+    work dir and to a directory on disk (BENCH_DISK_DIR), and the decompression floor
+    (every layer inflated to nothing, all layers in parallel: hack/bench.d/inflate.c)."""
     si = os.environ["BENCH_STRATA_IMAGE"]
     layout = os.environ["BENCH_DEBIAN_LAYOUT"]
+    disk = os.environ.get("BENCH_DISK_DIR")
     busybox = os.path.join(work, "busybox-layout")
     imgs = [("busybox", f"{busybox}:busybox"), ("debian", f"{layout}:debian"), ("debian-big", f"{layout}:debian-big")]
     errlog = os.open(os.path.join(work, "images.stderr.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     n = 2 if QUICK else 5
     no = 5 if QUICK else 20
-    raw = {"images": {}, "flatten": {}, "overlay": {}, "summary": {}, "ratios": {}}
+    raw = {"images": {}, "flatten": {}, "disk": {}, "floor": {}, "overlay": {}, "summary": {}, "ratios": {}}
     seq = [0]
+    places = [("flatten", work)] + ([("disk", disk)] if disk else [])
 
-    def target():
+    def target(where):
         seq[0] += 1
-        return os.path.join(work, f"ib{seq[0]}")
+        return os.path.join(where, f"ib{seq[0]}")
 
     for name, ref in imgs:
-        log(f"image {name}: unpack (strata-image, umoci) x {n}")
-        samples = {"strata-image": [], "umoci": []}
+        log(f"image {name}: unpack (strata-image, umoci) to {', '.join(p for p, _ in places)}, and inflate x {n}")
+        samples = {p: {"strata-image": [], "umoci": []} for p, _ in places}
+        floor = {"inflate": []}
+        blobs = layer_blobs(ref)
         for i in range(n + 1):
-            order = ["strata-image", "umoci"]
-            random.shuffle(order)
-            for tool in order:
-                b = target()
+            runs = [(tool, p, d) for p, d in places for tool in ("strata-image", "umoci")] + [("inflate", None, None)]
+            random.shuffle(runs)
+            for tool, place, where in runs:
+                if tool == "inflate":
+                    r = measure([os.environ["BENCH_INFLATE"], *blobs], errlog)
+                    if i > 0:
+                        floor["inflate"].append(dict(r, round=i))
+                    continue
+                b = target(where)
                 argv = [si, "unpack", "--image", ref, b] if tool == "strata-image" else \
                     ["/usr/bin/umoci", "unpack", "--image", ref, b]
                 r = measure(argv, errlog)
-                if i == 0 and tool == "strata-image":
+                if i == 0 and tool == "strata-image" and place == "flatten":
                     raw["images"][name] = {"rootfs_bytes": du_bytes(os.path.join(b, "rootfs")),
-                                           "layers": layer_count(ref)}
+                                           "layers": len(blobs)}
                 shutil.rmtree(b)
                 if i > 0:  # first round warms the page cache
-                    samples[tool].append(r)
-        raw["flatten"][name] = samples
-        raw["summary"][f"flatten.{name}.wall"] = summarize(samples, "wall")
-        raw["summary"][f"flatten.{name}.rss_kib"] = summarize(samples, "rss_kib")
-        raw["ratios"][f"flatten.{name}.wall"] = pair_ratio(samples, "wall", "umoci", "strata-image")
+                    samples[place][tool].append(dict(r, round=i))
+        raw["floor"][name] = floor
+        raw["summary"][f"floor.{name}.wall"] = summarize(floor, "wall")
+        raw["summary"][f"floor.{name}.cpu"] = summarize(floor, "cpu")
+        for place, _ in places:
+            raw[place][name] = samples[place]
+            for key in ("wall", "cpu", "rss_kib"):
+                raw["summary"][f"{place}.{name}.{key}"] = summarize(samples[place], key)
+            raw["ratios"][f"{place}.{name}.wall"] = pair_ratio(samples[place], "wall", "umoci", "strata-image")
+            both = {"strata-image": samples[place]["strata-image"], "inflate": floor["inflate"]}
+            raw["ratios"][f"{place}.{name}.over_floor"] = pair_ratio(both, "wall", "strata-image", "inflate")
 
         log(f"image {name}: unpack --overlay with its layers stored x {no}")
         store = os.path.join(work, "store")
         ov = []
         for i in range(no + 1):
-            b = target()
+            b = target(work)
             r = measure([si, "unpack", "--image", ref, b, "--overlay", "--store", store], errlog)
             measure([si, "remove", b], errlog)
             shutil.rmtree(b, ignore_errors=True)
@@ -512,15 +530,20 @@ def images(work, out_path):
     dump_json(out_path, raw)
 
 
-def layer_count(ref):
+def manifest_of(ref):
     layout, tag = ref.rsplit(":", 1)
     idx = load_json(os.path.join(layout, "index.json"))
     for m in idx["manifests"]:
         if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
             alg, hexd = m["digest"].split(":")
-            man = load_json(os.path.join(layout, "blobs", alg, hexd))
-            return len(man["layers"])
-    return 0
+            return layout, load_json(os.path.join(layout, "blobs", alg, hexd))
+    raise Failed(f"{ref}: no such tag")
+
+
+def layer_blobs(ref):
+    """media-type:path of each layer blob (what inflate.c takes)."""
+    layout, man = manifest_of(ref)
+    return [f"{l['mediaType']}:" + os.path.join(layout, "blobs", *l["digest"].split(":")) for l in man["layers"]]
 
 
 # ---------------------------------------------------------------- table
@@ -637,15 +660,28 @@ def render(work, raw_path, table_path):
                 cs.append(cell(s, fmt, unit) if s else "—")
             return cs
 
-        cs = irow("", "flatten", "strata-image", ms, "ms")
-        L.append("| `strata-image unpack` wall | " + " | ".join(cs) + " | | |")
-        cs = irow("", "flatten", "umoci", ms, "ms")
-        L.append("| `umoci unpack` wall | " + " | ".join(cs) + " | | |")
-        rs = [im["ratios"].get(f"flatten.{k}.wall") for k in ks]
-        big = [r for k, r in zip(ks, rs) if k != "busybox" and r]
-        ok = all(r["median"] >= 3 for r in big) and big
-        L.append("| umoci / strata-image (paired) | " + " | ".join(f"{r['median']:.1f}x" if r else "—" for r in rs)
-                 + f" | ≥ 3x (Debian images) | {'yes' if ok else '**no**'} |")
+        def ratio_row(label, place, what, fmt, target, ok):
+            rs = [im["ratios"].get(f"{place}.{k}.{what}") for k in ks]
+            big = [r for k, r in zip(ks, rs) if k != "busybox" and r]
+            met = bool(big) and all(ok(r["median"]) for r in big)
+            L.append(f"| {label} | " + " | ".join(fmt(r["median"]) if r else "—" for r in rs)
+                     + f" | {target} | {'yes' if met else '**no**'} |")
+
+        x = lambda v: f"{v:.1f}x"  # noqa: E731
+        x2 = lambda v: f"{v:.2f}x"  # noqa: E731
+        places = [("flatten", "tmpfs")] + ([("disk", "disk")] if im.get("disk") else [])
+        for place, where in places:
+            for tool in ("strata-image", "umoci"):
+                L.append(f"| `{tool} unpack` wall, {where} | " + " | ".join(irow("", place, tool, ms, "ms")) + " | | |")
+                cpu = [im["summary"].get(f"{place}.{k}.cpu", {}).get(tool) for k in ks]
+                L.append(f"| `{tool} unpack` CPU, {where} | " + " | ".join(cell(c, ms, "ms") for c in cpu) + " | | |")
+            ratio_row(f"umoci / strata-image wall, {where} (paired)", place, "wall", x, "≥ 4x (Debian images)",
+                      lambda v: v >= 4)
+        floor = [im["summary"].get(f"floor.{k}.wall", {}).get("inflate") for k in ks]
+        L.append("| decompress floor wall (all layers in parallel) | " + " | ".join(cell(c, ms, "ms") for c in floor) + " | | |")
+        for place, where in places:
+            ratio_row(f"strata-image / floor wall, {where} (paired)", place, "over_floor", x2, "≤ 1.3x (Debian images)",
+                      lambda v: v <= 1.3)
         cs = irow("", "flatten", "strata-image", mib, "MiB")
         rss = [im["summary"][f"flatten.{k}.rss_kib"]["strata-image"]["median"] for k in ks]
         flat = max(rss) <= 1.5 * min(rss)
@@ -659,8 +695,10 @@ def render(work, raw_path, table_path):
         cs = irow("", "overlay", None, mib, "MiB")
         L.append("| `unpack --overlay` peak RSS | " + " | ".join(cs) + " | | |")
         L.append("")
-        L.append(f"Unpack figures: median (min–max) of {m['n_flatten']} paired runs after one warm-up, layouts read from "
-                 "the page cache, bundles written to a tmpfs; `umoci unpack` also writes its mtree manifest, as it always does.")
+        L.append(f"Unpack figures: median (min–max) of {m['n_flatten']} interleaved rounds after one warm-up, layouts read from "
+                 "the page cache, bundles written to a tmpfs and to a directory on the root file system (disk); "
+                 "`umoci unpack` also writes its mtree manifest, as it always does. The floor is every layer inflated "
+                 "to nothing, one thread per layer, nothing else (hack/bench.d/inflate.c, static, C zlib 1.2).")
     with open(table_path, "w") as f:
         f.write("\n".join(L) + "\n")
 

@@ -26,6 +26,7 @@ pub mod cli;
 pub mod commit;
 pub mod error;
 pub mod image;
+mod layer_stream;
 pub mod sources;
 pub mod staging;
 pub mod upkeep;

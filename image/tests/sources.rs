@@ -74,6 +74,62 @@ fn wrong_diff_id_is_caught() {
     nothing_left(t.path());
 }
 
+/// Layers are decoded on threads, the next one ahead of the one applied: a
+/// layer many chunks long still arrives whole and in order, and the errors of
+/// a later layer (missing, corrupt) come in layer order, never first.
+#[test]
+fn layers_decoded_ahead_arrive_whole_and_fail_in_order() {
+    let t = scratch("ahead");
+    // Several MiB of text no compressor shrinks to nothing: many chunks per layer.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let big: String = (0..6 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (b'a' + (x % 26) as u8) as char
+        })
+        .collect();
+    let layers = [tar(&[file("big", &big)]), tar(&[file("b", "two")]), tar(&[file("big", "replaced")])];
+    let layout = image(&t.path().join("img"), "v1", &layers, Compression::Gzip, |_| {});
+    let r = format!("{}:v1", t.path().join("img").display());
+    unpack(&r, &t.path().join("ok")).unwrap();
+    assert_eq!(fs::read_to_string(t.path().join("ok/rootfs/big")).unwrap(), "replaced");
+    fs::remove_dir_all(t.path().join("ok")).unwrap();
+    let only_big = image(&t.path().join("img"), "big", &layers[..1], Compression::Gzip, |_| {});
+    unpack(&format!("{}:big", only_big.root.display()), &t.path().join("ok")).unwrap();
+    assert!(fs::read(t.path().join("ok/rootfs/big")).unwrap() == big.as_bytes(), "the big file differs");
+    fs::remove_dir_all(t.path().join("ok")).unwrap();
+
+    let blobs = layer_blobs(&layout);
+    let mut bytes = fs::read(&blobs[2]).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&blobs[2], &bytes).unwrap();
+    let missing = blobs[1].with_extension("moved");
+    fs::rename(&blobs[1], &missing).unwrap();
+    let err = unpack(&r, &t.path().join("b")).unwrap_err();
+    assert!(matches!(err, Error::MissingBlob { ref path, .. } if *path == blobs[1]), "{err}");
+    fs::rename(&missing, &blobs[1]).unwrap();
+    let err = unpack(&r, &t.path().join("b")).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("digest mismatch") && msg.contains(blobs[2].file_name().unwrap().to_str().unwrap()), "{msg}");
+    nothing_left(t.path());
+}
+
+/// A layer that fails to apply ends the unpack with its own error while the
+/// layer after it is being decoded ahead (that decoder stops; nothing hangs).
+#[test]
+fn an_apply_error_stops_the_layer_decoded_ahead() {
+    let t = scratch("ahead-stop");
+    let filler = "z".repeat(4 << 20);
+    let layers = [tar(&[hardlink("l", "nope")]), tar(&[file("f1", &filler), file("f2", &filler)])];
+    image(&t.path().join("img"), "v1", &layers, Compression::Zstd, |_| {});
+    let err = unpack(&format!("{}:v1", t.path().join("img").display()), &t.path().join("b")).unwrap_err();
+    assert!(err.to_string().contains("hardlink target nope does not exist"), "{err}");
+    nothing_left(t.path());
+}
+
 #[test]
 fn oci_archive_and_digest_reference() {
     let t = scratch("archive");

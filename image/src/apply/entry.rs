@@ -14,7 +14,7 @@ use nix::sys::time::TimeSpec;
 use nix::unistd::{fchown, fchownat, linkat, symlinkat, Gid, Uid};
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use tar::EntryType;
@@ -86,17 +86,19 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
     let dir = a.parent_dir(parent, true)?.expect("created");
     let dir = dir.as_fd();
     let name = base.as_os_str();
-    let existing = fsops::lstat_at(dir, name).map_err(|e| Error::sys("stat", rel, e))?;
     let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
     match kind {
         EntryType::Directory => {
-            match existing {
-                Some(st) if fsops::is_dir(&st) => {}
-                Some(_) => {
-                    fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
-                    mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?;
+            // Made first, looked at only if something is there already.
+            match mkdirat(dir, name, FileMode::from_bits_truncate(0o700)) {
+                Err(nix::errno::Errno::EEXIST) => {
+                    let existing = fsops::lstat_at(dir, name).map_err(sys("stat"))?;
+                    if !existing.is_some_and(|st| fsops::is_dir(&st)) {
+                        a.remove_at(dir, name).map_err(sys("remove"))?;
+                        mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?;
+                    }
                 }
-                None => mkdirat(dir, name, FileMode::from_bits_truncate(0o700)).map_err(sys("mkdir"))?,
+                r => r.map_err(sys("mkdir"))?,
             }
             let fd = openat(
                 dir,
@@ -111,26 +113,23 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-            if existing.is_some() {
-                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
-            }
-            let fd = openat(
-                dir,
-                name,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                FileMode::from_bits_truncate(0o600),
-            )
+            let fd = replacing(a, dir, name, || {
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    FileMode::from_bits_truncate(0o600),
+                )
+            })
             .map_err(sys("create"))?;
             let mut f = File::from(fd);
-            a.stats.bytes += std::io::copy(e, &mut f).map_err(|err| Error::io(rel, err))?;
+            a.stats.bytes += copy_data(e, &mut f, &mut a.copy_buf).map_err(|err| Error::io(rel, err))?;
             set_fd_meta(f.as_fd(), &m, rel, true)?;
         }
         EntryType::Symlink => {
             let target = e.link_name_bytes().ok_or_else(|| Error::Invalid("symlink without target".into()))?;
-            if existing.is_some() {
-                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
-            }
-            symlinkat(OsStr::from_bytes_compat(&target), dir, name).map_err(sys("symlink"))?;
+            replacing(a, dir, name, || symlinkat(OsStr::from_bytes_compat(&target), dir, name))
+                .map_err(sys("symlink"))?;
             set_at_meta(dir, name, &m, rel, true)?;
         }
         EntryType::Char | EntryType::Block if a.rootless => {
@@ -139,15 +138,14 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             let h = e.header();
             let major = h.device_major().ok().flatten().unwrap_or(0);
             let minor = h.device_minor().ok().flatten().unwrap_or(0);
-            if existing.is_some() {
-                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
-            }
-            let fd = openat(
-                dir,
-                name,
-                OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                FileMode::empty(),
-            )
+            let fd = replacing(a, dir, name, || {
+                openat(
+                    dir,
+                    name,
+                    OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                    FileMode::empty(),
+                )
+            })
             .map_err(sys("create"))?;
             set_fd_meta(fd.as_fd(), &m, rel, true)?;
             a.stats
@@ -163,10 +161,7 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
                 EntryType::Block => (SFlag::S_IFBLK, makedev(major, minor)),
                 _ => (SFlag::S_IFIFO, 0),
             };
-            if existing.is_some() {
-                fsops::remove_all_at(dir, name).map_err(sys("remove"))?;
-            }
-            mknodat(dir, name, k, FileMode::empty(), dev).map_err(sys("mknod"))?;
+            replacing(a, dir, name, || mknodat(dir, name, k, FileMode::empty(), dev)).map_err(sys("mknod"))?;
             set_at_meta(dir, name, &m, rel, false)?;
         }
         EntryType::Link => {
@@ -177,6 +172,36 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
         other => return Err(Error::Invalid(format!("unsupported tar entry type {other:?}"))),
     }
     Ok(())
+}
+
+/// Creates `name` with `make`, first removing whatever is there if it exists
+/// (tried first: in a fresh tree nothing is, and the lookup is saved).
+fn replacing<T>(a: &mut Applier, dir: BorrowedFd, name: &OsStr, make: impl Fn() -> nix::Result<T>) -> nix::Result<T> {
+    match make() {
+        Err(nix::errno::Errno::EEXIST) => {
+            a.remove_at(dir, name)?;
+            make()
+        }
+        r => r,
+    }
+}
+
+/// An entry's data to `f` in writes of up to `buf`'s size (`io::copy`'s
+/// 8 KiB buffer would cost a write syscall per 8 KiB).
+fn copy_data(e: &mut Entry, f: &mut File, buf: &mut Vec<u8>) -> std::io::Result<u64> {
+    const COPY_BUF: usize = 256 * 1024;
+    buf.resize(COPY_BUF, 0);
+    let mut total = 0;
+    loop {
+        let n = match e.read(buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        f.write_all(&buf[..n])?;
+        total += n as u64;
+    }
 }
 
 /// Links `name` to the entry `target` names, resolved inside the root. The
@@ -216,7 +241,7 @@ fn hardlink(a: &mut Applier, target: &[OsString], dir: BorrowedFd, name: &OsStr,
         if st.st_ino == tst.st_ino && st.st_dev == tst.st_dev {
             return Ok(());
         }
-        fsops::remove_all_at(dir, name).map_err(|e| Error::sys("remove", rel, e))?;
+        a.remove_at(dir, name).map_err(|e| Error::sys("remove", rel, e))?;
     }
     linkat(tdir.as_fd(), tbase.as_os_str(), dir, name, AtFlags::empty()).map_err(|e| Error::sys("link", rel, e))
 }

@@ -19,9 +19,10 @@ use nix::sys::time::TimeSpec;
 use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 pub use path::clean;
 
@@ -67,6 +68,12 @@ pub(crate) struct Applier<'a> {
     /// Rootless: directories whose mode denies their owner (us) writing into them,
     /// opened up while this layer writes there; the mode each must get back.
     opened: BTreeMap<PathBuf, u32>,
+    /// The last parent directory resolved, by its components: entries come
+    /// grouped by directory, so most need no path resolution at all. Any
+    /// removal may change what a path resolves to and forgets it.
+    last_dir: Option<(Vec<OsString>, Rc<OwnedFd>)>,
+    /// Reused for every file's data (large writes, no allocation per file).
+    pub(crate) copy_buf: Vec<u8>,
 }
 
 /// Applies the layer tar read from `tar` to `target`.
@@ -86,6 +93,8 @@ pub fn apply_layer_owned(target: &Path, tar: &mut dyn Read, mode: &Mode, owners:
         stats: Stats::default(),
         rootless: owners == Owners::Rootless,
         opened: BTreeMap::new(),
+        last_dir: None,
+        copy_buf: Vec::new(),
     };
     let mut ar = tar::Archive::new(tar);
     for e in ar.entries().map_err(|e| Error::io("layer", e))? {
@@ -173,7 +182,7 @@ impl Applier<'_> {
                     Ok(None) | Err(Error::Sys { errno: nix::errno::Errno::ENOTDIR, .. }) => return Ok(()),
                     Err(e) => return Err(e),
                 };
-                fsops::remove_all_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
+                self.remove_at(dir.as_fd(), name).map_err(|e| Error::sys("remove", &rel, e))?;
                 if create {
                     nix::sys::stat::mknodat(dir.as_fd(), name, SFlag::S_IFCHR, FileMode::empty(), 0)
                         .map_err(|e| Error::sys("mknod whiteout", &rel, e))?;
@@ -188,18 +197,25 @@ impl Applier<'_> {
     /// In overlay mode an implicitly created directory copies the owner and
     /// mode of the same directory in the layers below, so the union view of
     /// that directory does not change.
-    pub(crate) fn parent_dir(&mut self, parent: &[OsString], create: bool) -> Result<Option<std::os::fd::OwnedFd>> {
+    pub(crate) fn parent_dir(&mut self, parent: &[OsString], create: bool) -> Result<Option<Rc<OwnedFd>>> {
+        if let Some((comps, fd)) = &self.last_dir {
+            if comps == parent {
+                return Ok(Some(fd.clone()));
+            }
+        }
         let lowers = match self.mode {
             Mode::Overlay { lowers } => lowers.clone(),
             Mode::Flatten => vec![],
         };
         let mut made = |rel: &Path, dirfd: std::os::fd::BorrowedFd| entry::inherit_dir_meta(&lowers, rel, dirfd);
         let lower_link = |rel: &Path| entry::lower_symlink(&lowers, rel);
-        let dir = self.root.dir(parent, create, &mut made, &lower_link)?;
-        if let (true, Some(fd)) = (self.rootless, &dir) {
-            self.open_up(fd, parent.iter().collect())?;
+        let Some(fd) = self.root.dir(parent, create, &mut made, &lower_link)? else { return Ok(None) };
+        if self.rootless {
+            self.open_up(&fd, parent.iter().collect())?;
         }
-        Ok(dir)
+        let fd = Rc::new(fd);
+        self.last_dir = Some((parent.to_vec(), fd.clone()));
+        Ok(Some(fd))
     }
 
     /// Rootless: lets us write into `dir` even when the image made it read-only
@@ -213,6 +229,12 @@ impl Applier<'_> {
         set_mode_of(dir, mode | 0o700).map_err(|e| Error::sys("chmod", &rel, e))?;
         self.opened.insert(rel, mode);
         Ok(())
+    }
+
+    /// Removes `name` in `dir` (recursively), forgetting the cached parent.
+    pub(crate) fn remove_at(&mut self, dir: BorrowedFd, name: &OsStr) -> nix::Result<()> {
+        self.last_dir = None;
+        fsops::remove_all_at(dir, name)
     }
 
     fn finish(&mut self) -> Result<()> {

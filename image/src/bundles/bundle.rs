@@ -183,15 +183,14 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     } else {
         let n = img.layers.len();
         let owners = if opts.rootless { Owners::Rootless } else { Owners::Image };
-        for (i, l) in img.layers.iter().enumerate() {
-            let stats = image::with_layer_progress(l, Some(&on_bytes), |rd| {
-                apply::apply_layer_owned(&rootfs, rd, &Mode::Flatten, owners)
-            })?;
+        image::each_layer(&img.layers, Some(&on_bytes), |i, rd| {
+            let stats = apply::apply_layer_owned(&rootfs, rd, &Mode::Flatten, owners)?;
             meta.notes.extend(stats.notes);
             if let Some(p) = &opts.progress {
-                p.layer(i, n, &l.diff_id, true);
+                p.layer(i, n, &img.layers[i].diff_id, true);
             }
-        }
+            Ok(())
+        })?;
         // What commit will diff the rootfs against.
         crate::flatdiff::record(&rootfs, &tmp.path().join(crate::flatdiff::TREE_FILE))?;
         runtime_config::generate_for(&img.config, &rootfs, opts.args.as_deref(), opts.rootless)?
