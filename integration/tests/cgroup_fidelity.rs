@@ -134,22 +134,7 @@ fn parallel_creates_sharing_the_default_parent_all_succeed() {
     const THREADS: usize = 16;
     const ROUNDS: usize = 20;
     let parent = TestParent::new();
-    let mut procs = Vec::new();
-    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
-        let dir = hierarchy.path().join(&parent.0);
-        if !hierarchy.path().join("cgroup.procs").exists() || hierarchy.path().is_symlink() {
-            continue;
-        }
-        std::fs::create_dir(&dir).unwrap();
-        // A task can't join a v1 cpuset cgroup whose cpus/mems are empty.
-        for file in ["cpuset.cpus", "cpuset.mems"] {
-            if let Ok(v) = std::fs::read_to_string(hierarchy.path().join(file)) {
-                std::fs::write(dir.join(file), v.trim()).unwrap();
-            }
-        }
-        procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
-    }
-    let procs = procs.join(" ");
+    let procs = test_cgroups(&parent);
     let failures: Vec<String> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..THREADS)
             .map(|t| {
@@ -162,13 +147,7 @@ fn parallel_creates_sharing_the_default_parent_all_succeed() {
                     for _ in 0..ROUNDS {
                         let id = b.id("par");
                         // Joins the test cgroup, then runs strata there.
-                        let in_cgroup = |args: &[&str]| {
-                            let mut c = std::process::Command::new("sh");
-                            c.arg("-c").arg(format!("for f in {procs}; do echo $$ > $f || exit 99; done; exec \"$@\""));
-                            c.arg("sh").arg(&b.runtime).arg("--root").arg(&b.root).args(args);
-                            c.stdin(std::process::Stdio::null());
-                            output_of(c)
-                        };
+                        let in_cgroup = |args: &[&str]| output_of(in_test_cgroups(&procs, &b, args));
                         let create = in_cgroup(&["create", "-b", b.dir.to_str().unwrap(), &id]);
                         if !create.status.success() {
                             failed.push(format!("create: {}", stderr(&create).trim()));
@@ -186,6 +165,89 @@ fn parallel_creates_sharing_the_default_parent_all_succeed() {
     });
     assert!(failures.is_empty(), "{} of {} failed: {failures:#?}", failures.len(), THREADS * ROUNDS);
     // The shared parent went with the last container.
+    let left: Vec<_> = parent_dirs(&parent.0).into_iter().filter(|d| d.join("strata").exists()).collect();
+    assert!(left.is_empty(), "shared parent left: {left:?}");
+}
+
+/// The test's own cgroup in every mounted hierarchy (so the default `strata/` parent of
+/// the containers it runs is private to it), cpusets filled; their cgroup.procs files.
+fn test_cgroups(parent: &TestParent) -> String {
+    let mut procs = Vec::new();
+    for hierarchy in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let dir = hierarchy.path().join(&parent.0);
+        if !hierarchy.path().join("cgroup.procs").exists() || hierarchy.path().is_symlink() {
+            continue;
+        }
+        std::fs::create_dir(&dir).unwrap();
+        // A task can't join a v1 cpuset cgroup whose cpus/mems are empty.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            if let Ok(v) = std::fs::read_to_string(hierarchy.path().join(file)) {
+                std::fs::write(dir.join(file), v.trim()).unwrap();
+            }
+        }
+        procs.push(dir.join("cgroup.procs").to_string_lossy().into_owned());
+    }
+    procs.join(" ")
+}
+
+fn read_or_empty(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// strata `args` on `b`'s root, run from inside the test cgroups (`procs`).
+fn in_test_cgroups(procs: &str, b: &Bundle, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("sh");
+    c.arg("-c").arg(format!("for f in {procs}; do echo $$ > $f || exit 99; done; exec \"$@\""));
+    c.arg("sh").arg(&b.runtime).arg("--root").arg(&b.root).args(args);
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+/// The race behind hack/bench's failed sample, made certain: a create stopped right after
+/// it made the shared `strata/` cpuset parent (still empty: its own leaf not yet made)
+/// while a sibling is created and deleted. That delete removes the empty parent under
+/// the stopped create, which must make it again and succeed. It failed while the
+/// parent's cpus were filled right after its mkdir ("write .../strata/cpuset.cpus: No
+/// such file or directory").
+#[test]
+fn a_shared_parent_removed_under_a_create_is_made_again() {
+    if !std::path::Path::new("/sys/fs/cgroup/cpuset/cgroup.procs").exists() {
+        return skip("a_shared_parent_removed_under_a_create_is_made_again", "no v1 cpuset hierarchy");
+    }
+    let parent = TestParent::new();
+    let procs = test_cgroups(&parent);
+    let mut b = Bundle::new("reparent");
+    b.args(&["sleep", "60"]);
+    b.write_config();
+    let bundle = b.dir.to_str().unwrap().to_string();
+    let (first, sibling) = (b.id("first"), b.id("sibling"));
+    let shared = PathBuf::from("/sys/fs/cgroup/cpuset").join(&parent.0).join("strata");
+
+    let mut paused = faults::stopped_at(
+        in_test_cgroups(&procs, &b, &["create", "-b", &bundle, &first]),
+        "cgroup:cpuset-parent-made",
+    );
+    assert!(shared.is_dir() && !shared.join(&first).exists(), "stopped between the parent's mkdir and its leaf's");
+    let create = output_of(in_test_cgroups(&procs, &b, &["create", "-b", &bundle, &sibling]));
+    assert!(create.status.success(), "sibling create: {}", stderr(&create));
+    let delete = output_of(in_test_cgroups(&procs, &b, &["delete", "--force", &sibling]));
+    assert!(delete.status.success(), "sibling delete: {}", stderr(&delete));
+    assert!(!shared.exists(), "the sibling's delete removes the shared parent it leaves empty");
+
+    // SAFETY: kill with a pid this test spawned and a valid signal.
+    unsafe { libc::kill(paused.id() as i32, libc::SIGCONT) };
+    let status = paused.wait().unwrap();
+    let state = b.state(&first);
+    let leaf = shared.join(&first);
+    let (cpus, members) = (read_or_empty(&leaf.join("cpuset.cpus")), read_or_empty(&leaf.join("cgroup.procs")));
+    let deleted = output_of(in_test_cgroups(&procs, &b, &["delete", "--force", &first]));
+    assert!(status.success(), "the create whose parent vanished failed: {status}");
+    let state = state.expect("the container exists");
+    assert_eq!(state["status"], "created");
+    // Its init is in its cpuset, which is filled (the kernel refuses tasks in an empty one).
+    assert!(!cpus.is_empty(), "empty cpuset.cpus in {}", leaf.display());
+    assert_eq!(members, state["pid"].to_string(), "the init in {}", leaf.display());
+    assert!(deleted.status.success(), "delete: {}", stderr(&deleted));
     let left: Vec<_> = parent_dirs(&parent.0).into_iter().filter(|d| d.join("strata").exists()).collect();
     assert!(left.is_empty(), "shared parent left: {left:?}");
 }

@@ -2,23 +2,44 @@
 //! serves, so a value the kernel rejects comes back as
 //! `linux.resources.memory.limit: write "12" to .../memory.limit_in_bytes: Invalid argument`.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Context, Error, Result};
 
 /// Writes `value` to `dir/file`; an error names `field`, the file and the kernel's reason.
 pub fn write(field: &str, dir: &Path, file: &str, value: impl AsRef<str>) -> Result<()> {
-    let path = dir.join(file);
+    write_reusing(field, dir, file, &mut None, value)
+}
+
+/// [`write`] through `open`, the file opened on first use and kept: a file that takes
+/// one value per write(2) (devices.allow) and gets many costs one path walk, not one
+/// per value.
+pub fn write_reusing(
+    field: &str,
+    dir: &Path,
+    file: &str,
+    open: &mut Option<std::fs::File>,
+    value: impl AsRef<str>,
+) -> Result<()> {
     let value = value.as_ref();
-    std::fs::write(&path, value).map_err(|e| {
-        let why = if e.kind() == ErrorKind::NotFound {
-            "this host's kernel has no such cgroup file".to_string()
-        } else {
-            e.to_string()
-        };
-        Error::field(field, format!("write {value:?} to {}: {why}", path.display()))
-    })
+    let written = match open {
+        Some(f) => f.write(value.as_bytes()),
+        // std::fs::write's flags (what the single write always used).
+        None => std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.join(file))
+            .and_then(|f| open.insert(f).write(value.as_bytes())),
+    };
+    let why = match written {
+        Ok(n) if n == value.len() => return Ok(()),
+        Ok(_) => "short write".to_string(),
+        Err(e) if e.kind() == ErrorKind::NotFound => "this host's kernel has no such cgroup file".to_string(),
+        Err(e) => e.to_string(),
+    };
+    Err(Error::field(field, format!("write {value:?} to {}: {why}", dir.join(file).display())))
 }
 
 /// The trimmed content of `dir/file`.

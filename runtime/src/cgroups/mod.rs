@@ -234,6 +234,18 @@ impl Cgroup {
         }
         for m in missing.into_iter().rev() {
             match std::fs::create_dir(&m) {
+                Ok(()) if m != full => {
+                    self.created.push(m.clone());
+                    // The window a sibling's delete may remove this new, still empty
+                    // parent in (integration/tests/cgroup_fidelity.rs stops here, on the
+                    // first try only: the retry must run through).
+                    static FIRST_TRY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+                    if dir.controllers.iter().any(|c| c == "cpuset")
+                        && FIRST_TRY.swap(false, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        crate::container::checkpoint("cgroup:cpuset-parent-made");
+                    }
+                }
                 Ok(()) => self.created.push(m.clone()),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
                 Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),

@@ -29,31 +29,36 @@ fn mkdir_all_depth(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result
     if depth > 40 {
         return Err(err(path, Errno::ELOOP));
     }
-    let mut done = PathBuf::from("/");
-    let mut dir = open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e))?;
-    for comp in path.components() {
-        let Component::Normal(name) = comp else { continue };
-        let parent = done.clone();
-        done.push(name);
-        dir = match open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
-                    Ok(()) => {}
-                    // Something is there yet doesn't resolve: a dangling symlink.
-                    Err(Errno::EEXIST) => {
-                        let target = nix::fcntl::readlinkat(dir.as_fd(), name).map_err(|e| err(&done, e))?;
-                        let target = parent.join(PathBuf::from(target));
-                        mkdir_all_depth(root, &target, mode, depth + 1)?;
-                    }
-                    Err(e) => return Err(err(&done, e)),
-                }
-                open_in_root(root, &done, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&done, e))?
-            }
-            Err(e) => return Err(err(&done, e)),
-        };
+    // From the end: most targets exist (the rootfs's /dev, /proc), or only their last
+    // component is missing (a new mount's mountpoints: /dev/pts, /sys/fs/cgroup/cpu): a
+    // lookup or three instead of one per prefix. Each lookup is confined to the root, so
+    // resolving the whole path ends where resolving its prefixes in turn would.
+    let mut normal = path.components().filter_map(|c| match c {
+        Component::Normal(name) => Some(name),
+        _ => None,
+    });
+    let Some(name) = normal.next_back() else {
+        return open_in_root(root, Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e));
+    };
+    // ".." is skipped, as the walk always skipped it: the prefixes are rebuilt without it.
+    let parent: PathBuf = std::iter::once(Component::RootDir.as_os_str()).chain(normal).collect();
+    let full = parent.join(name);
+    match open_in_root(root, &full, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+        Err(Errno::ENOENT) => {}
+        found => return found.map_err(|e| err(&full, e)),
     }
-    Ok(dir)
+    let dir = mkdir_all_depth(root, &parent, mode, depth)?;
+    match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
+        Ok(()) => {}
+        // Something is there yet doesn't resolve: a dangling symlink.
+        Err(Errno::EEXIST) => {
+            let target = nix::fcntl::readlinkat(dir.as_fd(), name).map_err(|e| err(&full, e))?;
+            let target = parent.join(PathBuf::from(target));
+            mkdir_all_depth(root, &target, mode, depth + 1)?;
+        }
+        Err(e) => return Err(err(&full, e)),
+    }
+    open_in_root(root, &full, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&full, e))
 }
 
 /// Makes an empty file at `path` inside `root` (parents included) unless something is

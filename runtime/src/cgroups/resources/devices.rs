@@ -220,9 +220,12 @@ pub fn apply(cg: &Cgroup, rules: &[DeviceRule]) -> Result<()> {
         },
     };
     let current = fs::read(&d.dir, "devices.list").ok().and_then(|l| parse_list(&l));
+    // Each rule is its own write(2); the two files are opened once (the default rules
+    // alone are a dozen writes).
+    let (mut allow, mut deny) = (None, None);
     for r in transition(current.as_deref(), rules) {
-        let file = if r.allow { "devices.allow" } else { "devices.deny" };
-        fs::write(field, &d.dir, file, r.v1_line())?;
+        let (file, open) = if r.allow { ("devices.allow", &mut allow) } else { ("devices.deny", &mut deny) };
+        fs::write_reusing(field, &d.dir, file, open, r.v1_line())?;
     }
     Ok(())
 }
