@@ -182,3 +182,40 @@ fn delete_force_cleans_up_without_state_json() {
         b.assert_nothing_left(&id, Some(pid));
     }
 }
+
+/// A directory under `--root` that no create made (a user's own files, a wrong `--root`)
+/// is not a container: `state`, `kill` and `delete` say it does not exist, `delete -f`
+/// succeeds, and `list` skips it, with runc's exit codes and output. Deliberate
+/// difference: runc then removes the whole directory (its aborted-create cleanup, even
+/// without --force); strata writes nothing into it and leaves it (conformance/README.md).
+#[test]
+fn a_directory_no_create_made_is_not_a_container() {
+    let seen = differential("store-foreign-dir", |b, rt| {
+        let dir = b.root.join("notours");
+        let mut seen = Vec::new();
+        for args in [
+            &["list", "-q"][..],
+            &["state", "notours"],
+            &["kill", "notours", "KILL"],
+            &["delete", "notours"],
+            &["delete", "-f", "notours"],
+        ] {
+            std::fs::create_dir_all(dir.join("bin")).unwrap();
+            std::fs::write(dir.join("bin/keep"), "data").unwrap();
+            let out = b.strata(args);
+            seen.push((args.join(" "), out.status.code(), stdout(&out)));
+            if rt == "strata" {
+                let left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.file_name()).collect();
+                assert!(
+                    left == ["bin"] && dir.join("bin/keep").exists(),
+                    "strata {args:?} touched {}: {left:?}",
+                    dir.display()
+                );
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+        seen
+    });
+    let codes: Vec<_> = seen.iter().map(|(_, code, _)| *code).collect();
+    assert_eq!(codes, [Some(0), Some(1), Some(1), Some(1), Some(0)], "{seen:?}");
+}

@@ -93,7 +93,7 @@ impl Store {
         let tmp = self.root.join(format!(".{id}.{}.new", std::process::id()));
         std::fs::DirBuilder::new().mode(DIR_MODE).create(&tmp).ctx(|| format!("create {}", tmp.display()))?;
         let result = (|| {
-            let lock = lock(&tmp, id)?;
+            let lock = lock(&tmp, id, true)?;
             match rename_noreplace(&tmp, &dir) {
                 Ok(()) => Ok(Locked { id: id.into(), dir: dir.clone(), _lock: lock }),
                 Err(e) if e.kind() == ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY) => {
@@ -130,7 +130,7 @@ impl Store {
         id::validate(id)?;
         let dir = self.root.join(id);
         loop {
-            let lock = match lock(&dir, id) {
+            let lock = match lock(&dir, id, false) {
                 Ok(l) => l,
                 Err(Error::Os { source, .. }) if source.kind() == ErrorKind::NotFound => {
                     return Err(Error::NotFound(id.into()))
@@ -159,6 +159,8 @@ impl Store {
         let mut ids: Vec<String> = entries
             .flatten()
             .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            // Not made by reserve (no lock file): some other directory, not a container.
+            .filter(|e| e.path().join(LOCK_FILE).exists())
             .filter_map(|e| e.file_name().into_string().ok())
             .filter(|id| id::validate(id).is_ok())
             .collect();
@@ -202,9 +204,9 @@ fn rename_noreplace(from: &Path, to: &Path) -> std::io::Result<()> {
     }
 }
 
-fn open_lock_file(dir: &Path) -> std::io::Result<File> {
+fn open_lock_file(dir: &Path, create: bool) -> std::io::Result<File> {
     std::fs::OpenOptions::new()
-        .create(true)
+        .create(create)
         .truncate(false)
         .read(true)
         .write(true)
@@ -222,9 +224,11 @@ fn whole_file_lock(typ: libc::c_int) -> libc::flock {
 }
 
 /// Takes the write lock on `dir`'s lock file, retrying until [`LOCK_WAIT`] has passed.
-fn lock(dir: &Path, id: &str) -> Result<File> {
+/// Only `reserve` creates the file: a directory without one was never a container's
+/// (reserve locks before the directory gets its name), so it reads as not found.
+fn lock(dir: &Path, id: &str, create: bool) -> Result<File> {
     let path = dir.join(LOCK_FILE);
-    let file = open_lock_file(dir).ctx(|| format!("open {}", path.display()))?;
+    let file = open_lock_file(dir, create).ctx(|| format!("open {}", path.display()))?;
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = Duration::from_millis(1);
     loop {
