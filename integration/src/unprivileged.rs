@@ -116,13 +116,14 @@ impl Default for UnprivilegedUser {
     }
 }
 
-impl Drop for UnprivilegedUser {
-    fn drop(&mut self) {
-        // Only this user's processes: the account was made by this test.
+impl UnprivilegedUser {
+    /// SIGKILLs this user's processes until none is left (bounded: about a second).
+    /// Only this user's: the account was made by this test.
+    fn kill_all(&self) {
         for _ in 0..50 {
             let procs = self.processes();
             if procs.is_empty() {
-                break;
+                return;
             }
             for pid in procs {
                 // SAFETY: kill(2) with a pid read from /proc; no memory is involved.
@@ -130,6 +131,12 @@ impl Drop for UnprivilegedUser {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+}
+
+impl Drop for UnprivilegedUser {
+    fn drop(&mut self) {
+        self.kill_all();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
         for dir in [&self.home, &self.runtime_dir] {
             let d = dir.to_string_lossy().into_owned();
@@ -142,10 +149,24 @@ impl Drop for UnprivilegedUser {
         }
         let range = format!("{}-{}", self.subid_start, self.subid_start + SUBID_COUNT - 1);
         let _ = Command::new("usermod").args(["--del-subuids", &range, "--del-subgids", &range, &self.name]).output();
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        // userdel refuses while the user runs anything, and a process may become the
+        // user's after the kill above (a setpriv still switching ids): kill, retry.
+        for _ in 0..50 {
+            let out = Command::new("userdel").args(["-r", &self.name]).output();
+            if out.is_ok_and(|o| o.status.success()) || id_of_opt(&self.name).is_none() {
+                break;
+            }
+            self.kill_all();
+        }
         let _ = std::fs::remove_dir_all(&self.home);
         let _ = std::fs::remove_dir_all(&self.runtime_dir);
     }
+}
+
+/// The uid of `name`, None when no such account exists.
+fn id_of_opt(name: &str) -> Option<u32> {
+    let out = Command::new("id").args(["-u", name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn id_of(name: &str, flag: &str) -> u32 {

@@ -40,3 +40,18 @@ fn a_test_user_has_no_privilege_and_leaves_nothing() {
     }
     assert!(!home.exists() && !runtime_dir.exists(), "directories left behind");
 }
+
+/// A process that is still switching to the user when the account is dropped (setpriv
+/// between fork and setresuid) must not keep the account alive: userdel refuses while
+/// the user runs anything, and an early version left the account behind so.
+#[test]
+fn an_account_is_removed_even_when_dropped_mid_spawn() {
+    let user = UnprivilegedUser::new();
+    let name = user.name.clone();
+    let mut sleeper = user.command("sleep").arg("300").spawn().unwrap();
+    drop(user);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(!passwd.lines().any(|l| l.starts_with(&format!("{name}:"))), "account {name} left behind");
+}
