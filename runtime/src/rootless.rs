@@ -20,7 +20,14 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn current() -> Caller {
+    /// Read once per process (a /proc read): create asks, and so do `--root`'s default
+    /// and exec's plan, and none of it changes while the process runs.
+    pub fn current() -> &'static Caller {
+        static CALLER: std::sync::OnceLock<Caller> = std::sync::OnceLock::new();
+        CALLER.get_or_init(Caller::read)
+    }
+
+    fn read() -> Caller {
         Caller {
             euid: nix::unistd::geteuid().as_raw(),
             in_user_ns: running_in_user_ns(),

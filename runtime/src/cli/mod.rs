@@ -193,15 +193,16 @@ fn scan_log_flags(argv: &[OsString]) -> (Option<PathBuf>, logging::Format) {
 }
 
 fn dispatch(cli: &Cli, command: &Command) -> Result<i32> {
-    let caller = crate::rootless::Caller::current();
     let root = match &cli.root {
         Some(root) => root.clone(),
-        None if caller.honors_xdg_runtime_dir() => {
+        None => {
+            let caller = crate::rootless::Caller::current();
             let root = caller.default_root();
-            crate::rootless::prepare_xdg_root(&root)?;
+            if caller.honors_xdg_runtime_dir() {
+                crate::rootless::prepare_xdg_root(&root)?;
+            }
             root
         }
-        None => caller.default_root(),
     };
     let store = Store::new(&root);
     match command {

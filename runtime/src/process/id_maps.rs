@@ -111,7 +111,12 @@ fn writer(direct: bool, field: &str, helper: &str, subid: &str, caller: &Caller,
 
 /// The host as it is: $PATH, /etc/subuid, /etc/subgid, the passwd entry.
 pub fn plan_for_current(spec: &Spec, caller: &Caller) -> Result<IdMapPlan> {
-    let name = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name);
+    // A privileged caller writes its maps itself: no passwd lookup on its create path.
+    let name = if caller.euid != 0 {
+        nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.name)
+    } else {
+        None
+    };
     let which = |prog: &str| {
         let path = std::env::var("PATH").unwrap_or_else(|_| "/usr/bin:/bin:/usr/sbin:/sbin".into());
         std::env::split_paths(&path).map(|d| d.join(prog)).find(|p| p.is_file())

@@ -58,7 +58,7 @@ pub struct JoinOptions<'a> {
 /// caller is a child subreaper (the foreground `exec` is).
 pub fn spawn_exec(opts: &JoinOptions) -> Result<i32> {
     // The process's limits, identity and program, decided before the fork.
-    let plan = super::plan::process(opts.spec, opts.process, &crate::rootless::Caller::current())?;
+    let plan = super::plan::process(opts.spec, opts.process, crate::rootless::Caller::current())?;
     let (mut parent, mut child) = sync::pair()?;
     let first_free = 3 + opts.preserve_fds as i32;
     parent.move_above(first_free)?;
