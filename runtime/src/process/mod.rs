@@ -90,8 +90,13 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
         None => None,
     };
     // Opened as host root now: the init may run as a user that can't reach them.
-    let bind_sources = crate::rootfs::open_bind_sources(opts.spec, opts.bundle, opts.namespaces.in_user_ns())
-        .map_err(|e| (None, e))?;
+    let bind_sources = crate::rootfs::open_bind_sources(
+        opts.spec,
+        opts.bundle,
+        opts.namespaces.in_user_ns(),
+        opts.caller.is_rootless(),
+    )
+    .map_err(|e| (None, e))?;
     // Everything the init will do that config.json decides, decided now.
     let plan = plan::build(opts, &bind_sources).map_err(|e| (None, e))?;
     // How the id maps get written (an unprivileged caller may need newuidmap).

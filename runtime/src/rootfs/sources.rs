@@ -57,8 +57,9 @@ pub(super) fn bind_source(m: &Mount, bundle: &Path) -> Option<std::path::PathBuf
 
 /// Opens every bind source of `spec` (only when the init will run in a user namespace:
 /// otherwise it is as privileged as we are and mounts the path itself). Idmapped binds
-/// are left to the init, which maps them while cloning.
-pub fn open(spec: &Spec, bundle: &Path, in_user_ns: bool) -> Result<BindSources> {
+/// are left to the init, which maps them while cloning. `rootless`: the runtime is
+/// unprivileged, and a source it may not clone is left to the init too.
+pub fn open(spec: &Spec, bundle: &Path, in_user_ns: bool, rootless: bool) -> Result<BindSources> {
     let mut trees = Vec::new();
     if !in_user_ns {
         return Ok(BindSources { trees });
@@ -75,7 +76,7 @@ pub fn open(spec: &Spec, bundle: &Path, in_user_ns: bool) -> Result<BindSources>
                     // A rootless runtime may not clone mounts (no CAP_SYS_ADMIN over its
                     // mount namespace); its init, mapped to the caller, reaches what the
                     // caller reaches and binds the path itself, as rootless runc does.
-                    Err(Errno::EPERM) => {
+                    Err(Errno::EPERM) if rootless => {
                         trees.push(None);
                         continue;
                     }
