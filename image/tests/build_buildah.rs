@@ -192,23 +192,9 @@ fn builds_like_buildah_bud() {
                 .unwrap();
             ok(&out, &format!("{name}: unpack {who}"));
         }
-        let (mine, mut theirs) =
+        let (mine, theirs) =
             (walk(&dir.join(format!("ours-{name}/rootfs"))), walk(&dir.join(format!("theirs-{name}/rootfs"))));
-        // buildah's RUN leaves the mount points of its bind mounts behind (empty files, /run).
-        for p in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "run"] {
-            if !mine.contains_key(p) && theirs.get(p).is_some_and(|n| n.size == 0) {
-                theirs.remove(p);
-            }
-        }
-        let diff: Vec<_> = theirs
-            .keys()
-            .chain(mine.keys())
-            .filter(|k| theirs.get(*k) != mine.get(*k))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .take(8)
-            .map(|k| format!("{k}: buildah {:?}\n   strata {:?}", theirs.get(k), mine.get(k)))
-            .collect();
+        let diff = buildah_tree_diff(&mine, theirs, 8);
         if !diff.is_empty() {
             failures.push(format!("{name}: trees differ:\n{}", diff.join("\n")));
         }

@@ -178,6 +178,31 @@ pub fn walk(root: &Path) -> BTreeMap<String, Node> {
     out
 }
 
+/// The first `limit` paths where a strata-built tree differs from buildah's, one line
+/// each. buildah's RUN leaves the mount points of its bind mounts behind (empty files,
+/// /run); those are dropped from `theirs` first when strata's tree lacks them.
+#[allow(dead_code)] // used by the build comparisons only
+pub fn buildah_tree_diff(
+    mine: &BTreeMap<String, Node>,
+    mut theirs: BTreeMap<String, Node>,
+    limit: usize,
+) -> Vec<String> {
+    for p in ["etc/hostname", "etc/hosts", "etc/resolv.conf", "run"] {
+        if !mine.contains_key(p) && theirs.get(p).is_some_and(|n| n.size == 0) {
+            theirs.remove(p);
+        }
+    }
+    theirs
+        .keys()
+        .chain(mine.keys())
+        .filter(|k| theirs.get(*k) != mine.get(*k))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .take(limit)
+        .map(|k| format!("{k}: buildah {:?}\n   strata {:?}", theirs.get(k), mine.get(k)))
+        .collect()
+}
+
 fn walk_into(root: &Path, dir: &Path, out: &mut BTreeMap<String, Node>, inodes: &mut BTreeMap<u64, Vec<String>>) {
     let mut names: Vec<PathBuf> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     names.sort();
