@@ -7,7 +7,7 @@
 //! Observations never contain ids that differ between the two users (uid, subid
 //! range): those are converted to offsets first.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::{json, Value};
@@ -306,26 +306,31 @@ fn delegated_v2_for_users() -> bool {
     mounts.lines().any(|l| l.split(' ').nth(4) == Some("/sys/fs/cgroup") && l.contains(" - cgroup2 "))
 }
 
-/// Root on the host keeps /run/strata even with a session's XDG_RUNTIME_DIR (runc's rule).
+/// Root on the host keeps the system state root (/run/runc, /run/strata) even with a
+/// session's XDG_RUNTIME_DIR: runc's rule, observed under runc and strata alike.
 #[test]
 fn root_keeps_the_system_state_root() {
-    let mut b = Bundle::new("rootless-root-default");
-    let id = b.id("root-default");
-    b.sh("sleep 300");
-    b.write_config();
-    let run = |args: &[&str]| {
-        let mut c = std::process::Command::new(strata_bin());
-        c.args(args).env("XDG_RUNTIME_DIR", "/run/user/0").env("USER", "root").stdin(std::process::Stdio::null());
-        output_of(c)
+    let observe = |runtime: &Path, name: &str| {
+        let mut b = Bundle::with_runtime(&format!("rootless-root-default-{name}"), runtime);
+        let id = b.id("root-default");
+        b.sh("sleep 300");
+        b.write_config();
+        let run = |args: &[&str]| {
+            let mut c = std::process::Command::new(runtime);
+            c.args(args).env("XDG_RUNTIME_DIR", "/run/user/0").env("USER", "root").stdin(std::process::Stdio::null());
+            output_of(c)
+        };
+        let created = run(&["create", "--bundle", b.dir.to_str().unwrap(), &id]).status.success();
+        let state_dir = PathBuf::from("/run").join(name).join(&id);
+        let in_system_root = state_dir.is_dir();
+        let in_xdg = PathBuf::from("/run/user/0").join(name).join(&id).exists();
+        let deleted = run(&["delete", "--force", &id]).status.success();
+        (created, in_system_root, in_xdg, deleted, state_dir.exists())
     };
-    assert_ok(&run(&["create", "-b", b.dir.to_str().unwrap(), &id]), "create as root");
-    let state_dir = PathBuf::from("/run/strata").join(&id);
-    let was_there = state_dir.is_dir();
-    let no_xdg = !PathBuf::from("/run/user/0/strata").join(&id).exists();
-    assert_ok(&run(&["delete", "--force", &id]), "delete");
-    assert!(was_there, "root's state is not in /run/strata");
-    assert!(no_xdg, "root's state went to XDG_RUNTIME_DIR");
-    assert!(!state_dir.exists(), "state dir left behind");
+    let runc = observe(&engines::runc().path, "runc");
+    let ours = observe(&strata_bin(), "strata");
+    assert_eq!(ours, runc, "strata (left) differs from runc (right)");
+    assert_eq!(ours, (true, true, false, true, false));
 }
 
 /// Rootless podman drives the runtime from inside its own user namespace (root there,
