@@ -82,8 +82,17 @@ fn forked(ret: libc::c_long) -> nix::Result<Forked> {
     }
 }
 
+/// How often a confined lookup is retried after the kernel's EAGAIN (below). Each retry
+/// needs another rename or mount to land during a walk of a few microseconds, so this
+/// bound is reached only under a deliberate flood, which then fails instead of spinning.
+const OPEN_IN_ROOT_TRIES: usize = 1000;
+
 /// Opens `path` inside `root` as if `root` were `/`: `..`, absolute names and symlinks
 /// all stay inside (RESOLVE_IN_ROOT), and /proc magic links are refused.
+///
+/// The kernel answers a `..` with EAGAIN when any rename or mount anywhere on the machine
+/// raced with the walk (it can't prove the `..` stayed inside); openat2(2) says to retry,
+/// and on a busy host that race is routine, so we do.
 pub fn open_in_root(root: impl AsFd, path: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
     let how = OpenHow::new()
         .flags(flags | OFlag::O_CLOEXEC)
@@ -91,7 +100,13 @@ pub fn open_in_root(root: impl AsFd, path: &Path, flags: OFlag) -> nix::Result<O
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let rel = path.strip_prefix("/").unwrap_or(path);
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
-    nix::fcntl::openat2(root, rel, how)
+    let mut tries = 0;
+    loop {
+        match nix::fcntl::openat2(root.as_fd(), rel, how) {
+            Err(Errno::EAGAIN | Errno::EINTR) if tries < OPEN_IN_ROOT_TRIES => tries += 1,
+            result => return result,
+        }
+    }
 }
 
 /// Closes every fd from `first` up, or marks them close-on-exec when `cloexec` is set.
@@ -240,5 +255,34 @@ mod tests {
         let target = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap();
         assert_eq!(target, dir.join("inside"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The kernel refuses a `..` under RESOLVE_IN_ROOT with EAGAIN whenever any rename or
+    /// mount anywhere on the machine raced with the walk; on a busy host (CI runs tests in
+    /// parallel) that made `create` fail with "Try again". Renames in a loop provoke it.
+    #[test]
+    fn open_in_root_survives_renames_elsewhere_on_the_machine() {
+        let dir = std::env::temp_dir().join(format!("strata-sys-race-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("root/a")).unwrap();
+        std::fs::create_dir_all(dir.join("root/b")).unwrap();
+        std::fs::create_dir_all(dir.join("churn")).unwrap();
+        let root = nix::fcntl::open(&dir.join("root"), OFlag::O_PATH | OFlag::O_DIRECTORY, Mode::empty()).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let churn = {
+            let (stop, dir) = (stop.clone(), dir.join("churn"));
+            std::thread::spawn(move || {
+                std::fs::write(dir.join("x"), b"").unwrap();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(dir.join("x"), dir.join("y")).unwrap();
+                    std::fs::rename(dir.join("y"), dir.join("x")).unwrap();
+                }
+            })
+        };
+        let deep = Path::new("a/../a/../a/../a/../a/../a/../a/../a/../b");
+        let failures = (0..20_000).filter(|_| open_in_root(&root, deep, OFlag::O_PATH).is_err()).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        churn.join().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(failures, 0, "open_in_root failed {failures} times of 20000 while renames ran");
     }
 }

@@ -27,15 +27,20 @@ impl Root {
         Ok(Root { fd, path: path.to_path_buf() })
     }
 
-    /// Opens `rel` (relative, already cleaned) as if the root were `/`.
+    /// Opens `rel` (relative, already cleaned) as if the root were `/`. The kernel answers
+    /// a `..` with EAGAIN when any rename or mount on the machine raced with the walk;
+    /// that is retried, a bounded number of times so a rename flood fails the unpack
+    /// instead of spinning it forever.
     pub fn resolve(&self, rel: &Path, flags: OFlag) -> nix::Result<OwnedFd> {
+        const TRIES: usize = 1000;
         let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
         let how = OpenHow::new()
             .flags(flags | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let mut tries = 0;
         loop {
             match openat2(self.fd.as_fd(), rel, how) {
-                Err(Errno::EAGAIN) | Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN | Errno::EINTR) if tries < TRIES => tries += 1,
                 r => return r,
             }
         }
