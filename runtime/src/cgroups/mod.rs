@@ -226,6 +226,17 @@ impl Cgroup {
     /// (a shared parent removed by another container's delete: the caller starts over).
     fn create_dir(&mut self, dir: &CgroupDir) -> Result<bool> {
         let full = dir.full();
+        // The common case, the parent already there, takes one mkdir; only ENOENT (a
+        // parent missing) walks up to find what else to make.
+        match std::fs::create_dir(&full) {
+            Ok(()) => {
+                self.created.push(full.clone());
+                return self.init_cpuset_if_any(dir, &full);
+            }
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => return self.init_cpuset_if_any(dir, &full),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::os(format!("create cgroup {}", full.display()), e)),
+        }
         let mut missing = Vec::new();
         let mut p = full.as_path();
         while !p.exists() && p != dir.mountpoint {
@@ -252,8 +263,14 @@ impl Cgroup {
                 Err(e) => return Err(Error::os(format!("create cgroup {}", m.display()), e)),
             }
         }
+        self.init_cpuset_if_any(dir, &full)
+    }
+
+    /// A v1 cpuset cgroup starts with empty cpus and mems: copy them down. False when a
+    /// parent vanished meanwhile (the caller starts over).
+    fn init_cpuset_if_any(&self, dir: &CgroupDir, full: &Path) -> Result<bool> {
         if dir.controllers.iter().any(|c| c == "cpuset") {
-            match init_cpuset(&dir.mountpoint, &full) {
+            match init_cpuset(&dir.mountpoint, full) {
                 Ok(()) => {}
                 Err((_, e)) if e.kind() == ErrorKind::NotFound => return Ok(false),
                 Err((what, e)) => return Err(Error::os(what, e)),
