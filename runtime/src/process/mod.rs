@@ -128,11 +128,7 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
     // The one observable sign of the path taken (the VM checks and hack/bench grep it).
     crate::debug!(
         "init {pid}: {}",
-        if in_cgroup {
-            "born in its cgroup (clone3 CLONE_INTO_CGROUP)"
-        } else {
-            "cloned, then moved into its cgroup"
-        }
+        if in_cgroup { "born in its cgroup (clone3 CLONE_INTO_CGROUP)" } else { "cloned, then moved into its cgroup" }
     );
     drop(child);
     drop(bind_sources);
