@@ -2,19 +2,7 @@
 # The VM's init (after switch_root onto a tmpfs): a pure cgroup v2 host. Checks each
 # cgroup feature of strata, prints "ok NAME" / "FAIL NAME: why", then
 # "STRATA-V2-RESULT: pass|fail", and powers off.
-/bin/busybox --install -s /bin
-export PATH=/bin
-mkdir -p /proc /sys /dev /run /tmp
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev
-mkdir -p /dev/pts /dev/shm
-mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-mount -t tmpfs tmpfs /tmp
-# This VM's root cgroup is ours: hand every controller down.
-for c in $(cat /sys/fs/cgroup/cgroup.controllers); do echo "+$c" > /sys/fs/cgroup/cgroup.subtree_control; done
+. /setup.sh
 
 S="strata --root /run/strata"
 CG=/sys/fs/cgroup/strata
@@ -28,6 +16,14 @@ run_d() { $S run -d -b /bundles/$1 $1 </dev/null >/dev/null 2>/tmp/$1.err || fai
 
 echo "controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
 grep -q cgroup2 /proc/mounts && ! grep -q ' cgroup ' /proc/mounts && ok "pure cgroup v2 host"
+
+# The init is born in its cgroup (clone3 with CLONE_INTO_CGROUP, which only a pure v2
+# host allows): strata says which path it took at --debug; /proc/PID/cgroup agrees.
+$S --debug --log /tmp/clone.log create -b /bundles/counter clone </dev/null >/dev/null 2>/tmp/clone.err || fail "create clone" "$(cat /tmp/clone.err)"
+grep -q 'born in its cgroup (clone3 CLONE_INTO_CGROUP)' /tmp/clone.log && ok "init born in its cgroup (CLONE_INTO_CGROUP)" ||
+    fail "init born in its cgroup (CLONE_INTO_CGROUP)" "$(grep -i 'init [0-9]' /tmp/clone.log)"
+check "init's /proc/PID/cgroup right after create" "0::/strata/clone" "$(cat /proc/$($S state clone | grep '"pid"' | grep -o '[0-9]*')/cgroup)"
+$S delete -f clone
 
 # Limits: in the files, with runc's v1->v2 conversions, and seen inside.
 mknod /rootfs/kmsg c 1 11

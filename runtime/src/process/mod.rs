@@ -125,6 +125,11 @@ pub fn spawn_init(opts: &InitOptions) -> std::result::Result<(i32, sync::Channel
         Ok((Forked::Parent(pid), in_cgroup)) => (pid, in_cgroup),
         Err(e) => return Err((None, Error::os("clone container init", e))),
     };
+    // The one observable sign of the path taken (the VM checks and hack/bench grep it).
+    crate::debug!(
+        "init {pid}: {}",
+        if in_cgroup { "born in its cgroup (clone3 CLONE_INTO_CGROUP)" } else { "cloned, then moved into its cgroup" }
+    );
     drop(child);
     drop(bind_sources);
     let mut pid = pid;
