@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::whiteout;
 use nix::fcntl::{openat, AtFlags, OFlag};
 use nix::sys::stat::{
-    fchmod, fchmodat, futimens, makedev, mkdirat, mknodat, utimensat, FchmodatFlags, Mode as FileMode, SFlag,
+    fchmod, fchmodat, fstat, futimens, makedev, mkdirat, mknodat, utimensat, FchmodatFlags, Mode as FileMode, SFlag,
     UtimensatFlags,
 };
 use nix::sys::time::TimeSpec;
@@ -113,12 +113,14 @@ pub(super) fn create(a: &mut Applier, e: &mut Entry, parent: &[OsString], base: 
             a.dir_times.push((rel.to_path_buf(), m.atime, m.mtime));
         }
         EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+            // Made with the entry's mode: under the usual umask and owner no
+            // fchmod or fchown follows (the fd writes whatever the mode says).
             let fd = replacing(a, dir, name, || {
                 openat(
                     dir,
                     name,
                     OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    FileMode::from_bits_truncate(0o600),
+                    FileMode::from_bits_truncate(m.mode),
                 )
             })
             .map_err(sys("create"))?;
@@ -297,13 +299,24 @@ fn copy_up(lowers: &[PathBuf], rel: &Path, dir: BorrowedFd, name: &OsStr) -> Res
     Ok(false)
 }
 
+/// Gives `fd` the entry's owner, mode, xattrs and (with `times`) times. Owner and
+/// mode are changed only where they differ from what the file has: a file made
+/// by root under umask 022 mostly has them already (each change dirties the
+/// inode, a fstat does not), and what the kernel gave it (umask, a default ACL,
+/// a setgid parent's group) is read, not predicted.
 fn set_fd_meta(fd: BorrowedFd, m: &Meta, rel: &Path, times: bool) -> Result<()> {
     let sys = |op: &'static str| move |e: nix::Error| Error::sys(op, rel, e);
-    // chown first: it clears setuid bits and security.capability.
-    if m.chown {
+    let st = fstat(fd).map_err(sys("stat"))?;
+    let mode = st.st_mode & 0o7777;
+    // chown first: it clears setuid bits and security.capability. Even to the
+    // owner a file has, so with those bits the chmod must follow it.
+    let chown = m.chown && (st.st_uid != m.uid || st.st_gid != m.gid);
+    if chown {
         fchown(fd, Some(Uid::from_raw(m.uid)), Some(Gid::from_raw(m.gid))).map_err(sys("chown"))?;
     }
-    fchmod(fd, FileMode::from_bits_truncate(m.mode)).map_err(sys("chmod"))?;
+    if mode != m.mode || (chown && mode & 0o6000 != 0) {
+        fchmod(fd, FileMode::from_bits_truncate(m.mode)).map_err(sys("chmod"))?;
+    }
     for (k, v) in &m.xattrs {
         match fsops::fsetxattr(fd, k, v) {
             Err(nix::errno::Errno::EPERM) if !m.chown => {}

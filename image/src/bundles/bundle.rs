@@ -142,7 +142,12 @@ pub fn unpack(r: &Reference, bundle: &Path, opts: &UnpackOptions) -> Result<Bund
     // Dropped before `tmp`: a rootless rootfs may hold read-only directories.
     let mut open_up = staging::OpenUpOnDrop(opts.rootless.then(|| tmp.path().to_path_buf()));
     let rootfs = tmp.path().join("rootfs");
-    fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+    if opts.overlay {
+        fs::create_dir(&rootfs).map_err(|e| Error::io(&rootfs, e))?;
+    } else {
+        // A flat rootfs gets a flex group of its own on ext4 (see `spread`).
+        super::spread::create_dir(tmp.path(), "rootfs").map_err(|e| Error::io(&rootfs, e))?;
+    }
     store::set_mode(&rootfs, 0o755)?;
     let mut meta = BundleMeta {
         mode: if opts.overlay { "overlay" } else { "flatten" }.into(),

@@ -7,4 +7,5 @@ pub mod bundle;
 pub mod overlay;
 pub mod passwd;
 pub mod runtime_config;
+mod spread;
 pub mod store;

@@ -1,6 +1,7 @@
 //! A real two-layer image made with umoci from a busybox rootfs, holding what
 //! layer application has to get right: files owned by other uids and gids,
-//! setuid/sticky/setgid modes, device nodes and a fifo, hardlinks (within and
+//! setuid/sticky/setgid modes (also on a file a chown must not strip them
+//! from), a root-group file in a setgid directory, device nodes and a fifo, hardlinks (within and
 //! across layers), a security.capability and a user.* xattr, a read-only
 //! directory written into by the next layer, and whiteouts (files, directories,
 //! a type change both ways). Needs umoci and busybox-static (hack/apt-packages).
@@ -34,7 +35,8 @@ pub fn build(dir: &Path) -> String {
         && install -m 4755 /dev/null usr/bin/suidprog && mkdir -m 1777 scratch && mkdir -m 2775 shared && chgrp 1000 shared \
         && mknod dev/null c 1 3 && mknod dev/sda b 8 0 && mkfifo run.fifo && echo u > home/user/own && chown 1000:1000 home/user/own \
         && chmod 600 home/user/own && ln -s ../opt/app etc/app-link && touch replaced-dir && mkdir replaced-file && echo r > replaced-file/x \
-        && mkdir sealed && echo s > sealed/first && chmod 555 sealed && echo g > group-only && chown 0:42 group-only", dir);
+        && mkdir sealed && echo s > sealed/first && chmod 555 sealed && echo g > group-only && chown 0:42 group-only \
+        && install -m 6755 -o 1000 -g 1000 /dev/null usr/bin/sgid-user && echo in > shared/root-file && chgrp 0 shared/root-file", dir);
     setxattr(&r.join("opt/app/sub/f"), "user.origin", b"layer1");
     setxattr(
         &r.join("usr/bin/suidprog"),
