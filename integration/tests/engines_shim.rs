@@ -299,13 +299,11 @@ fn update_sets_memory_and_pids_limits(shim: Shim) {
     c.assert_nothing_left();
 }
 
+/// strata's shim must not lose a single output; the runc shim (the control) now and then
+/// does (see `Containerd::run_echoes`), so two lost outputs in fifty are tolerated there.
 fn fifty_containers_in_a_row_leave_nothing(shim: Shim) {
     let c = shim.containerd();
-    for i in 0..50 {
-        let out = c.run(&[], &["sh", "-c", &format!("echo n{i}")]);
-        assert_ok(&out, &format!("container {i}"));
-        assert_eq!(stdout(&out), format!("n{i}\n"));
-    }
+    c.run_echoes(50, if shim == Shim::Runc { 2 } else { 0 });
     assert_eq!(stdout(&c.ctr(&["container", "ls", "-q"])), "");
     c.assert_nothing_left();
 }
