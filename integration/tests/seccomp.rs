@@ -166,7 +166,8 @@ impl AuditRecords {
                 if kind == Self::AUDIT_SECCOMP && wanted(&text) {
                     return Some(text.into_owned());
                 }
-                msg = &msg[(len + 3) & !3..];
+                // Records are 4-byte aligned, but the last one of a datagram may end unpadded.
+                msg = &msg[((len + 3) & !3).min(msg.len())..];
             }
         }
         None
