@@ -156,6 +156,18 @@ impl Drop for Podman {
     fn drop(&mut self) {
         let _ = self.podman(&["rm", "-af", "-t", "0"]);
         let _ = self.podman(&["rmi", "-af"]);
+        // conmon runs podman's exit command (`podman container cleanup`, with this world's
+        // --root) on its own after a container dies: a late one opened the store again
+        // after the teardown and left its overlay mount and a half world behind. Wait for
+        // this world's processes, then end any that remain, before taking it apart.
+        let dir = self.dir.to_string_lossy().into_owned();
+        wait_until(10, || processes_mentioning(&dir).is_empty());
+        for p in processes_mentioning(&dir) {
+            if let Some(pid) = p.split(':').next().and_then(|p| p.parse().ok()) {
+                // SAFETY: plain kill of a pid this world started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
         teardown(&self.dir, &self.cgroup_parent);
     }
 }
