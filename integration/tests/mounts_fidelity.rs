@@ -249,3 +249,41 @@ fn missing_mount_points_are_left_as_runc_leaves_them() {
         (seen, modes)
     });
 }
+
+/// Mount destinations reached through `..` and symlinks inside the rootfs, created while
+/// the host renames files in a loop: the kernel refuses a confined `..` walk (openat2
+/// RESOLVE_IN_ROOT) with EAGAIN whenever a rename races with it, which made strata's
+/// `create` fail with "Try again" on busy machines; runc (userspace path resolution)
+/// never did. Every run succeeds under both, and the container sees the same mounts.
+#[test]
+fn mount_targets_through_dotdot_resolve_while_the_host_renames_as_in_runc() {
+    let churn_dir = std::env::temp_dir().join(format!("strata-rename-churn-{}", std::process::id()));
+    std::fs::create_dir_all(&churn_dir).unwrap();
+    std::fs::write(churn_dir.join("x"), b"").unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let churn = {
+        let (stop, dir) = (stop.clone(), churn_dir.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = std::fs::rename(dir.join("x"), dir.join("y"));
+                let _ = std::fs::rename(dir.join("y"), dir.join("x"));
+            }
+        })
+    };
+    let observed = differential("dotdot-churn", |b, _rt| {
+        std::fs::create_dir_all(b.dir.join("rootfs/a/b/c")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../..", b.dir.join("rootfs/a/b/c/up")).unwrap();
+        for (i, dest) in
+            ["/a/b/c/up/tmp/m1", "/a/b/../b/c/../../../tmp/m2", "/a/../a/b/../../tmp/m3"].iter().enumerate()
+        {
+            push_mount(b, json!({ "destination": dest, "type": "tmpfs", "source": format!("t{i}") }));
+        }
+        b.sh("awk '$5 ~ /^\\/tmp\\/m/ {print $5}' /proc/self/mountinfo | sort");
+        (0..20).map(|i| run_observed(b, &format!("dd{i}"))).collect::<Vec<_>>()
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    churn.join().unwrap();
+    std::fs::remove_dir_all(&churn_dir).unwrap();
+    assert!(observed.iter().all(|o| o.0 == Some(0)), "{observed:?}");
+    assert_eq!(observed[0].1, "/tmp/m1\n/tmp/m2\n/tmp/m3\n");
+}

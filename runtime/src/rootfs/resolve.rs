@@ -33,6 +33,9 @@ fn mkdir_all_depth(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result
     // component is missing (a new mount's mountpoints: /dev/pts, /sys/fs/cgroup/cpu): a
     // lookup or three instead of one per prefix. Each lookup is confined to the root, so
     // resolving the whole path ends where resolving its prefixes in turn would.
+    if path.components().any(|c| c == Component::ParentDir) {
+        return mkdir_all_by_prefix(root, path, mode, depth);
+    }
     let mut normal = path.components().filter_map(|c| match c {
         Component::Normal(name) => Some(name),
         _ => None,
@@ -40,7 +43,6 @@ fn mkdir_all_depth(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result
     let Some(name) = normal.next_back() else {
         return open_in_root(root, Path::new("/"), OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e));
     };
-    // ".." is skipped, as the walk always skipped it: the prefixes are rebuilt without it.
     let parent: PathBuf = std::iter::once(Component::RootDir.as_os_str()).chain(normal).collect();
     let full = parent.join(name);
     match open_in_root(root, &full, OFlag::O_PATH | OFlag::O_DIRECTORY) {
@@ -59,6 +61,46 @@ fn mkdir_all_depth(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result
         Err(e) => return Err(err(&full, e)),
     }
     open_in_root(root, &full, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&full, e))
+}
+
+/// [`mkdir_all`] of a path with `..` in it: each prefix, `..` kept, is looked up in turn,
+/// so the kernel takes a `..` after whatever the components before it resolved to
+/// (symlinks included), as runc's path resolution does; a missing component is made in
+/// the directory its prefix resolved to.
+fn mkdir_all_by_prefix(root: &OwnedFd, path: &Path, mode: u32, depth: u32) -> Result<OwnedFd> {
+    let mut prefix = PathBuf::from("/");
+    let mut dir = open_in_root(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(path, e))?;
+    for c in path.components() {
+        let Component::Normal(name) = c else {
+            if c == Component::ParentDir {
+                prefix.push("..");
+                dir = open_in_root(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&prefix, e))?;
+            }
+            continue;
+        };
+        let parent = prefix.clone();
+        prefix.push(name);
+        match open_in_root(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY) {
+            Ok(fd) => {
+                dir = fd;
+                continue;
+            }
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(err(&prefix, e)),
+        }
+        match nix::sys::stat::mkdirat(dir.as_fd(), name, Mode::from_bits_truncate(mode)) {
+            Ok(()) => {}
+            // Something is there yet doesn't resolve: a dangling symlink, made relative
+            // to the prefix it sits in.
+            Err(Errno::EEXIST) => {
+                let target = nix::fcntl::readlinkat(dir.as_fd(), name).map_err(|e| err(&prefix, e))?;
+                mkdir_all_depth(root, &parent.join(PathBuf::from(target)), mode, depth + 1)?;
+            }
+            Err(e) => return Err(err(&prefix, e)),
+        }
+        dir = open_in_root(root, &prefix, OFlag::O_PATH | OFlag::O_DIRECTORY).map_err(|e| err(&prefix, e))?;
+    }
+    Ok(dir)
 }
 
 /// Makes an empty file at `path` inside `root` (parents included) unless something is
